@@ -1,1 +1,41 @@
-//! sagebridge catalog
+//! The sagebridge catalog: what we know about SageMaker models, services, ingestion runs and
+//! gateway models, stored in an embedded SQLite database.
+//!
+//! Entities are shaped like OpenMetadata's JSON (an [`MlModel`] serializes to a valid
+//! `entity/data/mlmodel.json` document), so the same values feed our own UI, the admin API and
+//! the OpenMetadata REST sink. Versioning follows OpenMetadata too: a model starts at 0.1, every
+//! change adds 0.1 and keeps the previous document, and a model that disappears from its source
+//! is soft-deleted (and restored if it comes back).
+//!
+//! Callers hold an `Arc<dyn Catalog>`; the trait is synchronous and async code calls it through
+//! `spawn_blocking`. [`SqliteCatalog`] is the implementation; a PostgreSQL one can sit behind the
+//! same trait when several replicas share a catalog.
+//!
+//! # Layout
+//!
+//! - `entities`: the serde entities ([`MlModel`] and its parts, [`MlModelService`],
+//!   [`IngestionRun`], [`GatewayModel`]).
+//! - `catalog`: the [`Catalog`] trait and its request and result types ([`ModelWrite`],
+//!   [`WriteOutcome`], [`KnownModel`], [`ListQuery`]).
+//! - `sqlite`: [`SqliteCatalog`], one connection in WAL mode with cached prepared statements and
+//!   one transaction per call.
+//! - `schema`: the tables and their migrations, numbered by `PRAGMA user_version`.
+//! - `error`: [`CatalogError`].
+
+mod catalog;
+mod entities;
+mod error;
+mod schema;
+mod sqlite;
+
+pub use catalog::{Catalog, KnownModel, ListQuery, ModelWrite, WriteOutcome};
+pub use entities::{
+    new_id, EntityReference, FeatureSource, FeatureSourceDataType, GatewayModel, IngestionRun,
+    LabelType, MlFeature, MlFeatureDataType, MlHyperParameter, MlModel, MlModelService,
+    MlModelServiceType, MlStore, RunStatus, TagLabel, TagSource, TagState,
+};
+pub use error::{CatalogError, Result};
+pub use sqlite::SqliteCatalog;
+
+/// The schema version a freshly opened database has (its `PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = schema::LATEST;
