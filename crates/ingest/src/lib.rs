@@ -1,1 +1,12 @@
-//! sagebridge ingest
+//! Metadata ingestion: SageMaker models into the catalog (or OpenMetadata).
+//!
+//! # Layout
+//! - [`config`]: the OpenMetadata workflow YAML (`source`, `sink`, `workflowConfig`), strict.
+//! - [`test_connection`]: the permission checks behind `sagebridge test-connection`.
+//! - [`facts`]: `ModelFacts`, everything gathered about one SageMaker model (plain structs).
+//! - [`mapping`]: `to_ml_model()`, the pure mapping from facts to OpenMetadata's `MlModel`.
+
+pub mod config;
+pub mod facts;
+pub mod mapping;
+pub mod test_connection;

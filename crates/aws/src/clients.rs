@@ -1,0 +1,142 @@
+//! Building AWS SDK clients from an [`AwsConfig`].
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_smithy_async::time::SharedTimeSource;
+
+use crate::config::AwsConfig;
+use crate::credentials::{AssumeRoleCredentials, AssumeRoleParams};
+use crate::error::AwsError;
+
+/// How clients behave, apart from what the user configures.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Retry policy; ingestion uses adaptive retry (client-side rate limiting on throttles).
+    pub retry: RetryConfig,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-operation timeout (all attempts).
+    pub operation_timeout: Option<Duration>,
+    /// A clock to use instead of the system clock (tests of credential refresh).
+    pub time_source: Option<SharedTimeSource>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryConfig::standard().with_max_attempts(3),
+            connect_timeout: Duration::from_secs(5),
+            operation_timeout: None,
+            time_source: None,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// No retries: for checks that must report the first failure as it is.
+    pub fn no_retries() -> Self {
+        Self { retry: RetryConfig::disabled(), ..Self::default() }
+    }
+
+    /// Adaptive retry with `max_attempts`, for bulk work against rate-limited APIs.
+    pub fn adaptive(max_attempts: u32) -> Self {
+        Self {
+            retry: RetryConfig::adaptive()
+                .with_max_attempts(max_attempts)
+                .with_initial_backoff(Duration::from_millis(50)),
+            ..Self::default()
+        }
+    }
+}
+
+/// The three SDK clients sagebridge uses, sharing one configuration (credentials, region,
+/// endpoint override, retry policy, identity cache).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sagemaker: aws_sdk_sagemaker::Client,
+    pub runtime: aws_sdk_sagemakerruntime::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub sdk_config: SdkConfig,
+}
+
+impl Clients {
+    pub async fn new(config: &AwsConfig, options: &ClientOptions) -> Result<Self, AwsError> {
+        let sdk_config = sdk_config(config, options).await?;
+        Ok(Self::from_sdk_config(sdk_config))
+    }
+
+    pub fn from_sdk_config(sdk_config: SdkConfig) -> Self {
+        Self {
+            sagemaker: aws_sdk_sagemaker::Client::new(&sdk_config),
+            runtime: aws_sdk_sagemakerruntime::Client::new(&sdk_config),
+            sts: aws_sdk_sts::Client::new(&sdk_config),
+            sdk_config,
+        }
+    }
+}
+
+/// Resolves credentials the way the user asked: static keys (with optional session token),
+/// else a named profile, else the default chain; then AssumeRole on top when `assumeRoleArn`
+/// is set. `endPointURL` applies to every client built from the result, STS included.
+///
+/// The config must have passed validation (region present).
+pub async fn sdk_config(config: &AwsConfig, options: &ClientOptions) -> Result<SdkConfig, AwsError> {
+    let region = config.aws_region.clone().ok_or_else(|| AwsError::Other {
+        action: "configure".into(),
+        code: None,
+        status: None,
+        message: "awsRegion is required".into(),
+    })?;
+    let mut timeouts = TimeoutConfig::builder().connect_timeout(options.connect_timeout);
+    if let Some(t) = options.operation_timeout {
+        timeouts = timeouts.operation_timeout(t);
+    }
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .retry_config(options.retry.clone())
+        .timeout_config(timeouts.build());
+    if let Some(url) = &config.end_point_url {
+        loader = loader.endpoint_url(url.trim_end_matches('/'));
+    }
+    if let Some(ts) = &options.time_source {
+        loader = loader.time_source(ts.clone());
+    }
+    match (&config.aws_access_key_id, &config.aws_secret_access_key) {
+        (Some(key), Some(secret)) => {
+            let creds = Credentials::new(
+                key,
+                secret.expose(),
+                config.aws_session_token.as_ref().map(|t| t.expose().to_owned()),
+                None,
+                "sagebridge-static",
+            );
+            loader = loader.credentials_provider(creds);
+        }
+        _ => {
+            if let Some(profile) = &config.profile_name {
+                loader = loader.profile_name(profile);
+            }
+        }
+    }
+    let base = loader.load().await;
+    let Some(role_arn) = &config.assume_role_arn else { return Ok(base) };
+    let provider = AssumeRoleCredentials::new(
+        aws_sdk_sts::Client::new(&base),
+        AssumeRoleParams {
+            role_arn: role_arn.clone(),
+            session_name: config.assume_role_session_name.clone(),
+            source_identity: config.assume_role_source_identity.clone(),
+            external_id: config.assume_role_external_id.clone(),
+            duration_seconds: None,
+        },
+    );
+    Ok(base
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build())
+}
