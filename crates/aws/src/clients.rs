@@ -40,7 +40,10 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// No retries: for checks that must report the first failure as it is.
     pub fn no_retries() -> Self {
-        Self { retry: RetryConfig::disabled(), ..Self::default() }
+        Self {
+            retry: RetryConfig::disabled(),
+            ..Self::default()
+        }
     }
 
     /// Adaptive retry with `max_attempts`, for bulk work against rate-limited APIs.
@@ -85,7 +88,10 @@ impl Clients {
 /// is set. `endPointURL` applies to every client built from the result, STS included.
 ///
 /// The config must have passed validation (region present).
-pub async fn sdk_config(config: &AwsConfig, options: &ClientOptions) -> Result<SdkConfig, AwsError> {
+pub async fn sdk_config(
+    config: &AwsConfig,
+    options: &ClientOptions,
+) -> Result<SdkConfig, AwsError> {
     let region = config.aws_region.clone().ok_or_else(|| AwsError::Other {
         action: "configure".into(),
         code: None,
@@ -111,7 +117,10 @@ pub async fn sdk_config(config: &AwsConfig, options: &ClientOptions) -> Result<S
             let creds = Credentials::new(
                 key,
                 secret.expose(),
-                config.aws_session_token.as_ref().map(|t| t.expose().to_owned()),
+                config
+                    .aws_session_token
+                    .as_ref()
+                    .map(|t| t.expose().to_owned()),
                 None,
                 "sagebridge-static",
             );
@@ -124,7 +133,9 @@ pub async fn sdk_config(config: &AwsConfig, options: &ClientOptions) -> Result<S
         }
     }
     let base = loader.load().await;
-    let Some(role_arn) = &config.assume_role_arn else { return Ok(base) };
+    let Some(role_arn) = &config.assume_role_arn else {
+        return Ok(base);
+    };
     let provider = AssumeRoleCredentials::new(
         aws_sdk_sts::Client::new(&base),
         AssumeRoleParams {

@@ -27,7 +27,11 @@ pub struct AwsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_session_token: Option<Secret>,
     /// Overrides the SageMaker, SageMaker runtime and STS endpoints (moto, VPC endpoints).
-    #[serde(default, rename = "endPointURL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "endPointURL",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub end_point_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_name: Option<String>,
@@ -62,14 +66,23 @@ pub fn is_region(s: &str) -> bool {
 /// Why `arn` is not a well-formed IAM role ARN, if it is not.
 pub fn role_arn_problem(arn: &str) -> Option<String> {
     static R: OnceLock<Regex> = OnceLock::new();
-    if re(&R, r"^arn:(aws|aws-cn|aws-us-gov):iam::\d{12}:role/[\w+=,.@/-]{1,512}$").is_match(arn) {
+    if arn.len() <= 2048
+        && re(
+            &R,
+            r"^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$",
+        )
+        .is_match(arn)
+    {
         return None;
     }
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let reason = if parts.len() < 6 || parts[0] != "arn" {
         "an ARN has the form arn:<partition>:iam::<12-digit account id>:role/<role name>".to_owned()
     } else if !matches!(parts[1], "aws" | "aws-cn" | "aws-us-gov") {
-        format!("unknown partition `{}` (aws, aws-cn or aws-us-gov)", parts[1])
+        format!(
+            "unknown partition `{}` (aws, aws-cn or aws-us-gov)",
+            parts[1]
+        )
     } else if parts[2] != "iam" {
         format!("service is `{}`, a role ARN's is `iam`", parts[2])
     } else if !parts[3].is_empty() {
@@ -77,7 +90,10 @@ pub fn role_arn_problem(arn: &str) -> Option<String> {
     } else if parts[4].len() != 12 || !parts[4].bytes().all(|b| b.is_ascii_digit()) {
         format!("account id `{}` is not 12 digits", parts[4])
     } else if !parts[5].starts_with("role/") {
-        format!("resource `{}` is not a role (expected role/<name>)", parts[5])
+        format!(
+            "resource `{}` is not a role (expected role/<name>)",
+            parts[5]
+        )
     } else {
         "the role name has characters IAM does not allow".to_owned()
     };
@@ -111,7 +127,10 @@ impl AwsConfig {
 
     /// The secrets in this config, for scrubbing peer messages.
     pub fn secrets(&self) -> Vec<&Secret> {
-        self.aws_secret_access_key.iter().chain(self.aws_session_token.iter()).collect()
+        self.aws_secret_access_key
+            .iter()
+            .chain(self.aws_session_token.iter())
+            .collect()
     }
 }
 
@@ -121,27 +140,46 @@ impl Validate for AwsConfig {
         static EXTERNAL: OnceLock<Regex> = OnceLock::new();
         match self.aws_region.as_deref() {
             None | Some("") => p.add("awsRegion", "awsRegion is required (for example us-east-1)"),
-            Some(r) if !is_region(r) => {
-                p.add("awsRegion", format!("`{r}` is not an AWS region name (for example us-east-1)"))
-            }
+            Some(r) if !is_region(r) => p.add(
+                "awsRegion",
+                format!("`{r}` is not an AWS region name (for example us-east-1)"),
+            ),
             _ => {}
         }
-        let has_key = self.aws_access_key_id.as_deref().is_some_and(|s| !s.is_empty());
-        let has_secret = self.aws_secret_access_key.as_ref().is_some_and(|s| !s.is_empty());
+        let has_key = self
+            .aws_access_key_id
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+        let has_secret = self
+            .aws_secret_access_key
+            .as_ref()
+            .is_some_and(|s| !s.is_empty());
         if has_key && !has_secret {
-            p.add("awsSecretAccessKey", "awsAccessKeyId is set but awsSecretAccessKey is not");
+            p.add(
+                "awsSecretAccessKey",
+                "awsAccessKeyId is set but awsSecretAccessKey is not",
+            );
         }
         if has_secret && !has_key {
-            p.add("awsAccessKeyId", "awsSecretAccessKey is set but awsAccessKeyId is not");
+            p.add(
+                "awsAccessKeyId",
+                "awsSecretAccessKey is set but awsAccessKeyId is not",
+            );
         }
         if self.aws_session_token.is_some() && !has_key {
-            p.add("awsSessionToken", "a session token needs awsAccessKeyId and awsSecretAccessKey");
+            p.add(
+                "awsSessionToken",
+                "a session token needs awsAccessKeyId and awsSecretAccessKey",
+            );
         }
         if let Some(url) = &self.end_point_url {
             let ok = (url.starts_with("http://") || url.starts_with("https://"))
                 && url.split("://").nth(1).is_some_and(|h| !h.is_empty());
             if !ok {
-                p.add("endPointURL", format!("`{url}` is not an http:// or https:// URL"));
+                p.add(
+                    "endPointURL",
+                    format!("`{url}` is not an http:// or https:// URL"),
+                );
             }
         }
         if let Some(arn) = &self.assume_role_arn {
@@ -149,14 +187,14 @@ impl Validate for AwsConfig {
                 p.add("assumeRoleArn", format!("invalid ARN `{arn}`: {reason}"));
             }
         }
-        if !re(&SESSION, r"^[\w+=,.@-]{2,64}$").is_match(&self.assume_role_session_name) {
+        if !re(&SESSION, r"^[A-Za-z0-9_+=,.@-]{2,64}$").is_match(&self.assume_role_session_name) {
             p.add(
                 "assumeRoleSessionName",
                 "must be 2 to 64 characters of letters, digits and +=,.@_-",
             );
         }
         if let Some(si) = &self.assume_role_source_identity {
-            if !re(&SESSION, r"^[\w+=,.@-]{2,64}$").is_match(si) {
+            if !re(&SESSION, r"^[A-Za-z0-9_+=,.@-]{2,64}$").is_match(si) {
                 p.add(
                     "assumeRoleSourceIdentity",
                     "must be 2 to 64 characters of letters, digits and +=,.@_-",
@@ -164,16 +202,20 @@ impl Validate for AwsConfig {
             }
         }
         if let Some(x) = &self.assume_role_external_id {
-            if !re(&EXTERNAL, r"^[\w+=,.@:/-]{2,1224}$").is_match(x) {
+            if !re(&EXTERNAL, r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$").is_match(x) {
                 p.add(
                     "assumeRoleExternalId",
                     "must be 2 to 1224 characters of letters, digits and +=,.@:/_-",
                 );
             }
         }
-        let role_only = self.assume_role_source_identity.is_some() || self.assume_role_external_id.is_some();
+        let role_only =
+            self.assume_role_source_identity.is_some() || self.assume_role_external_id.is_some();
         if role_only && self.assume_role_arn.is_none() {
-            p.add("assumeRoleArn", "assumeRoleSourceIdentity/assumeRoleExternalId need assumeRoleArn");
+            p.add(
+                "assumeRoleArn",
+                "assumeRoleSourceIdentity/assumeRoleExternalId need assumeRoleArn",
+            );
         }
     }
 }
@@ -184,7 +226,13 @@ mod tests {
 
     #[test]
     fn regions() {
-        for r in ["us-east-1", "eu-central-2", "us-gov-west-1", "cn-north-1", "ap-southeast-5"] {
+        for r in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "ap-southeast-5",
+        ] {
             assert!(is_region(r), "{r}");
         }
         for r in ["us-east", "US-EAST-1", "useast1", "us_east_1", ""] {
@@ -194,8 +242,14 @@ mod tests {
 
     #[test]
     fn arns() {
-        assert_eq!(role_arn_problem("arn:aws:iam::123456789012:role/Reader"), None);
-        assert_eq!(role_arn_problem("arn:aws-us-gov:iam::123456789012:role/path/Reader"), None);
+        assert_eq!(
+            role_arn_problem("arn:aws:iam::123456789012:role/Reader"),
+            None
+        );
+        assert_eq!(
+            role_arn_problem("arn:aws-us-gov:iam::123456789012:role/path/Reader"),
+            None
+        );
         let check = |arn: &str, want: &str| {
             let got = role_arn_problem(arn).expect(arn);
             assert!(got.contains(want), "{arn}: {got}");

@@ -18,7 +18,11 @@ use regex::Regex;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     #[error("access denied: {} is not allowed to call {action}; add {action} to its IAM policy", principal.as_deref().unwrap_or("the caller"))]
-    AccessDenied { action: String, principal: Option<String>, message: String },
+    AccessDenied {
+        action: String,
+        principal: Option<String>,
+        message: String,
+    },
 
     #[error("invalid ARN `{arn}`: {reason}")]
     InvalidArn { arn: String, reason: String },
@@ -27,7 +31,11 @@ pub enum AwsError {
     RegionMismatch { message: String },
 
     #[error("{kind} `{name}` not found{}; check the name and awsRegion", region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default())]
-    NotFound { kind: String, name: String, region: Option<String> },
+    NotFound {
+        kind: String,
+        name: String,
+        region: Option<String>,
+    },
 
     #[error("throttled by AWS on {action} and retries ran out; lower the concurrency or ask AWS for a higher limit")]
     Throttled { action: String },
@@ -42,7 +50,12 @@ pub enum AwsError {
     Unreachable { message: String },
 
     #[error("{action} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
-    Other { action: String, code: Option<String>, status: Option<u16>, message: String },
+    Other {
+        action: String,
+        code: Option<String>,
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl AwsError {
@@ -63,7 +76,10 @@ impl AwsError {
 
     /// Whether trying again later may help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, AwsError::Throttled { .. } | AwsError::Unreachable { .. })
+        matches!(
+            self,
+            AwsError::Throttled { .. } | AwsError::Unreachable { .. }
+        )
     }
 }
 
@@ -98,7 +114,9 @@ where
                 raw.body().bytes().unwrap_or_default(),
             )
         }
-        SdkError::TimeoutError(_) => AwsError::Unreachable { message: format!("{action} timed out") },
+        SdkError::TimeoutError(_) => AwsError::Unreachable {
+            message: format!("{action} timed out"),
+        },
         SdkError::DispatchFailure(d) => {
             let text = chain_text(err);
             if d.is_timeout() || d.is_io() {
@@ -108,7 +126,12 @@ where
             }
         }
         SdkError::ConstructionFailure(_) => credentials_or_unreachable(chain_text(err)),
-        _ => AwsError::Other { action: action.to_owned(), code: None, status: None, message: chain_text(err) },
+        _ => AwsError::Other {
+            action: action.to_owned(),
+            code: None,
+            status: None,
+            message: chain_text(err),
+        },
     }
 }
 
@@ -181,7 +204,11 @@ pub fn classify_parts(
             if let Some(t) = v.get("__type").and_then(|t| t.as_str()) {
                 code.get_or_insert_with(|| t.rsplit('#').next().unwrap_or(t).to_owned());
             }
-            if let Some(m) = v.get("message").or_else(|| v.get("Message")).and_then(|m| m.as_str()) {
+            if let Some(m) = v
+                .get("message")
+                .or_else(|| v.get("Message"))
+                .and_then(|m| m.as_str())
+            {
                 message.get_or_insert_with(|| m.to_owned());
             }
         }
@@ -194,36 +221,60 @@ pub fn classify_parts(
 
     let code_str = code.as_deref().unwrap_or("");
     match code_str {
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
-        | "AuthorizationError" | "NotAuthorized" => {
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthorizationError"
+        | "NotAuthorized" => {
             let action = re(&PERFORM, r"perform: ([A-Za-z0-9-]+:[A-Za-z0-9]+)")
                 .captures(&message)
                 .map(|c| c[1].to_owned())
                 .unwrap_or_else(|| action.to_owned());
-            return AwsError::AccessDenied { action, principal, message };
+            return AwsError::AccessDenied {
+                action,
+                principal,
+                message,
+            };
         }
-        "ThrottlingException" | "Throttling" | "ThrottledException" | "TooManyRequestsException"
-        | "RequestLimitExceeded" | "SlowDown" | "RequestThrottled"
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "SlowDown"
+        | "RequestThrottled"
         | "ProvisionedThroughputExceededException" => {
-            return AwsError::Throttled { action: action.to_owned() };
+            return AwsError::Throttled {
+                action: action.to_owned(),
+            };
         }
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
             return AwsError::ExpiredCredentials { message };
         }
-        "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch"
-        | "InvalidSignatureException" | "IncompleteSignature" | "MissingAuthenticationToken"
-        | "InvalidAccessKeyId" | "AuthFailure" => {
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "InvalidAccessKeyId"
+        | "AuthFailure" => {
             if lower.contains("scoped to") || lower.contains("region") {
                 return AwsError::RegionMismatch { message };
             }
-            return AwsError::InvalidCredentials { message: format!("{code_str}: {message}") };
+            return AwsError::InvalidCredentials {
+                message: format!("{code_str}: {message}"),
+            };
         }
         "ResourceNotFound" | "ResourceNotFoundException" | "NoSuchEntity" | "NotFoundException" => {
             return not_found(action, &message, &QUOTED);
         }
         _ => {}
     }
-    if lower.contains("could not find") || lower.contains("not found") || lower.contains("does not exist") {
+    if lower.contains("could not find")
+        || lower.contains("not found")
+        || lower.contains("does not exist")
+    {
         return not_found(action, &message, &QUOTED);
     }
     if (code_str.starts_with("Validation") || code_str.starts_with("InvalidParameter"))
@@ -233,14 +284,31 @@ pub fn classify_parts(
         let arn = message
             .split_whitespace()
             .find(|w| w.starts_with("arn:"))
-            .map(|w| w.trim_matches(|c: char| c == '\'' || c == '"' || c == ',' || c == '.').to_owned())
+            .map(|w| {
+                w.trim_matches(|c: char| c == '\'' || c == '"' || c == ',' || c == '.')
+                    .to_owned()
+            })
             .unwrap_or_default();
-        return AwsError::InvalidArn { arn, reason: message };
+        return AwsError::InvalidArn {
+            arn,
+            reason: message,
+        };
     }
     match status {
-        Some(403) => AwsError::AccessDenied { action: action.to_owned(), principal, message },
-        Some(429) => AwsError::Throttled { action: action.to_owned() },
-        _ => AwsError::Other { action: action.to_owned(), code, status, message },
+        Some(403) => AwsError::AccessDenied {
+            action: action.to_owned(),
+            principal,
+            message,
+        },
+        Some(429) => AwsError::Throttled {
+            action: action.to_owned(),
+        },
+        _ => AwsError::Other {
+            action: action.to_owned(),
+            code,
+            status,
+            message,
+        },
     }
 }
 
@@ -248,7 +316,10 @@ fn not_found(action: &str, message: &str, quoted: &'static OnceLock<Regex>) -> A
     // `sagemaker:DescribeEndpoint` -> "endpoint"; `sagemaker:DescribeEndpointConfig` ->
     // "endpoint config".
     let op = action.rsplit(':').next().unwrap_or(action);
-    let noun = op.trim_start_matches("Describe").trim_start_matches("Invoke").trim_start_matches("List");
+    let noun = op
+        .trim_start_matches("Describe")
+        .trim_start_matches("Invoke")
+        .trim_start_matches("List");
     let mut kind = String::new();
     for (i, ch) in noun.chars().enumerate() {
         if ch.is_uppercase() && i > 0 {
@@ -256,13 +327,24 @@ fn not_found(action: &str, message: &str, quoted: &'static OnceLock<Regex>) -> A
         }
         kind.push(ch.to_ascii_lowercase());
     }
-    let kind = kind.trim_end_matches("with response stream").trim().to_owned();
+    let kind = kind
+        .trim_end_matches("with response stream")
+        .trim()
+        .to_owned();
     let name = re(quoted, r#"["'`]([^"'`]+)["'`]|(arn:[^\s,]+)"#)
         .captures(message)
         .and_then(|c| c.get(1).or_else(|| c.get(2)))
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| message.to_owned());
-    AwsError::NotFound { kind: if kind.is_empty() { "resource".into() } else { kind }, name, region: None }
+    AwsError::NotFound {
+        kind: if kind.is_empty() {
+            "resource".into()
+        } else {
+            kind
+        },
+        name,
+        region: None,
+    }
 }
 
 #[cfg(test)]
@@ -299,18 +381,36 @@ mod tests {
             "throttled by AWS on sagemaker:ListModels and retries ran out; lower the concurrency or ask AWS for a higher limit");
         check("sagemaker:DescribeModel", 400, Some("ValidationException"), Some("Could not find model \"arn:aws:sagemaker:us-east-1:123456789012:model/x\"."), "",
             "model `arn:aws:sagemaker:us-east-1:123456789012:model/x` not found; check the name and awsRegion");
-        check("sagemaker:DescribeEndpoint", 400, Some("ValidationException"), Some("Could not find endpoint 'chat'."), "",
-            "endpoint `chat` not found; check the name and awsRegion");
+        check(
+            "sagemaker:DescribeEndpoint",
+            400,
+            Some("ValidationException"),
+            Some("Could not find endpoint 'chat'."),
+            "",
+            "endpoint `chat` not found; check the name and awsRegion",
+        );
         check("sts:GetCallerIdentity", 403, Some("InvalidClientTokenId"), Some("The security token included in the request is invalid."), "",
             "AWS rejected the credentials: InvalidClientTokenId: The security token included in the request is invalid.; check awsAccessKeyId/awsSecretAccessKey, the profile or the default credential chain");
         check("sts:GetCallerIdentity", 403, Some("SignatureDoesNotMatch"), Some("Credential should be scoped to a valid region."), "",
             "region mismatch: Credential should be scoped to a valid region.; set awsRegion to the region the resource lives in");
-        check("sts:AssumeRole", 400, Some("ValidationError"), Some("arn:aws:iam::12:role/x is invalid"), "",
-            "invalid ARN `arn:aws:iam::12:role/x`: arn:aws:iam::12:role/x is invalid");
+        check(
+            "sts:AssumeRole",
+            400,
+            Some("ValidationError"),
+            Some("arn:aws:iam::12:role/x is invalid"),
+            "",
+            "invalid ARN `arn:aws:iam::12:role/x`: arn:aws:iam::12:role/x is invalid",
+        );
         check("sts:GetCallerIdentity", 400, Some("ExpiredToken"), Some("The security token included in the request is expired"), "",
             "the AWS credentials have expired (The security token included in the request is expired); renew awsSessionToken, or use assumeRoleArn or a profile so sagebridge refreshes them");
-        check("sagemaker:ListModels", 500, None, None, "{\"__type\":\"InternalFailure\",\"message\":\"boom\"}",
-            "sagemaker:ListModels failed: InternalFailure: boom");
+        check(
+            "sagemaker:ListModels",
+            500,
+            None,
+            None,
+            "{\"__type\":\"InternalFailure\",\"message\":\"boom\"}",
+            "sagemaker:ListModels failed: InternalFailure: boom",
+        );
         check("sagemaker:ListModels", 429, None, None, "", "throttled by AWS on sagemaker:ListModels and retries ran out; lower the concurrency or ask AWS for a higher limit");
     }
 }

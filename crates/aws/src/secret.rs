@@ -73,13 +73,19 @@ mod tests {
         let s = Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
         assert_eq!(format!("{s:?}"), REDACTED);
         assert_eq!(format!("{s}"), REDACTED);
-        assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{REDACTED}\""));
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            format!("\"{REDACTED}\"")
+        );
         assert_eq!(s.expose(), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
     }
 
     #[test]
     fn scrubs_peer_text() {
         let s = Secret::new("topsecretvalue");
-        assert_eq!(scrub("bad key topsecretvalue here", &[&s]), format!("bad key {REDACTED} here"));
+        assert_eq!(
+            scrub("bad key topsecretvalue here", &[&s]),
+            format!("bad key {REDACTED} here")
+        );
     }
 }

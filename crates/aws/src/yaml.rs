@@ -19,7 +19,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::path::Path;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -51,7 +53,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }
@@ -93,7 +99,10 @@ impl Problems {
             }
             path.push_str(key);
         }
-        self.items.push(Problem { path, message: message.into() });
+        self.items.push(Problem {
+            path,
+            message: message.into(),
+        });
     }
 }
 
@@ -124,7 +133,11 @@ pub fn load_file<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, Confi
         }])
     })?;
     let env = |k: &str| std::env::var(k).ok();
-    load(&Source { name: &name, text: &text, env: &env })
+    load(&Source {
+        name: &name,
+        text: &text,
+        env: &env,
+    })
 }
 
 /// [`load_file`] on text already in memory.
@@ -139,12 +152,25 @@ pub fn load<T: DeserializeOwned + Validate>(src: &Source<'_>) -> Result<T, Confi
     let mut root: Spanned<Node> = match serde_saphyr::from_str(src.text) {
         Ok(Some(n)) => n,
         Ok(None) => {
-            return Err(ConfigErrors(vec![err(1, 1, "", "the file is empty".into())]));
+            return Err(ConfigErrors(vec![err(
+                1,
+                1,
+                "",
+                "the file is empty".into(),
+            )]));
         }
         Err(e) => {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
             let msg = e.without_snippet().to_string();
-            return Err(ConfigErrors(vec![err(line, column, "", format!("invalid YAML: {msg}"))]));
+            return Err(ConfigErrors(vec![err(
+                line,
+                column,
+                "",
+                format!("invalid YAML: {msg}"),
+            )]));
         }
     };
 
@@ -155,7 +181,12 @@ pub fn load<T: DeserializeOwned + Validate>(src: &Source<'_>) -> Result<T, Confi
     }
 
     let sink = RefCell::new(Vec::new());
-    let de = NodeDe { node: &root, path: String::new(), file: src.name, sink: &sink };
+    let de = NodeDe {
+        node: &root,
+        path: String::new(),
+        file: src.name,
+        sink: &sink,
+    };
     let parsed = T::deserialize(de);
     let mut errors = sink.into_inner();
     let value = match parsed {
@@ -280,7 +311,12 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Replaces `${NAME}` and `${NAME:-default}` in string values; `$${` stands for a literal `${`.
-fn interpolate(node: &mut Spanned<Node>, path: &str, src: &Source<'_>, errors: &mut Vec<ConfigError>) {
+fn interpolate(
+    node: &mut Spanned<Node>,
+    path: &str,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) {
     let (line, column) = loc(node);
     match &mut node.value {
         Node::Str(s) if s.contains("${") => {
@@ -310,7 +346,10 @@ fn interpolate(node: &mut Spanned<Node>, path: &str, src: &Source<'_>, errors: &
                     Some((n, d)) => (n, Some(d)),
                     None => (inner, None),
                 };
-                match (src.env)(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
+                match (src.env)(name)
+                    .filter(|v| !v.is_empty())
+                    .or(default.map(str::to_owned))
+                {
                     Some(v) => out.push_str(&v),
                     None => errors.push(ConfigError {
                         file: src.name.to_owned(),
@@ -348,11 +387,18 @@ fn locate(root: &Spanned<Node>, path: &str) -> (u64, u64) {
     }
     for part in path.split('.') {
         let (key, index) = match part.find('[') {
-            Some(i) => (&part[..i], part[i + 1..].trim_end_matches(']').parse::<usize>().ok()),
+            Some(i) => (
+                &part[..i],
+                part[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
+            ),
             None => (part, None),
         };
-        let Node::Map(entries) = &cur.value else { return loc(cur) };
-        let Some((k, v)) = entries.iter().find(|(k, _)| k.value == key) else { return loc(cur) };
+        let Node::Map(entries) = &cur.value else {
+            return loc(cur);
+        };
+        let Some((k, v)) = entries.iter().find(|(k, _)| k.value == key) else {
+            return loc(cur);
+        };
         cur = v;
         if let Some(i) = index {
             match &cur.value {
@@ -381,7 +427,10 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { msg: msg.to_string(), at: None }
+        DeError {
+            msg: msg.to_string(),
+            at: None,
+        }
     }
 }
 
@@ -420,7 +469,12 @@ macro_rules! forward_any {
 
 impl<'de> NodeDe<'de> {
     fn child(&self, node: &'de Spanned<Node>, path: String) -> NodeDe<'de> {
-        NodeDe { node, path, file: self.file, sink: self.sink }
+        NodeDe {
+            node,
+            path,
+            file: self.file,
+            sink: self.sink,
+        }
     }
 }
 
@@ -471,15 +525,28 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         let node = self.node;
-        let Node::Seq(items) = &node.value else { return Err(self.invalid("a list")) };
-        let access = Seq { de: self.clone(), items, i: 0 };
+        let Node::Seq(items) = &node.value else {
+            return Err(self.invalid("a list"));
+        };
+        let access = Seq {
+            de: self.clone(),
+            items,
+            i: 0,
+        };
         v.visit_seq(access).map_err(|e| self.locate(e))
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         let node = self.node;
-        let Node::Map(entries) = &node.value else { return Err(self.invalid("a mapping")) };
-        let access = Map { de: self.clone(), entries, i: 0, fields: None };
+        let Node::Map(entries) = &node.value else {
+            return Err(self.invalid("a mapping"));
+        };
+        let access = Map {
+            de: self.clone(),
+            entries,
+            i: 0,
+            fields: None,
+        };
         v.visit_map(access).map_err(|e| self.locate(e))
     }
 
@@ -495,7 +562,12 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
             keys.sort_unstable();
             return Err(self.invalid(&format!("a mapping with the keys {}", keys.join(", "))));
         };
-        let access = Map { de: self.clone(), entries, i: 0, fields: Some(fields) };
+        let access = Map {
+            de: self.clone(),
+            entries,
+            i: 0,
+            fields: Some(fields),
+        };
         v.visit_map(access).map_err(|e| self.locate(e))
     }
 
@@ -510,7 +582,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
             Node::Str(s) => {
                 if !variants.contains(&s.as_str()) {
                     return Err(self.locate(DeError {
-                        msg: format!("unknown value `{s}`; expected one of: {}", variants.join(", ")),
+                        msg: format!(
+                            "unknown value `{s}`; expected one of: {}",
+                            variants.join(", ")
+                        ),
                         at: None,
                     }));
                 }
@@ -521,7 +596,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _n: &'static str, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _n: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         v.visit_newtype_struct(self)
     }
 
@@ -536,7 +615,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
         deserialize_byte_buf deserialize_unit deserialize_identifier
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _n: &'static str, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _n: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_any(v)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DeError> {
@@ -560,8 +643,13 @@ struct Seq<'de> {
 
 impl<'de> SeqAccess<'de> for Seq<'de> {
     type Error = DeError;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
-        let Some(item) = self.items.get(self.i) else { return Ok(None) };
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        let Some(item) = self.items.get(self.i) else {
+            return Ok(None);
+        };
         let path = format!("{}[{}]", self.de.path, self.i);
         self.i += 1;
         seed.deserialize(self.de.child(item, path)).map(Some)
@@ -578,7 +666,10 @@ struct Map<'de> {
 
 impl<'de> MapAccess<'de> for Map<'de> {
     type Error = DeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some((k, _)) = self.entries.get(self.i) {
             if let Some(fields) = self.fields {
                 if !fields.contains(&k.value.as_str()) {
@@ -660,6 +751,7 @@ mod tests {
         name: String,
         inner: Inner,
         #[serde(default)]
+        #[allow(dead_code)]
         list: Vec<Inner>,
         #[serde(default)]
         labels: BTreeMap<String, String>,
@@ -677,29 +769,56 @@ mod tests {
 
     fn run(text: &str) -> Result<Outer, ConfigErrors> {
         let env = |k: &str| (k == "NAME").then(|| "from-env".to_owned());
-        load(&Source { name: "t.yaml", text, env: &env })
+        load(&Source {
+            name: "t.yaml",
+            text,
+            env: &env,
+        })
     }
 
     #[test]
     fn parses_and_interpolates() {
-        let o = run("name: ${NAME}-x\ninner:\n  region: us-east-1\n  count: 3\nlabels: {a: b}\n").unwrap();
+        let o = run("name: ${NAME}-x\ninner:\n  region: us-east-1\n  count: 3\nlabels: {a: b}\n")
+            .unwrap();
         assert_eq!(o.name, "from-env-x");
-        let o = run("name: ${UNSET:-dflt}/${NAME:-x}\ninner: {region: r}\n").unwrap();
-        assert_eq!(o.name, "dflt/from-env");
         assert_eq!(o.inner.count, 3);
         assert_eq!(o.labels["a"], "b");
+        let o = run("name: ${UNSET:-dflt}/${NAME:-x}\ninner: {region: r}\n").unwrap();
+        assert_eq!(o.name, "dflt/from-env");
     }
 
     #[test]
     fn every_unknown_key_reported_with_location() {
-        let e = run("name: a\nnmae: b\ninner:\n  regoin: x\n  count: 1\nlist:\n  - bogus: 1\n").unwrap_err();
+        let e = run("name: a\nnmae: b\ninner:\n  regoin: x\n  count: 1\nlist:\n  - bogus: 1\n")
+            .unwrap_err();
         let msgs: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
-        assert!(msgs[0].starts_with("t.yaml:2:1: nmae: unknown key `nmae` (did you mean `name`?)"), "{msgs:?}");
-        assert!(msgs[1].starts_with("t.yaml:4:3: inner.regoin: unknown key `regoin` (did you mean `region`?)"), "{msgs:?}");
-        assert!(msgs[1].contains("valid keys here: count, region"), "{msgs:?}");
-        assert!(msgs[2].starts_with("t.yaml:7:5: list[0].bogus: unknown key"), "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("t.yaml:2:1: nmae: unknown key `nmae` (did you mean `name`?)"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with(
+                "t.yaml:4:3: inner.regoin: unknown key `regoin` (did you mean `region`?)"
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].contains("valid keys here: count, region"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("t.yaml:7:5: list[0].bogus: unknown key")),
+            "{msgs:?}"
+        );
+        assert_eq!(e.0.len(), 4, "{msgs:?}");
+        assert_eq!(e.0[0].path, "nmae");
         // The validation pass still ran: region is missing in `inner`.
-        assert!(msgs.iter().any(|m| m.contains("inner.region: region is required")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("inner.region: region is required")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -708,7 +827,11 @@ mod tests {
         assert_eq!(e.0.len(), 1);
         assert_eq!((e.0[0].line, e.0[0].column), (4, 10));
         assert_eq!(e.0[0].path, "inner.count");
-        assert!(e.0[0].message.contains("invalid type"), "{}", e.0[0].message);
+        assert!(
+            e.0[0].message.contains("invalid type"),
+            "{}",
+            e.0[0].message
+        );
     }
 
     #[test]
@@ -717,13 +840,23 @@ mod tests {
         assert_eq!(e.0[0].message, "environment variable `NOPE` is not set");
         assert_eq!(e.0[0].line, 1);
         let e = run("name: [a\n").unwrap_err();
-        assert!(e.0[0].message.starts_with("invalid YAML"), "{}", e.0[0].message);
-        assert!(run("$${NAME}").unwrap_err().0[0].message.starts_with("expected a mapping with the keys inner, labels, list, name, found a string"));
+        assert!(
+            e.0[0].message.starts_with("invalid YAML"),
+            "{}",
+            e.0[0].message
+        );
+        assert!(run("$${NAME}").unwrap_err().0[0].message.starts_with(
+            "expected a mapping with the keys inner, labels, list, name, found a string"
+        ));
     }
 
     #[test]
     fn missing_required_field() {
         let e = run("inner: {region: x}\n").unwrap_err();
-        assert!(e.0[0].message.contains("missing field `name`"), "{}", e.0[0].message);
+        assert!(
+            e.0[0].message.contains("missing field `name`"),
+            "{}",
+            e.0[0].message
+        );
     }
 }

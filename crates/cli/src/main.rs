@@ -12,7 +12,11 @@ use sagebridge_aws::{ClientOptions, Clients};
 use sagebridge_ingest::config::WorkflowConfig;
 
 #[derive(Parser)]
-#[command(name = "sagebridge", version, about = "Amazon SageMaker to your metadata catalog and your AI applications")]
+#[command(
+    name = "sagebridge",
+    version,
+    about = "Amazon SageMaker to your metadata catalog and your AI applications"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +47,10 @@ fn init_logging(default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

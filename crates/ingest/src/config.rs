@@ -139,7 +139,10 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        Self { kind: catalog_sink(), config: SinkSettings::default() }
+        Self {
+            kind: catalog_sink(),
+            config: SinkSettings::default(),
+        }
     }
 }
 
@@ -217,7 +220,11 @@ pub struct ModelFilter {
 
 impl ModelFilter {
     pub fn new(patterns: &[&FilterPattern]) -> Result<Self, regex::Error> {
-        let compile = |p: &str| RegexBuilder::new(&format!("^(?:{p})")).case_insensitive(true).build();
+        let compile = |p: &str| {
+            RegexBuilder::new(&format!("^(?:{p})"))
+                .case_insensitive(true)
+                .build()
+        };
         let mut f = ModelFilter::default();
         for p in patterns {
             for i in &p.includes {
@@ -243,7 +250,11 @@ impl WorkflowConfig {
     }
 
     /// [`WorkflowConfig::load`] from text (tests, the web UI).
-    pub fn parse(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+    pub fn parse(
+        name: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
         yaml::load(&yaml::Source { name, text, env })
     }
 
@@ -259,7 +270,11 @@ impl WorkflowConfig {
     /// patterns already, so this does not fail on a loaded config.
     pub fn filter(&self) -> Result<ModelFilter, regex::Error> {
         let pats: Vec<&FilterPattern> = [
-            self.source.service_connection.config.ml_model_filter_pattern.as_ref(),
+            self.source
+                .service_connection
+                .config
+                .ml_model_filter_pattern
+                .as_ref(),
             self.metadata().ml_model_filter_pattern.as_ref(),
         ]
         .into_iter()
@@ -270,7 +285,11 @@ impl WorkflowConfig {
 
     /// The catalog file for the `catalog` sink.
     pub fn catalog_path(&self) -> PathBuf {
-        self.sink.config.path.clone().unwrap_or_else(|| PathBuf::from("sagebridge.db"))
+        self.sink
+            .config
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("sagebridge.db"))
     }
 }
 
@@ -278,8 +297,17 @@ fn validate_filter(p: &mut Problems, f: &FilterPattern) {
     for (key, list) in [("includes", &f.includes), ("excludes", &f.excludes)] {
         for (i, pat) in list.iter().enumerate() {
             if let Err(e) = RegexBuilder::new(pat).build() {
-                let first = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
-                p.add(&format!("{key}[{i}]"), format!("invalid regular expression `{pat}`: {first}"));
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                p.add(
+                    &format!("{key}[{i}]"),
+                    format!("invalid regular expression `{pat}`: {first}"),
+                );
             }
         }
     }
@@ -340,23 +368,43 @@ impl Validate for WorkflowConfig {
                     );
                 }
             }
-            other => p.add("type", format!("sink type `{other}` is not supported; use `catalog` or `metadata-rest`")),
+            other => p.add(
+                "type",
+                format!("sink type `{other}` is not supported; use `catalog` or `metadata-rest`"),
+            ),
         });
         if let Some(om) = &self.workflow_config.open_metadata_server_config {
             p.at("workflowConfig", |p| {
                 p.at("openMetadataServerConfig", |p| {
-                    if !(om.host_port.starts_with("http://") || om.host_port.starts_with("https://")) {
-                        p.add("hostPort", format!("`{}` is not an http(s) URL", om.host_port));
+                    if !(om.host_port.starts_with("http://")
+                        || om.host_port.starts_with("https://"))
+                    {
+                        p.add(
+                            "hostPort",
+                            format!("`{}` is not an http(s) URL", om.host_port),
+                        );
                     }
                     if om.auth_provider != "openmetadata" && om.auth_provider != "no-auth" {
-                        p.add("authProvider", format!("auth provider `{}` is not supported; use `openmetadata` (JWT)", om.auth_provider));
+                        p.add(
+                            "authProvider",
+                            format!(
+                                "auth provider `{}` is not supported; use `openmetadata` (JWT)",
+                                om.auth_provider
+                            ),
+                        );
                     }
                     if om.auth_provider == "openmetadata" && om.security_config.is_none() {
-                        p.add("securityConfig", "authProvider openmetadata needs securityConfig.jwtToken");
+                        p.add(
+                            "securityConfig",
+                            "authProvider openmetadata needs securityConfig.jwtToken",
+                        );
                     }
                     if let Some(v) = &om.verify_ssl {
                         if !matches!(v.as_str(), "no-ssl" | "ignore" | "validate") {
-                            p.add("verifySSL", format!("`{v}` must be one of no-ssl, ignore, validate"));
+                            p.add(
+                                "verifySSL",
+                                format!("`{v}` must be one of no-ssl, ignore, validate"),
+                            );
                         }
                     }
                 })

@@ -47,7 +47,10 @@ impl TestConnectionReport {
     /// A fixed-width table for people.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("{:<22} {:<9} {:<6} {:>8}  {}\n", "STEP", "REQUIRED", "RESULT", "TIME", "DETAIL"));
+        out.push_str(&format!(
+            "{:<22} {:<9} {:<6} {:>8}  {}\n",
+            "STEP", "REQUIRED", "RESULT", "TIME", "DETAIL"
+        ));
         for s in &self.steps {
             let result = match (s.passed, s.mandatory) {
                 (true, _) => "ok",
@@ -168,7 +171,10 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
             .send()
             .await
             .map_err(|e| classify("sagemaker:ListModels", &e))?;
-        let first = out.models().first().and_then(|m| m.model_name().map(str::to_owned));
+        let first = out
+            .models()
+            .first()
+            .and_then(|m| m.model_name().map(str::to_owned));
         let detail = match &first {
             Some(n) => format!("can list models (first: {n})"),
             None => "can list models (the account has none in this region)".into(),
@@ -246,7 +252,13 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
             .send()
             .await
             .map_err(|e| classify("sagemaker:ListTrainingJobs", &e))?;
-        Ok(((), format!("can list training jobs ({} seen)", out.training_job_summaries().len())))
+        Ok((
+            (),
+            format!(
+                "can list training jobs ({} seen)",
+                out.training_job_summaries().len()
+            ),
+        ))
     })
     .await;
     steps.push(optional(r, "hyperparameters and the training algorithm"));
@@ -261,7 +273,10 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
             .send()
             .await
             .map_err(|e| classify("sagemaker:Search", &e))?;
-        Ok(((), format!("can search feature groups ({} seen)", out.results().len())))
+        Ok((
+            (),
+            format!("can search feature groups ({} seen)", out.results().len()),
+        ))
     })
     .await;
     steps.push(optional(r, "ML features from Feature Store"));
@@ -274,7 +289,10 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
             .send()
             .await
             .map_err(|e| classify("sagemaker:ListEndpoints", &e))?;
-        Ok(((), format!("can list endpoints ({} seen)", out.endpoints().len())))
+        Ok((
+            (),
+            format!("can list endpoints ({} seen)", out.endpoints().len()),
+        ))
     })
     .await;
     steps.push(optional(r, "the serving endpoint of each model"));
