@@ -1,0 +1,344 @@
+//! Chat adapters: `openai` (the request passed through) and the prompt-only families `tgi` and
+//! `lmi` (messages rendered with a chat template, `{"inputs","parameters","stream"}`).
+
+use serde_json::{json, Map, Value};
+
+use super::template::ChatTemplate;
+use super::{bad_upstream, ChatAdapter, Completion, Defaults, ResponseCtx};
+use crate::api::{ChatRequest, Usage};
+use crate::config::Format;
+use crate::error::GatewayError;
+use crate::stream::finish_reason;
+
+/// How many tokens prompt-only containers generate when neither the request nor the model
+/// config says (TGI's own default is only 20).
+pub const DEFAULT_MAX_NEW_TOKENS: u32 = 1024;
+
+fn check_context(max_tokens: Option<u32>, defaults: &Defaults) -> Result<(), GatewayError> {
+    if let (Some(m), Some(ctx)) = (max_tokens, defaults.context_length) {
+        if m > ctx {
+            return Err(GatewayError::bad_request(
+                "max_tokens",
+                format!("`max_tokens` ({m}) is larger than the model's context length ({ctx})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn usage_of(v: &Value) -> Option<Usage> {
+    let u = v.get("usage")?;
+    Some(Usage {
+        prompt_tokens: u.get("prompt_tokens")?.as_u64()?,
+        completion_tokens: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    })
+}
+
+/// vLLM, TGI's Messages API, LMI with messages, SGLang: the OpenAI request is the body.
+#[derive(Debug)]
+pub struct OpenAiChat;
+
+impl ChatAdapter for OpenAiChat {
+    fn format(&self) -> Format {
+        Format::Openai
+    }
+
+    fn encode(
+        &self,
+        req: &ChatRequest,
+        defaults: &Defaults,
+        stream: bool,
+    ) -> Result<Vec<u8>, GatewayError> {
+        check_context(req.max_tokens, defaults)?;
+        let mut body: Map<String, Value> = req.raw.clone();
+        if req.max_tokens.is_none() {
+            if let Some(m) = defaults.max_tokens {
+                body.insert("max_tokens".into(), m.into());
+            }
+        }
+        if req.temperature.is_none() {
+            if let Some(t) = defaults.temperature {
+                body.insert("temperature".into(), f64::from(t).into());
+            }
+        }
+        body.insert("stream".into(), stream.into());
+        if !stream {
+            body.remove("stream_options");
+        }
+        serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(e.to_string()))
+    }
+
+    fn decode(&self, body: &[u8], ctx: &ResponseCtx<'_>) -> Result<Completion, GatewayError> {
+        let mut v: Value = serde_json::from_slice(body)
+            .map_err(|_| bad_upstream("an OpenAI chat completion", body))?;
+        let Some(obj) = v.as_object_mut() else {
+            return Err(bad_upstream("an OpenAI chat completion", body));
+        };
+        if !obj.get("choices").is_some_and(Value::is_array) {
+            return Err(bad_upstream("an OpenAI chat completion", body));
+        }
+        obj.insert("model".into(), ctx.model.into());
+        obj.entry("object")
+            .or_insert_with(|| "chat.completion".into());
+        obj.entry("id").or_insert_with(|| ctx.id.into());
+        obj.entry("created").or_insert_with(|| ctx.created.into());
+        let usage = usage_of(&v);
+        Ok(Completion { body: v, usage })
+    }
+}
+
+/// TGI (`[{"generated_text"}]`, `data:{"token"}` SSE) and LMI (`{"generated_text"}`, JSON-lines
+/// `{"token":{"text"}}`): containers that take a prompt.
+#[derive(Debug)]
+pub struct PromptChat {
+    pub format: Format,
+    pub template: ChatTemplate,
+}
+
+impl ChatAdapter for PromptChat {
+    fn format(&self) -> Format {
+        self.format
+    }
+
+    fn encode(
+        &self,
+        req: &ChatRequest,
+        defaults: &Defaults,
+        stream: bool,
+    ) -> Result<Vec<u8>, GatewayError> {
+        if req.n.is_some_and(|n| n > 1) {
+            return Err(GatewayError::bad_request(
+                "n",
+                format!(
+                    "`n` > 1 is not supported by `{}` containers; send several requests",
+                    self.format.as_str()
+                ),
+            ));
+        }
+        for key in ["tools", "functions"] {
+            if req
+                .raw
+                .get(key)
+                .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                return Err(GatewayError::bad_request(
+                    key,
+                    format!(
+                        "`{key}` need a container with the OpenAI Messages API (format `openai`)"
+                    ),
+                ));
+            }
+        }
+        check_context(req.max_tokens, defaults)?;
+        let prompt = self.template.render(&req.messages).map_err(|e| {
+            GatewayError::bad_request(
+                "messages",
+                format!("the chat template cannot render these messages: {e}"),
+            )
+        })?;
+        let mut p = Map::new();
+        let max = req
+            .max_tokens
+            .or(defaults.max_tokens)
+            .unwrap_or(DEFAULT_MAX_NEW_TOKENS);
+        p.insert("max_new_tokens".into(), max.into());
+        let temperature = req.temperature.or(defaults.temperature.map(f64::from));
+        match temperature {
+            // Both containers refuse a temperature of 0: greedy decoding is `do_sample: false`.
+            Some(t) if t <= 0.0 => {
+                p.insert("do_sample".into(), false.into());
+            }
+            Some(t) => {
+                p.insert("temperature".into(), t.into());
+                p.insert("do_sample".into(), true.into());
+            }
+            None => {}
+        }
+        if let Some(top_p) = req.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
+            p.insert("top_p".into(), top_p.into());
+        }
+        if !req.stop.is_empty() {
+            let key = if self.format == Format::Tgi {
+                "stop"
+            } else {
+                "stop_sequences"
+            };
+            p.insert(key.into(), req.stop.clone().into());
+        }
+        if let Some(seed) = req.seed {
+            p.insert("seed".into(), seed.into());
+        }
+        p.insert("details".into(), true.into());
+        p.insert("return_full_text".into(), false.into());
+        let body = json!({"inputs": prompt, "parameters": p, "stream": stream});
+        serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(e.to_string()))
+    }
+
+    fn decode(&self, body: &[u8], ctx: &ResponseCtx<'_>) -> Result<Completion, GatewayError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|_| bad_upstream("JSON with `generated_text`", body))?;
+        // TGI answers a list with one object, LMI one object; some LMI versions a list too.
+        let first = match &v {
+            Value::Array(a) => a.first().cloned().unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        if let Some(msg) = first.get("error").and_then(Value::as_str) {
+            return Err(GatewayError::ModelError {
+                original_status: None,
+                message: msg.to_owned(),
+            });
+        }
+        let Some(text) = first.get("generated_text").and_then(Value::as_str) else {
+            return Err(bad_upstream("JSON with `generated_text`", body));
+        };
+        let details = first.get("details").filter(|d| !d.is_null());
+        let reason = details
+            .and_then(|d| d.get("finish_reason"))
+            .and_then(Value::as_str)
+            .map(finish_reason)
+            .unwrap_or("stop");
+        let usage = details
+            .and_then(|d| d.get("generated_tokens"))
+            .and_then(Value::as_u64)
+            .map(|n| Usage {
+                prompt_tokens: details
+                    .and_then(|d| d.get("prefill"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.len() as u64)
+                    .unwrap_or(0),
+                completion_tokens: n,
+            });
+        let mut out = json!({
+            "id": ctx.id,
+            "object": "chat.completion",
+            "created": ctx.created,
+            "model": ctx.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": null,
+                "finish_reason": reason,
+            }],
+        });
+        if let Some(u) = usage {
+            out["usage"] = u.to_json();
+        }
+        Ok(Completion { body: out, usage })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str) -> ChatRequest {
+        ChatRequest::parse(body.as_bytes()).unwrap()
+    }
+
+    fn ctx() -> ResponseCtx<'static> {
+        ResponseCtx {
+            model: "m",
+            id: "chatcmpl-1",
+            created: 7,
+        }
+    }
+
+    #[test]
+    fn openai_passes_through_with_defaults() {
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function"}],"stream_options":{"include_usage":true}}"#,
+        );
+        let d = Defaults {
+            max_tokens: Some(64),
+            temperature: Some(0.5),
+            context_length: None,
+        };
+        let body: Value =
+            serde_json::from_slice(&OpenAiChat.encode(&r, &d, false).unwrap()).unwrap();
+        assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["stream"], false);
+        assert!(body.get("stream_options").is_none());
+        assert_eq!(body["tools"][0]["type"], "function");
+        let c = OpenAiChat
+            .decode(br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"x"}}],"model":"/opt/ml/model","usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#, &ctx())
+            .unwrap();
+        assert_eq!(c.body["model"], "m");
+        assert_eq!(c.body["object"], "chat.completion");
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 1
+            })
+        );
+        assert!(OpenAiChat.decode(b"[1]", &ctx()).is_err());
+    }
+
+    #[test]
+    fn tgi_and_lmi_encode() {
+        let tgi = PromptChat {
+            format: Format::Tgi,
+            template: ChatTemplate::new("chatml").unwrap(),
+        };
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0,"stop":["\n"],"top_p":1,"seed":3}"#,
+        );
+        let body: Value =
+            serde_json::from_slice(&tgi.encode(&r, &Defaults::default(), true).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"inputs":"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n","stream":true,
+                   "parameters":{"max_new_tokens":DEFAULT_MAX_NEW_TOKENS,"do_sample":false,"stop":["\n"],"seed":3,"details":true,"return_full_text":false}})
+        );
+        let lmi = PromptChat {
+            format: Format::Lmi,
+            template: ChatTemplate::new("chatml").unwrap(),
+        };
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.7,"max_tokens":5,"stop":"x"}"#,
+        );
+        let body: Value =
+            serde_json::from_slice(&lmi.encode(&r, &Defaults::default(), false).unwrap()).unwrap();
+        assert_eq!(body["parameters"]["stop_sequences"], json!(["x"]));
+        assert_eq!(body["parameters"]["temperature"], 0.7);
+        assert_eq!(body["parameters"]["max_new_tokens"], 5);
+        let r = req(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2}"#);
+        assert!(
+            matches!(lmi.encode(&r, &Defaults::default(), false), Err(GatewayError::BadRequest { param: Some(p), .. }) if p == "n")
+        );
+        let r =
+            req(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9000}"#);
+        let d = Defaults {
+            context_length: Some(4096),
+            ..Defaults::default()
+        };
+        assert!(lmi
+            .encode(&r, &d, false)
+            .unwrap_err()
+            .to_string()
+            .contains("context length (4096)"));
+    }
+
+    #[test]
+    fn tgi_and_lmi_decode() {
+        let tgi = PromptChat {
+            format: Format::Tgi,
+            template: ChatTemplate::new("chatml").unwrap(),
+        };
+        let c = tgi
+            .decode(br#"[{"generated_text":"Hello!","details":{"finish_reason":"length","generated_tokens":2}}]"#, &ctx())
+            .unwrap();
+        assert_eq!(c.body["choices"][0]["message"]["content"], "Hello!");
+        assert_eq!(c.body["choices"][0]["finish_reason"], "length");
+        assert_eq!(c.body["usage"]["completion_tokens"], 2);
+        let c = tgi.decode(br#"{"generated_text":"Hi"}"#, &ctx()).unwrap();
+        assert_eq!(c.body["choices"][0]["finish_reason"], "stop");
+        assert!(c.body.get("usage").is_none());
+        let e = tgi.decode(b"<html>", &ctx()).unwrap_err();
+        assert!(e.to_string().contains("check the model's `format`"), "{e}");
+    }
+}

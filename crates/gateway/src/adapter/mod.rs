@@ -1,0 +1,147 @@
+//! Payload adapters: one per container family, turning OpenAI requests into the container's
+//! request body and its answers back into OpenAI responses.
+//!
+//! Three small traits, one per model kind ([`ChatAdapter`], [`EmbeddingAdapter`],
+//! [`RerankAdapter`]); [`build`] picks the implementation from the model's `format`.
+
+pub mod chat;
+pub mod embed;
+pub mod rerank;
+pub mod template;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::api::{ChatRequest, Usage};
+use crate::config::{Format, ModelConfig, ModelKind};
+use crate::error::GatewayError;
+use crate::stream::StreamEvent;
+
+/// The model's configured defaults, which apply when a request does not set them.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub context_length: Option<u32>,
+}
+
+/// A whole chat answer: the OpenAI `chat.completion` object and the token counts, if known.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub body: Value,
+    pub usage: Option<Usage>,
+}
+
+/// What the gateway needs to answer in the client's terms.
+#[derive(Debug, Clone)]
+pub struct ResponseCtx<'a> {
+    /// The model name the client asked for.
+    pub model: &'a str,
+    pub id: &'a str,
+    pub created: u64,
+}
+
+/// A chat container family.
+pub trait ChatAdapter: Send + Sync + std::fmt::Debug {
+    fn format(&self) -> Format;
+    /// The InvokeEndpoint body for `req`.
+    fn encode(
+        &self,
+        req: &ChatRequest,
+        defaults: &Defaults,
+        stream: bool,
+    ) -> Result<Vec<u8>, GatewayError>;
+    /// The OpenAI answer for the container's whole response.
+    fn decode(&self, body: &[u8], ctx: &ResponseCtx<'_>) -> Result<Completion, GatewayError>;
+    /// Parses one complete line of the container's stream.
+    fn parse_line(&self, line: &str, out: &mut Vec<StreamEvent>) {
+        crate::stream::parse_line(self.format(), line, out);
+    }
+}
+
+/// An embedding container family.
+pub trait EmbeddingAdapter: Send + Sync + std::fmt::Debug {
+    fn encode(&self, inputs: &[String], model: &str) -> Vec<u8>;
+    /// One vector per input, in input order.
+    fn decode(&self, body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, GatewayError>;
+}
+
+/// A rerank container family.
+pub trait RerankAdapter: Send + Sync + std::fmt::Debug {
+    fn encode(&self, query: &str, documents: &[String]) -> Vec<u8>;
+    /// `(document index, score)` for each document, in any order.
+    fn decode(&self, body: &[u8], documents: usize) -> Result<Vec<(usize, f64)>, GatewayError>;
+}
+
+/// The adapter of one configured model.
+#[derive(Debug)]
+pub enum Adapter {
+    Chat(Box<dyn ChatAdapter>),
+    Embedding(Box<dyn EmbeddingAdapter>),
+    Rerank(Box<dyn RerankAdapter>),
+}
+
+/// The adapter for a (validated) model config.
+pub fn build(m: &ModelConfig) -> Result<Adapter, String> {
+    let format = m.format();
+    Ok(match (m.kind, format) {
+        (ModelKind::Chat, Format::Openai) => Adapter::Chat(Box::new(chat::OpenAiChat)),
+        (ModelKind::Chat, Format::Tgi | Format::Lmi) => {
+            let name = m
+                .chat_template
+                .as_deref()
+                .unwrap_or(template::DEFAULT_TEMPLATE);
+            let template =
+                template::ChatTemplate::new(name).map_err(|e| format!("chatTemplate: {e}"))?;
+            Adapter::Chat(Box::new(chat::PromptChat { format, template }))
+        }
+        (ModelKind::Embedding, f) if ModelKind::Embedding.formats().contains(&f) => {
+            Adapter::Embedding(Box::new(embed::Embed { format: f }))
+        }
+        (ModelKind::Rerank, f) if ModelKind::Rerank.formats().contains(&f) => {
+            Adapter::Rerank(Box::new(rerank::Rerank { format: f }))
+        }
+        (kind, f) => {
+            return Err(format!(
+                "format `{}` cannot serve a {} model",
+                f.as_str(),
+                kind.as_str()
+            ))
+        }
+    })
+}
+
+/// A short unique id for responses (`chatcmpl-…`).
+pub fn new_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{prefix}-{nanos:x}{n:04x}")
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The container answered something we cannot read.
+pub(crate) fn bad_upstream(what: &str, body: &[u8]) -> GatewayError {
+    let mut sample = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    if body.len() > 200 {
+        sample.push('…');
+    }
+    GatewayError::Upstream {
+        message: format!(
+            "the container's answer is not {what}: {sample}; check the model's `format`"
+        ),
+        code: "bad_upstream_response",
+    }
+}

@@ -1,0 +1,237 @@
+//! `sagebridge test-connection` for gateway models: the calls `serve` makes, one model at a time.
+//!
+//! Per model: DescribeEndpoint (the endpoint exists in the configured region and account, the
+//! credentials may see it, it is `InService`), then, with `invoke`, one tiny invocation through
+//! the model's own adapter, which also proves the configured `format` matches the container.
+//! Each cause is reported distinctly (`errorKind`): AccessDenied, InvalidArn, RegionMismatch,
+//! NotFound, NotInService, InvalidCredentials, ModelError, FormatMismatch, ...
+
+use std::time::Instant;
+
+use sagebridge_aws::{classify, AwsConfig, AwsError, ClientOptions, Clients};
+use serde::Serialize;
+
+use crate::adapter::{now_secs, Adapter, ResponseCtx};
+use crate::api::ChatRequest;
+use crate::config::{GatewayConfig, ModelConfig};
+use crate::error::GatewayError;
+use crate::gateway::{Gateway, GatewayOptions};
+
+/// One step of the check, in the shape `test-connection` prints and returns as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub name: String,
+    pub mandatory: bool,
+    pub passed: bool,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl CheckResult {
+    fn new(name: String, started: Instant) -> Self {
+        Self {
+            name,
+            mandatory: true,
+            passed: true,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error: None,
+            error_kind: None,
+            detail: None,
+        }
+    }
+
+    fn failed(mut self, kind: &str, error: String) -> Self {
+        self.passed = false;
+        self.error_kind = Some(kind.to_owned());
+        self.error = Some(error);
+        self
+    }
+}
+
+/// The cause name of a gateway error, in the vocabulary of `AwsError::kind`.
+pub fn error_kind(e: &GatewayError) -> &'static str {
+    match e {
+        GatewayError::AccessDenied { .. } => "AccessDenied",
+        GatewayError::EndpointNotFound { .. } => "NotFound",
+        GatewayError::Throttled { .. } => "Throttled",
+        GatewayError::ModelError { .. } => "ModelError",
+        GatewayError::Timeout { .. } => "Timeout",
+        GatewayError::Unavailable { .. } => "Unavailable",
+        GatewayError::Upstream { code, .. } => match *code {
+            "aws_credentials" => "InvalidCredentials",
+            "aws_region_mismatch" => "RegionMismatch",
+            "aws_invalid_arn" => "InvalidArn",
+            "upstream_unreachable" => "Unreachable",
+            "bad_upstream_response" => "FormatMismatch",
+            _ => "Other",
+        },
+        _ => "Other",
+    }
+}
+
+/// Checks every model of `cfg` (or only the one named `only`); with `invoke`, also sends one
+/// tiny request to each. Never fails as a whole: every problem is a failed step.
+pub async fn check_models(
+    cfg: &GatewayConfig,
+    only: Option<&str>,
+    invoke: bool,
+) -> Vec<CheckResult> {
+    check_models_with(cfg, only, invoke, &ClientOptions::no_retries()).await
+}
+
+/// [`check_models`] with explicit client options.
+pub async fn check_models_with(
+    cfg: &GatewayConfig,
+    only: Option<&str>,
+    invoke: bool,
+    options: &ClientOptions,
+) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let models: Vec<&ModelConfig> = cfg
+        .models
+        .iter()
+        .filter(|m| only.is_none_or(|n| m.name == n))
+        .collect();
+    if let (Some(name), true) = (only, models.is_empty()) {
+        let names: Vec<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
+        out.push(
+            CheckResult::new(format!("model {name}"), Instant::now()).failed(
+                "NotFound",
+                format!(
+                    "no model named `{name}` in the config; configured: {}",
+                    names.join(", ")
+                ),
+            ),
+        );
+        return out;
+    }
+    let mut clients: Vec<(AwsConfig, Result<Clients, AwsError>)> = Vec::new();
+    for m in models {
+        let started = Instant::now();
+        let step = format!("model {}: DescribeEndpoint {}", m.name, m.endpoint_name);
+        let Some(aws) = cfg.effective_aws(m) else {
+            out.push(
+                CheckResult::new(step, started)
+                    .failed("Config", "no awsConfig for this model".into()),
+            );
+            continue;
+        };
+        let idx = match clients.iter().position(|(c, _)| c == &aws) {
+            Some(i) => i,
+            None => {
+                let built = Clients::new(&aws, options).await;
+                clients.push((aws.clone(), built));
+                clients.len() - 1
+            }
+        };
+        let described = match &clients[idx].1 {
+            Err(e) => Err(e.clone()),
+            Ok(c) => c
+                .sagemaker
+                .describe_endpoint()
+                .endpoint_name(&m.endpoint_name)
+                .send()
+                .await
+                .map_err(|e| classify("sagemaker:DescribeEndpoint", &e)),
+        };
+        let secrets = aws.secrets();
+        let scrub = |s: String| sagebridge_aws::secret::scrub(&s, &secrets);
+        let result = match described {
+            Err(AwsError::NotFound { .. }) => CheckResult::new(step, started).failed(
+                "NotFound",
+                format!(
+                    "endpoint `{}` not found in {}; is it in another region or account? check endpointName, awsRegion and assumeRoleArn",
+                    m.endpoint_name,
+                    aws.region()
+                ),
+            ),
+            Err(e) => {
+                let kind = e.kind();
+                CheckResult::new(step, started).failed(kind, scrub(e.to_string()))
+            }
+            Ok(d) => {
+                let status = d.endpoint_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                let mut r = CheckResult::new(step, started);
+                r.detail = Some(format!("status {status}, {}", aws.credential_source()));
+                if status != "InService" {
+                    let reason = d.failure_reason().map(|f| format!(": {f}")).unwrap_or_default();
+                    r = r.failed(
+                        "NotInService",
+                        format!("endpoint `{}` is {status}{reason}; invocations work only once it is InService", m.endpoint_name),
+                    );
+                }
+                r
+            }
+        };
+        let described_ok = result.passed;
+        out.push(result);
+        if invoke && described_ok {
+            out.push(invoke_once(cfg, m, options).await);
+        }
+    }
+    out
+}
+
+async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptions) -> CheckResult {
+    let started = Instant::now();
+    let step = format!(
+        "model {}: InvokeEndpoint {} ({})",
+        m.name,
+        m.endpoint_name,
+        m.format().as_str()
+    );
+    let one = GatewayConfig {
+        server: cfg.server.clone(),
+        aws_config: cfg.aws_config.clone(),
+        models: vec![m.clone()],
+    };
+    let gw = match Gateway::with_options(
+        &one,
+        GatewayOptions {
+            client: options.clone(),
+            ..GatewayOptions::default()
+        },
+    ) {
+        Ok(gw) => gw,
+        Err(e) => return CheckResult::new(step, started).failed("Config", e.to_string()),
+    };
+    let model = &gw.models()[0];
+    let result: Result<String, GatewayError> = async {
+        match &model.adapter {
+            Adapter::Chat(a) => {
+                let req = ChatRequest::parse(
+                    format!(r#"{{"model":{},"messages":[{{"role":"user","content":"ping"}}],"max_tokens":1}}"#, serde_json::to_string(&m.name).unwrap_or_default())
+                        .as_bytes(),
+                )?;
+                let body = gw.invoker.invoke(&model.target, a.encode(&req, &model.defaults, false)?).await?;
+                a.decode(&body, &ResponseCtx { model: &m.name, id: "check", created: now_secs() })?;
+                Ok("the container answered a one-token chat request".to_owned())
+            }
+            Adapter::Embedding(a) => {
+                let body = gw.invoker.invoke(&model.target, a.encode(&["ping".to_owned()], &m.name)).await?;
+                let v = a.decode(&body, 1)?;
+                Ok(format!("the container returned a vector of {} dimensions", v[0].len()))
+            }
+            Adapter::Rerank(a) => {
+                let body = gw.invoker.invoke(&model.target, a.encode("ping", &["pong".to_owned()])).await?;
+                a.decode(&body, 1)?;
+                Ok("the container scored one document".to_owned())
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(detail) => {
+            let mut r = CheckResult::new(step, started);
+            r.detail = Some(detail);
+            r
+        }
+        Err(e) => CheckResult::new(step, started).failed(error_kind(&e), e.to_string()),
+    }
+}

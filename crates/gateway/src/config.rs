@@ -1,0 +1,537 @@
+//! `sagebridge.yaml`: the gateway's configuration.
+//!
+//! Loaded with the strict loader of `sagebridge_aws::yaml` (every unknown key reported with its
+//! line and column, `${ENV}` interpolation), then validated as a whole: names unique, each
+//! model's `format` fits its `kind`, chat templates compile, every model has AWS settings.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use sagebridge_aws::yaml::{self, ConfigErrors, Problems, Validate};
+use sagebridge_aws::{AwsConfig, Secret, DEFAULT_SESSION_NAME};
+use serde::{Deserialize, Serialize};
+
+/// The address the gateway listens on when `server.listen` is not set.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// SageMaker's InvokeEndpoint payload limit; embedding batches stay under it.
+pub const SAGEMAKER_MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+/// The largest request body the gateway accepts by default (answered with 413 above it).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// How long one invocation may take by default before the gateway answers 504.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 120;
+/// How many texts go into one embedding invocation by default (TEI's own default limit).
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 32;
+
+/// The whole `sagebridge.yaml` file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// AWS access for every model that has no `awsConfig` of its own.
+    #[serde(default)]
+    pub aws_config: Option<AwsConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+/// The `server:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Accepted bearer tokens. Empty means no authentication (a warning is logged).
+    #[serde(default)]
+    pub api_keys: Vec<Secret>,
+    /// Requests with a larger body are answered with 413.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Upper bound for one invocation (and for the gap between two stream chunks).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            api_keys: Vec::new(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+
+fn default_max_request_bytes() -> usize {
+    DEFAULT_MAX_REQUEST_BYTES
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+
+/// What a model is used for, which decides the API route that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Chat,
+    Embedding,
+    Rerank,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Embedding => "embedding",
+            ModelKind::Rerank => "rerank",
+        }
+    }
+
+    /// The format assumed when `format` is not set.
+    pub fn default_format(self) -> Format {
+        match self {
+            ModelKind::Chat => Format::Openai,
+            ModelKind::Embedding | ModelKind::Rerank => Format::Tei,
+        }
+    }
+
+    /// The formats a model of this kind may use.
+    pub fn formats(self) -> &'static [Format] {
+        match self {
+            ModelKind::Chat => &[Format::Openai, Format::Tgi, Format::Lmi],
+            ModelKind::Embedding => &[Format::Tei, Format::Jumpstart, Format::Dify, Format::Openai],
+            ModelKind::Rerank => &[Format::Tei, Format::Dify],
+        }
+    }
+}
+
+/// The request and response shapes of the serving container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// vLLM, TGI's Messages API, LMI with messages, SGLang: the OpenAI request and SSE stream.
+    Openai,
+    /// Text Generation Inference (`inputs`/`parameters`) and Text Embeddings Inference.
+    Tgi,
+    /// DJL Large Model Inference with `inputs` and JSON-lines streams.
+    Lmi,
+    /// Text Embeddings Inference (embeddings and rerank).
+    Tei,
+    /// SageMaker JumpStart embedding models (`text_inputs` -> `embedding`).
+    Jumpstart,
+    /// The shapes Dify's SageMaker provider sends (`inputs` -> `embeddings`, `docs` -> `scores`).
+    Dify,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Openai => "openai",
+            Format::Tgi => "tgi",
+            Format::Lmi => "lmi",
+            Format::Tei => "tei",
+            Format::Jumpstart => "jumpstart",
+            Format::Dify => "dify",
+        }
+    }
+
+    /// Whether the container takes a rendered prompt rather than chat messages.
+    pub fn needs_prompt(self) -> bool {
+        matches!(self, Format::Tgi | Format::Lmi)
+    }
+}
+
+/// One entry of `models:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients put in `model`.
+    pub name: String,
+    pub kind: ModelKind,
+    pub endpoint_name: String,
+    /// For endpoints that host several inference components.
+    #[serde(default)]
+    pub inference_component: Option<String>,
+    #[serde(default)]
+    pub target_variant: Option<String>,
+    /// For multi-model endpoints: the model artifact to invoke.
+    #[serde(default)]
+    pub target_model: Option<String>,
+    #[serde(default)]
+    pub custom_attributes: Option<String>,
+    /// Defaults to `openai` for chat and `tei` for embedding and rerank.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Merged key by key over the top-level `awsConfig`, so a model in another account needs
+    /// only `assumeRoleArn` (and `assumeRoleExternalId`, `awsRegion`) here.
+    #[serde(default)]
+    pub aws_config: Option<AwsConfig>,
+    /// Used when a request sets no `max_tokens`.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Used when a request sets no `temperature`.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Shown in `/v1/models`; requests asking for more tokens than this are refused.
+    #[serde(default)]
+    pub context_length: Option<u32>,
+    /// For `tgi` and `lmi` chat models: a built-in template name (`llama-3`, `mistral`,
+    /// `chatml`) or a Jinja template as in a tokenizer's `chat_template`. Default `chatml`.
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    /// Texts per embedding invocation (default 32).
+    #[serde(default)]
+    pub max_batch_size: Option<usize>,
+    /// Shown as `owned_by` in `/v1/models` (default `sagemaker`).
+    #[serde(default)]
+    pub owned_by: Option<String>,
+}
+
+impl ModelConfig {
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or_else(|| self.kind.default_format())
+    }
+}
+
+impl GatewayConfig {
+    /// The AWS settings of model `m`: its own `awsConfig` merged over the top-level one.
+    pub fn effective_aws(&self, m: &ModelConfig) -> Option<AwsConfig> {
+        match (&self.aws_config, &m.aws_config) {
+            (None, None) => None,
+            (Some(base), None) => Some(base.clone()),
+            (None, Some(own)) => Some(own.clone()),
+            (Some(base), Some(own)) => Some(merge_aws(base, own)),
+        }
+    }
+}
+
+/// `over`'s keys where set, else `base`'s.
+pub fn merge_aws(base: &AwsConfig, over: &AwsConfig) -> AwsConfig {
+    fn pick<T: Clone>(o: &Option<T>, b: &Option<T>) -> Option<T> {
+        o.clone().or_else(|| b.clone())
+    }
+    // A static key pair is one credential: never mix the key of one with the secret of another.
+    let (key, secret, token) = if over.aws_access_key_id.is_some() {
+        (
+            over.aws_access_key_id.clone(),
+            over.aws_secret_access_key.clone(),
+            over.aws_session_token.clone(),
+        )
+    } else {
+        (
+            base.aws_access_key_id.clone(),
+            base.aws_secret_access_key.clone(),
+            base.aws_session_token.clone(),
+        )
+    };
+    AwsConfig {
+        aws_access_key_id: key,
+        aws_secret_access_key: secret,
+        aws_session_token: token,
+        aws_region: pick(&over.aws_region, &base.aws_region),
+        end_point_url: pick(&over.end_point_url, &base.end_point_url),
+        profile_name: pick(&over.profile_name, &base.profile_name),
+        assume_role_arn: pick(&over.assume_role_arn, &base.assume_role_arn),
+        assume_role_session_name: if !over.assume_role_session_name.is_empty()
+            && over.assume_role_session_name != DEFAULT_SESSION_NAME
+        {
+            over.assume_role_session_name.clone()
+        } else {
+            base.assume_role_session_name.clone()
+        },
+        assume_role_source_identity: pick(
+            &over.assume_role_source_identity,
+            &base.assume_role_source_identity,
+        ),
+        assume_role_external_id: pick(&over.assume_role_external_id, &base.assume_role_external_id),
+        enabled: pick(&over.enabled, &base.enabled),
+    }
+}
+
+/// Loads and validates `sagebridge.yaml`.
+pub fn load_file(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
+    yaml::load_file(path)
+}
+
+/// Loads and validates a config held in memory (`name` is shown in errors).
+pub fn load_str(
+    name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<GatewayConfig, ConfigErrors> {
+    yaml::load(&yaml::Source { name, text, env })
+}
+
+fn is_endpoint_name(s: &str) -> bool {
+    // SageMaker: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl Validate for GatewayConfig {
+    fn validate(&self, p: &mut Problems) {
+        p.at("server", |p| {
+            if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+                p.add(
+                    "listen",
+                    format!(
+                        "`{}` is not an address with a port (for example 127.0.0.1:8080)",
+                        self.server.listen
+                    ),
+                );
+            }
+            for (i, k) in self.server.api_keys.iter().enumerate() {
+                if k.expose().len() < 8 {
+                    p.add(
+                        &format!("apiKeys[{i}]"),
+                        "API keys must be at least 8 characters long",
+                    );
+                }
+            }
+            if self.server.timeout_seconds == 0 {
+                p.add("timeoutSeconds", "must be at least 1");
+            }
+            if self.server.max_request_bytes < 1024 {
+                p.add("maxRequestBytes", "must be at least 1024");
+            }
+        });
+        if let Some(aws) = &self.aws_config {
+            p.at("awsConfig", |p| aws.validate(p));
+        }
+        let mut seen = HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            p.at(&format!("models[{i}]"), |p| {
+                if m.name.trim().is_empty() || m.name.chars().any(char::is_whitespace) {
+                    p.add("name", "a model name must be non-empty and contain no spaces");
+                } else if !seen.insert(m.name.as_str()) {
+                    p.add("name", format!("model name `{}` is used twice; names must be unique", m.name));
+                }
+                if !is_endpoint_name(&m.endpoint_name) {
+                    p.add(
+                        "endpointName",
+                        format!(
+                            "`{}` is not a SageMaker endpoint name (1 to 63 letters, digits and hyphens)",
+                            m.endpoint_name
+                        ),
+                    );
+                }
+                let format = m.format();
+                if !m.kind.formats().contains(&format) {
+                    let valid: Vec<&str> = m.kind.formats().iter().map(|f| f.as_str()).collect();
+                    p.add(
+                        "format",
+                        format!(
+                            "format `{}` cannot serve a {} model; use one of: {}",
+                            format.as_str(),
+                            m.kind.as_str(),
+                            valid.join(", ")
+                        ),
+                    );
+                }
+                if let Some(t) = &m.chat_template {
+                    if m.kind != ModelKind::Chat || !format.needs_prompt() {
+                        p.add("chatTemplate", "chatTemplate applies only to chat models with format tgi or lmi");
+                    } else if let Err(e) = crate::adapter::template::ChatTemplate::new(t) {
+                        p.add("chatTemplate", format!("the template does not compile: {e}"));
+                    }
+                }
+                if let Some(t) = m.temperature {
+                    if !(0.0..=2.0).contains(&t) {
+                        p.add("temperature", "must be between 0 and 2");
+                    }
+                }
+                if m.max_tokens == Some(0) {
+                    p.add("maxTokens", "must be at least 1");
+                }
+                if m.max_batch_size == Some(0) {
+                    p.add("maxBatchSize", "must be at least 1");
+                }
+                if m.max_batch_size.is_some() && m.kind != ModelKind::Embedding {
+                    p.add("maxBatchSize", "maxBatchSize applies only to embedding models");
+                }
+                match (&self.aws_config, &m.aws_config) {
+                    (None, None) => p.add(
+                        "awsConfig",
+                        "no AWS settings: set awsConfig at the top level or on this model",
+                    ),
+                    (Some(_), Some(_)) | (None, Some(_)) => {
+                        if let Some(eff) = self.effective_aws(m) {
+                            p.at("awsConfig", |p| eff.validate(p));
+                        }
+                    }
+                    (Some(_), None) => {}
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<GatewayConfig, ConfigErrors> {
+        let env = |k: &str| match k {
+            "GW_KEY" => Some("key-from-env-123".to_owned()),
+            _ => None,
+        };
+        load_str("sagebridge.yaml", text, &env)
+    }
+
+    fn messages(e: &ConfigErrors) -> Vec<String> {
+        e.0.iter().map(|e| e.to_string()).collect()
+    }
+
+    const GOOD: &str = r#"
+server:
+  apiKeys: ["${GW_KEY}"]
+awsConfig:
+  awsRegion: us-east-1
+models:
+  - name: llama
+    kind: chat
+    endpointName: llama-3-8b
+    format: tgi
+    chatTemplate: llama-3
+    maxTokens: 256
+  - name: embed
+    kind: embedding
+    endpointName: bge
+    format: jumpstart
+  - name: rerank
+    kind: rerank
+    endpointName: bge-rerank
+    inferenceComponent: ic-1
+    awsConfig:
+      awsRegion: eu-west-1
+      profileName: other-account
+      assumeRoleSessionName: gateway
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.server.listen, DEFAULT_LISTEN);
+        assert_eq!(c.server.api_keys[0].expose(), "key-from-env-123");
+        assert_eq!(c.models.len(), 3);
+        assert_eq!(c.models[0].format(), Format::Tgi);
+        assert_eq!(c.models[2].format(), Format::Tei);
+        let eff = c.effective_aws(&c.models[2]).unwrap();
+        assert_eq!(eff.aws_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(eff.assume_role_session_name, "gateway");
+        assert_eq!(eff.profile_name.as_deref(), Some("other-account"));
+        assert_eq!(c.effective_aws(&c.models[0]).unwrap().region(), "us-east-1");
+    }
+
+    #[test]
+    fn all_problems_reported_with_paths() {
+        let text = r#"
+server:
+  listen: nowhere
+models:
+  - name: a
+    kind: chat
+    endpointName: ok
+    format: tei
+  - name: a
+    kind: rerank
+    endpointName: "bad name"
+    format: jumpstart
+    chatTemplate: "{{ broken"
+  - name: b
+    kind: embedding
+    endpointName: e
+    temperature: 3
+    awsConfig: {awsRegion: us-east-1}
+"#;
+        let e = load(text).unwrap_err();
+        let m = messages(&e);
+        let has = |path: &str, text: &str| {
+            assert!(
+                m.iter().any(|x| x.contains(path) && x.contains(text)),
+                "{path} / {text} not in {m:#?}"
+            );
+        };
+        has("server.listen", "not an address");
+        has(
+            "models[0].format",
+            "format `tei` cannot serve a chat model; use one of: openai, tgi, lmi",
+        );
+        has("models[1].name", "used twice");
+        has("models[1].endpointName", "not a SageMaker endpoint name");
+        has("models[1].format", "cannot serve a rerank model");
+        has("models[1].chatTemplate", "applies only to chat models");
+        has("models[0].awsConfig", "no AWS settings");
+        has("models[2].temperature", "between 0 and 2");
+        assert!(
+            !m.iter().any(|x| x.contains("models[2].awsConfig")),
+            "{m:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_enum_values() {
+        let e = load("awsConfig: {awsRegion: us-east-1}\nmodels:\n  - name: a\n    kind: chatbot\n    endpointName: x\n    endpoint: y\n").unwrap_err();
+        let m = messages(&e).join("\n");
+        assert!(
+            m.contains("unknown value `chatbot`; expected one of: chat, embedding, rerank"),
+            "{m}"
+        );
+        let e = load("awsConfig: {awsRegion: us-east-1}\nmodels:\n  - name: a\n    kind: chat\n    endpointName: x\n    endpoint: y\n").unwrap_err();
+        let m = messages(&e).join("\n");
+        assert!(
+            m.contains("sagebridge.yaml:6:5: models[0].endpoint: unknown key `endpoint`"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn bad_template_reported() {
+        let e = load("awsConfig: {awsRegion: us-east-1}\nmodels:\n  - {name: a, kind: chat, endpointName: x, format: tgi, chatTemplate: '{% for %}'}\n").unwrap_err();
+        assert!(
+            messages(&e)[0].contains("the template does not compile"),
+            "{:?}",
+            messages(&e)
+        );
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sagebridge.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let env = |_: &str| None;
+        let c = load_str("examples/sagebridge.yaml", &text, &env).unwrap();
+        assert!(c.models.len() >= 6);
+    }
+
+    #[test]
+    fn merge_keeps_key_pairs_together() {
+        let base = AwsConfig {
+            aws_access_key_id: Some("AKIABASE".into()),
+            aws_secret_access_key: Some(Secret::new("base-secret")),
+            aws_region: Some("us-east-1".into()),
+            ..Default::default()
+        };
+        let over = AwsConfig {
+            profile_name: Some("other".into()),
+            ..Default::default()
+        };
+        let m = merge_aws(&base, &over);
+        assert_eq!(m.aws_access_key_id.as_deref(), Some("AKIABASE"));
+        assert_eq!(
+            m.aws_secret_access_key.as_ref().map(Secret::expose),
+            Some("base-secret")
+        );
+        assert_eq!(m.profile_name.as_deref(), Some("other"));
+        assert_eq!(m.assume_role_session_name, "");
+    }
+}

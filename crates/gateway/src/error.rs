@@ -1,0 +1,262 @@
+//! The gateway's errors and their OpenAI-shaped HTTP responses.
+//!
+//! Every failure a client can see is a [`GatewayError`]. Its `IntoResponse` writes
+//! `{"error":{"message","type","param","code"}}` with the status OpenAI clients expect, and never
+//! anything internal: no AWS secret, no API key, no Rust error chain beyond the cause's text
+//! (which is scrubbed of configured secrets where it came from a peer).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A failure answered to the client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GatewayError {
+    /// Bad JSON, a missing or ill-typed field: 400, naming the field in `param`.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
+
+    #[error("the model `{0}` does not exist; GET /v1/models lists the models this gateway serves")]
+    ModelNotFound(String),
+
+    #[error("the model `{model}` is a {kind} model; use {route} for it")]
+    WrongKind {
+        model: String,
+        kind: &'static str,
+        route: &'static str,
+    },
+
+    #[error("missing or invalid API key; send it as `Authorization: Bearer <key>`")]
+    Unauthorized,
+
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+
+    /// AWS refused the invocation (IAM): 403.
+    #[error("{message}")]
+    AccessDenied { message: String },
+
+    #[error("endpoint `{endpoint}` not found in {region}; is it in another region or account? check endpointName, awsRegion and awsConfig of model `{model}`")]
+    EndpointNotFound {
+        model: String,
+        endpoint: String,
+        region: String,
+    },
+
+    /// Throttled by SageMaker: 429 with `Retry-After`.
+    #[error("{message}")]
+    Throttled { message: String, retry_after: u64 },
+
+    /// The container answered with an error: 502 with its status and message.
+    #[error("the model container failed{}: {message}", original_status.map(|s| format!(" with status {s}")).unwrap_or_default())]
+    ModelError {
+        original_status: Option<i32>,
+        message: String,
+    },
+
+    /// Another upstream failure (credentials, network, SageMaker internal error): 502.
+    #[error("{message}")]
+    Upstream { message: String, code: &'static str },
+
+    #[error("SageMaker is unavailable right now: {message}")]
+    Unavailable { message: String, retry_after: u64 },
+
+    #[error("the endpoint did not answer within {seconds} s")]
+    Timeout { seconds: u64 },
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn bad_request(param: &str, message: impl Into<String>) -> Self {
+        GatewayError::BadRequest {
+            message: message.into(),
+            param: Some(param.to_owned()),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest { .. } | GatewayError::WrongKind { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            GatewayError::ModelNotFound(_) | GatewayError::EndpointNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::AccessDenied { .. } => StatusCode::FORBIDDEN,
+            GatewayError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { .. }
+            | GatewayError::WrongKind { .. }
+            | GatewayError::ModelNotFound(_)
+            | GatewayError::PayloadTooLarge { .. } => "invalid_request_error",
+            GatewayError::Unauthorized => "authentication_error",
+            GatewayError::AccessDenied { .. } => "permission_error",
+            GatewayError::EndpointNotFound { .. } => "not_found_error",
+            GatewayError::Throttled { .. } => "rate_limit_error",
+            GatewayError::Timeout { .. } => "timeout_error",
+            GatewayError::ModelError { .. }
+            | GatewayError::Upstream { .. }
+            | GatewayError::Unavailable { .. }
+            | GatewayError::Internal(_) => "api_error",
+        }
+    }
+
+    /// A stable machine-readable cause: OpenAI's `error.code`, and the `class` label of the
+    /// error metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { .. } => "invalid_request",
+            GatewayError::ModelNotFound(_) => "model_not_found",
+            GatewayError::WrongKind { .. } => "wrong_model_kind",
+            GatewayError::Unauthorized => "invalid_api_key",
+            GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::AccessDenied { .. } => "access_denied",
+            GatewayError::EndpointNotFound { .. } => "endpoint_not_found",
+            GatewayError::Throttled { .. } => "throttled",
+            GatewayError::ModelError { .. } => "model_error",
+            GatewayError::Upstream { code, .. } => code,
+            GatewayError::Unavailable { .. } => "service_unavailable",
+            GatewayError::Timeout { .. } => "timeout",
+            GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::BadRequest { param, .. } => param.as_deref(),
+            GatewayError::ModelNotFound(_) | GatewayError::WrongKind { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The error object OpenAI clients parse, also sent as the last chunk of a failed stream.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.error_type(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        })
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, axum::Json(self.body())).into_response();
+        let retry_after = match &self {
+            GatewayError::Throttled { retry_after, .. }
+            | GatewayError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_statuses() {
+        let cases: Vec<(GatewayError, u16, &str)> = vec![
+            (
+                GatewayError::bad_request("messages", "`messages` is required"),
+                400,
+                "invalid_request",
+            ),
+            (
+                GatewayError::ModelNotFound("x".into()),
+                404,
+                "model_not_found",
+            ),
+            (GatewayError::Unauthorized, 401, "invalid_api_key"),
+            (
+                GatewayError::PayloadTooLarge { limit: 10 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                GatewayError::Throttled {
+                    message: "slow down".into(),
+                    retry_after: 1,
+                },
+                429,
+                "throttled",
+            ),
+            (
+                GatewayError::ModelError {
+                    original_status: Some(500),
+                    message: "boom".into(),
+                },
+                502,
+                "model_error",
+            ),
+            (GatewayError::Timeout { seconds: 3 }, 504, "timeout"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.status().as_u16(), status, "{e:?}");
+            assert_eq!(e.body()["error"]["code"], code);
+            assert!(e.body()["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
+        }
+        let e = GatewayError::EndpointNotFound {
+            model: "m".into(),
+            endpoint: "ep".into(),
+            region: "us-east-1".into(),
+        };
+        assert!(e
+            .to_string()
+            .starts_with("endpoint `ep` not found in us-east-1; is it in another region"));
+        let e = GatewayError::ModelError {
+            original_status: Some(400),
+            message: "bad input".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the model container failed with status 400: bad input"
+        );
+    }
+
+    #[test]
+    fn retry_after_header() {
+        let r = GatewayError::Throttled {
+            message: "x".into(),
+            retry_after: 2,
+        }
+        .into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+    }
+}

@@ -1,0 +1,243 @@
+//! The running gateway: the model registry built from the config, the invoker, the API keys
+//! and the metrics. One `Arc<Gateway>` is the state of the axum router.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sagebridge_aws::{ClientOptions, Secret};
+
+use crate::adapter::{self, Adapter, Defaults};
+use crate::config::{Format, GatewayConfig, ModelKind, DEFAULT_MAX_BATCH_SIZE};
+use crate::error::GatewayError;
+use crate::invoker::{Invoker, Target};
+use crate::metrics::{Metrics, ModelMetrics};
+
+/// How the gateway behaves apart from its config file.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Retry policy and timeouts of the SageMaker runtime clients. The default retries
+    /// throttled and transient failures (3 attempts in all).
+    pub client: ClientOptions,
+    /// How many embedding batches of one request are in flight at once.
+    pub batch_concurrency: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            client: ClientOptions::default(),
+            batch_concurrency: 4,
+        }
+    }
+}
+
+/// Building the gateway failed (the config passed validation, so this is rare).
+#[derive(Debug, thiserror::Error)]
+#[error("model `{model}`: {message}")]
+pub struct BuildError {
+    pub model: String,
+    pub message: String,
+}
+
+/// One servable model.
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub kind: ModelKind,
+    pub format: Format,
+    pub owned_by: String,
+    pub target: Target,
+    pub adapter: Adapter,
+    pub defaults: Defaults,
+    pub max_batch_size: usize,
+    /// Position in the config, which is also the model's slot in [`Metrics`].
+    pub index: usize,
+}
+
+/// The gateway's state.
+#[derive(Debug)]
+pub struct Gateway {
+    models: HashMap<String, Arc<Model>>,
+    order: Vec<Arc<Model>>,
+    api_keys: Vec<Secret>,
+    pub(crate) invoker: Invoker,
+    pub(crate) metrics: Metrics,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) batch_concurrency: usize,
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config with default options. No AWS call is made
+    /// here: runtime clients are built on first use.
+    pub fn new(cfg: &GatewayConfig) -> Result<Self, BuildError> {
+        Self::with_options(cfg, GatewayOptions::default())
+    }
+
+    pub fn with_options(cfg: &GatewayConfig, options: GatewayOptions) -> Result<Self, BuildError> {
+        let timeout = Duration::from_secs(cfg.server.timeout_seconds.max(1));
+        let mut invoker = Invoker::new(options.client, timeout);
+        let mut models = HashMap::new();
+        let mut order = Vec::new();
+        for (index, m) in cfg.models.iter().enumerate() {
+            let err = |message: String| BuildError {
+                model: m.name.clone(),
+                message,
+            };
+            let aws = cfg.effective_aws(m).ok_or_else(|| {
+                err("no AWS settings: set awsConfig at the top level or on this model".into())
+            })?;
+            let slot = invoker.slot_for(&aws);
+            let adapter = adapter::build(m).map_err(err)?;
+            let model = Arc::new(Model {
+                name: m.name.clone(),
+                kind: m.kind,
+                format: m.format(),
+                owned_by: m.owned_by.clone().unwrap_or_else(|| "sagemaker".to_owned()),
+                target: Target {
+                    model: m.name.clone(),
+                    endpoint_name: m.endpoint_name.clone(),
+                    inference_component: m.inference_component.clone(),
+                    target_variant: m.target_variant.clone(),
+                    target_model: m.target_model.clone(),
+                    custom_attributes: m.custom_attributes.clone(),
+                    region: aws.region().to_owned(),
+                    slot,
+                },
+                adapter,
+                defaults: Defaults {
+                    max_tokens: m.max_tokens,
+                    temperature: m.temperature,
+                    context_length: m.context_length,
+                },
+                max_batch_size: m.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE).max(1),
+                index,
+            });
+            if models.insert(m.name.clone(), model.clone()).is_some() {
+                return Err(err("the name is used twice".into()));
+            }
+            order.push(model);
+        }
+        let names: Vec<String> = cfg.models.iter().map(|m| m.name.clone()).collect();
+        if cfg.server.api_keys.is_empty() {
+            tracing::warn!(
+                "server.apiKeys is empty: the gateway accepts requests without an API key"
+            );
+        }
+        tracing::info!(
+            models = order.len(),
+            runtime_clients = invoker.client_count(),
+            "gateway ready"
+        );
+        Ok(Self {
+            models,
+            order,
+            api_keys: cfg.server.api_keys.clone(),
+            invoker,
+            metrics: Metrics::new(&names),
+            max_request_bytes: cfg.server.max_request_bytes,
+            batch_concurrency: options.batch_concurrency.max(1),
+        })
+    }
+
+    /// The configured models, in config order.
+    pub fn models(&self) -> &[Arc<Model>] {
+        &self.order
+    }
+
+    /// The model `name`, which must be of `kind`.
+    pub fn model(&self, name: &str, kind: ModelKind) -> Result<&Arc<Model>, GatewayError> {
+        let Some(m) = self.models.get(name) else {
+            self.metrics.unknown_model();
+            return Err(GatewayError::ModelNotFound(name.to_owned()));
+        };
+        if m.kind != kind {
+            let route = match m.kind {
+                ModelKind::Chat => "POST /v1/chat/completions",
+                ModelKind::Embedding => "POST /v1/embeddings",
+                ModelKind::Rerank => "POST /v1/rerank",
+            };
+            return Err(GatewayError::WrongKind {
+                model: name.to_owned(),
+                kind: m.kind.as_str(),
+                route,
+            });
+        }
+        Ok(m)
+    }
+
+    pub(crate) fn model_metrics(&self, m: &Model) -> &ModelMetrics {
+        self.metrics.model(m.index)
+    }
+
+    /// Whether API keys are required.
+    pub fn auth_required(&self) -> bool {
+        !self.api_keys.is_empty()
+    }
+
+    /// Whether `presented` is one of the API keys, compared in constant time (every key is
+    /// compared in full, whatever matched).
+    pub fn key_matches(&self, presented: &str) -> bool {
+        self.api_keys.iter().fold(false, |found, k| {
+            found | constant_time_eq(k.expose().as_bytes(), presented.as_bytes())
+        })
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+
+    /// The gateway's metrics, for tests and embedding servers.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= std::hint::black_box(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"secret-key", b"secret-key"));
+        assert!(!constant_time_eq(b"secret-key", b"secret-kez"));
+        assert!(!constant_time_eq(b"secret-key", b"secret-key2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn clients_shared_per_credential_set() {
+        let env = |_: &str| None;
+        let cfg = crate::config::load_str(
+            "t.yaml",
+            "awsConfig: {awsRegion: us-east-1}\nmodels:\n  - {name: a, kind: chat, endpointName: a}\n  - {name: b, kind: embedding, endpointName: b}\n  - {name: c, kind: rerank, endpointName: c, awsConfig: {awsRegion: eu-west-1}}\n",
+            &env,
+        )
+        .unwrap();
+        let gw = Gateway::new(&cfg).unwrap();
+        assert_eq!(gw.invoker.client_count(), 2);
+        assert_eq!(gw.models().len(), 3);
+        assert!(matches!(
+            gw.model("a", ModelKind::Embedding),
+            Err(GatewayError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            gw.model("zzz", ModelKind::Chat),
+            Err(GatewayError::ModelNotFound(_))
+        ));
+        assert_eq!(gw.models()[2].target.region, "eu-west-1");
+    }
+}

@@ -1,0 +1,764 @@
+//! The gateway over real sockets: the router on 127.0.0.1:0 in front of the fake SageMaker
+//! runtime (and moto for InvokeEndpoint), driven with reqwest and with the official `openai`
+//! Python client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sagebridge_aws::ClientOptions;
+use sagebridge_gateway::{config, router, Gateway, GatewayOptions};
+use sagebridge_testkit::fake_runtime::{
+    fake_embedding, fake_score, Behaviour, EndpointBehaviour, FakeRuntime, Fault, Split,
+};
+use serde_json::{json, Value};
+
+const KEY: &str = "test-key-123456";
+
+struct Stack {
+    fake: FakeRuntime,
+    base: String,
+    gw: Arc<Gateway>,
+    http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// The fake runtime with one endpoint per behaviour, and the gateway in front of it.
+async fn stack_with(server_extra: &str, models_extra: &str) -> Stack {
+    let fake = FakeRuntime::start().await.unwrap();
+    for (name, b) in [
+        ("ep-openai", Behaviour::OpenAiChat),
+        ("ep-tgi", Behaviour::TgiChat),
+        ("ep-lmi", Behaviour::LmiChat),
+        ("ep-tei", Behaviour::TeiEmbed),
+        ("ep-js", Behaviour::JumpStartEmbed),
+        ("ep-dify-embed", Behaviour::DifyEmbed),
+        ("ep-tei-rerank", Behaviour::TeiRerank),
+        ("ep-dify-rerank", Behaviour::DifyRerank),
+    ] {
+        fake.set(name, EndpointBehaviour::new(b));
+    }
+    let yaml = format!(
+        r#"
+server:
+  apiKeys: ["{KEY}"]
+{server_extra}
+awsConfig:
+  awsRegion: us-east-1
+  awsAccessKeyId: testing
+  awsSecretAccessKey: testing-secret-value
+  endPointURL: {url}
+models:
+  - {{name: chat-openai, kind: chat, endpointName: ep-openai, format: openai, inferenceComponent: ic-7, customAttributes: "trace=1"}}
+  - {{name: chat-tgi, kind: chat, endpointName: ep-tgi, format: tgi, chatTemplate: llama-3, targetVariant: blue}}
+  - {{name: chat-lmi, kind: chat, endpointName: ep-lmi, format: lmi, maxTokens: 3}}
+  - {{name: embed-tei, kind: embedding, endpointName: ep-tei, format: tei}}
+  - {{name: embed-js, kind: embedding, endpointName: ep-js, format: jumpstart}}
+  - {{name: embed-dify, kind: embedding, endpointName: ep-dify-embed, format: dify}}
+  - {{name: rerank-tei, kind: rerank, endpointName: ep-tei-rerank, format: tei}}
+  - {{name: rerank-dify, kind: rerank, endpointName: ep-dify-rerank, format: dify}}
+  - {{name: chat-missing, kind: chat, endpointName: no-such-endpoint, format: tgi}}
+  - {{name: embed-missing, kind: embedding, endpointName: no-such-endpoint}}
+{models_extra}
+"#,
+        url = fake.endpoint()
+    );
+    let env = |_: &str| None;
+    let cfg = config::load_str("test.yaml", &yaml, &env).unwrap_or_else(|e| panic!("{e}"));
+    let gw = Arc::new(
+        Gateway::with_options(
+            &cfg,
+            GatewayOptions {
+                client: ClientOptions::no_retries(),
+                ..GatewayOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(gw.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    Stack {
+        fake,
+        base,
+        gw,
+        http,
+        _server: server,
+    }
+}
+
+async fn stack() -> Stack {
+    stack_with("", "").await
+}
+
+impl Stack {
+    async fn post(&self, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.unwrap())
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (s, _, text) = self.post(path, body).await;
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn streamed_text(data: &[String]) -> String {
+    data.iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]})
+}
+
+#[tokio::test]
+async fn chat_non_stream_every_format() {
+    let s = stack().await;
+    for model in ["chat-openai", "chat-tgi", "chat-lmi"] {
+        let (status, v) = s
+            .post_json("/v1/chat/completions", &chat(model, false))
+            .await;
+        assert_eq!(status, 200, "{model}: {v}");
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(v["model"], model);
+        let want = if model == "chat-lmi" {
+            "Hello, world"
+        } else {
+            "Hello, world!"
+        };
+        assert_eq!(v["choices"][0]["message"]["content"], want, "{model}");
+    }
+    let inv = s.fake.invocations();
+    let openai = inv.iter().find(|i| i.endpoint == "ep-openai").unwrap();
+    assert_eq!(
+        openai.header("x-amzn-sagemaker-inference-component"),
+        Some("ic-7")
+    );
+    assert_eq!(
+        openai.header("x-amzn-sagemaker-custom-attributes"),
+        Some("trace=1")
+    );
+    assert_eq!(openai.json()["messages"][1]["content"], "Say hello");
+    let tgi = inv.iter().find(|i| i.endpoint == "ep-tgi").unwrap();
+    assert_eq!(tgi.header("x-amzn-sagemaker-target-variant"), Some("blue"));
+    assert!(tgi.json()["inputs"]
+        .as_str()
+        .unwrap()
+        .contains("<|start_header_id|>user<|end_header_id|>\n\nSay hello<|eot_id|>"));
+    // The model's maxTokens default reached the container, which stopped early.
+    let lmi = inv.iter().find(|i| i.endpoint == "ep-lmi").unwrap();
+    assert_eq!(lmi.json()["parameters"]["max_new_tokens"], 3);
+}
+
+#[tokio::test]
+async fn chat_stream_every_format_under_every_split() {
+    let s = stack().await;
+    let splits = [
+        Split::PerEvent,
+        Split::Bytes(1),
+        Split::Random { seed: 42, max: 13 },
+        Split::Coalesce(3),
+    ];
+    for (endpoint, behaviour, model) in [
+        ("ep-openai", Behaviour::OpenAiChat, "chat-openai"),
+        ("ep-tgi", Behaviour::TgiChat, "chat-tgi"),
+        ("ep-lmi", Behaviour::LmiChat, "chat-lmi"),
+    ] {
+        for split in &splits {
+            s.fake.set(
+                endpoint,
+                EndpointBehaviour::new(behaviour)
+                    .tokens(&["Grüß", " dich", ", ", "🌍", "\"ok\""])
+                    .split(split.clone()),
+            );
+            let mut body = chat(model, true);
+            body["stream_options"] = json!({"include_usage": true});
+            body["max_tokens"] = json!(50);
+            let (status, headers, text) = s.post("/v1/chat/completions", &body).await;
+            assert_eq!(status, 200, "{model} {split:?}: {text}");
+            assert_eq!(headers["content-type"], "text/event-stream");
+            let data = sse_data(&text);
+            assert_eq!(
+                streamed_text(&data),
+                "Grüß dich, 🌍\"ok\"",
+                "{model} {split:?}: {text}"
+            );
+            assert_eq!(
+                data.last().map(String::as_str),
+                Some("[DONE]"),
+                "{model} {split:?}"
+            );
+            assert_eq!(data.iter().filter(|d| *d == "[DONE]").count(), 1);
+            let usage: Vec<Value> = data
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter(|v| v["usage"].is_object())
+                .collect();
+            assert_eq!(usage.len(), 1, "{model} {split:?}: {text}");
+            let finish: Vec<Value> = data
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|v| v["choices"][0].get("finish_reason").cloned())
+                .filter(|f| !f.is_null())
+                .collect();
+            assert_eq!(finish, vec![json!("stop")], "{model} {split:?}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn stream_errors_end_with_an_error_chunk() {
+    let s = stack().await;
+    for (fault, needle) in [
+        (
+            Fault::ModelStreamError {
+                after: 2,
+                code: "ModelInvocationTimeExceeded".into(),
+                message: "took too long".into(),
+            },
+            "ModelInvocationTimeExceeded",
+        ),
+        (
+            Fault::InternalStreamFailure { after: 1 },
+            "SageMaker's stream failed",
+        ),
+    ] {
+        s.fake.set(
+            "ep-tgi",
+            EndpointBehaviour::new(Behaviour::TgiChat).fault(fault.clone()),
+        );
+        let (status, _, text) = s
+            .post("/v1/chat/completions", &chat("chat-tgi", true))
+            .await;
+        assert_eq!(status, 200);
+        let data = sse_data(&text);
+        let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+        assert!(
+            last["error"]["message"].as_str().unwrap().contains(needle),
+            "{fault:?}: {text}"
+        );
+        assert!(
+            !data.iter().any(|d| d == "[DONE]"),
+            "a failed stream must not look complete: {text}"
+        );
+    }
+    // An error line written by the container itself.
+    s.fake.set(
+        "ep-openai",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).fault(Fault::ModelStreamError {
+            after: 0,
+            code: "StreamBroken".into(),
+            message: "connection reset".into(),
+        }),
+    );
+    let (_, _, text) = s
+        .post("/v1/chat/completions", &chat("chat-openai", true))
+        .await;
+    assert!(
+        text.contains("\"error\"") && text.contains("StreamBroken"),
+        "{text}"
+    );
+    assert!(s.gw.metrics().errors_of("model_error") >= 2);
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_stream() {
+    let s = stack().await;
+    let tokens: Vec<String> = (0..100).map(|i| format!("t{i} ")).collect();
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat)
+            .tokens(&tokens)
+            .part_delay(Duration::from_millis(100)),
+    );
+    let started = Instant::now();
+    let mut r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(KEY)
+        .json(&chat("chat-tgi", true))
+        .send()
+        .await
+        .unwrap();
+    let first = r.chunk().await.unwrap().unwrap();
+    // Chunks are forwarded as they arrive: the first one is here long before the 10 s stream ends.
+    assert!(String::from_utf8_lossy(&first).contains("t0"), "{first:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(r);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.fake.streams_abandoned() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.fake.streams_abandoned(), 1);
+    assert_eq!(s.fake.streams_completed(), 0);
+}
+
+#[tokio::test]
+async fn errors_have_the_openai_shape_and_status() {
+    let s = stack_with("  timeoutSeconds: 1\n  maxRequestBytes: 4096", "").await;
+    let check = |status: u16, v: &Value, code: &str, needle: &str| {
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{status}: {v}"
+        );
+        assert!(v["error"]["type"].is_string());
+        assert!(!v.to_string().contains("testing-secret-value"));
+    };
+    let (st, v) = s
+        .post_json("/v1/chat/completions", &chat("nope", false))
+        .await;
+    assert_eq!(st, 404);
+    check(st, &v, "model_not_found", "`nope` does not exist");
+    let (st, v) = s
+        .post_json("/v1/chat/completions", &json!({"model": "chat-tgi"}))
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"]["param"], "messages");
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "chat-tgi", "input": "x"}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    check(st, &v, "wrong_model_kind", "POST /v1/chat/completions");
+    let r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": "x".repeat(5000)}),
+        )
+        .await;
+    assert_eq!(st, 413);
+    check(st, &v, "payload_too_large", "4096 bytes");
+
+    let cases: Vec<(Fault, u16, &str, &str)> = vec![
+        (
+            Fault::AccessDenied { principal: "arn:aws:iam::123456789012:user/limited".into() },
+            403,
+            "access_denied",
+            "arn:aws:iam::123456789012:user/limited is not allowed to call sagemaker:InvokeEndpoint",
+        ),
+        (Fault::Throttle, 429, "throttled", "throttled"),
+        (Fault::NotReady, 429, "throttled", "not ready yet"),
+        (
+            Fault::ModelError { status: 400, message: "Input validation error: inputs too long".into() },
+            502,
+            "model_error",
+            "the model container failed with status 400: Input validation error: inputs too long",
+        ),
+        (Fault::ServiceUnavailable, 503, "service_unavailable", "unavailable"),
+    ];
+    for (fault, status, code, needle) in cases {
+        s.fake.set(
+            "ep-tgi",
+            EndpointBehaviour::new(Behaviour::TgiChat).fault(fault.clone()),
+        );
+        for stream in [false, true] {
+            let (st, headers, text) = s
+                .post("/v1/chat/completions", &chat("chat-tgi", stream))
+                .await;
+            assert_eq!(st, status, "{fault:?} stream={stream}: {text}");
+            let v: Value = serde_json::from_str(&text).unwrap();
+            check(st, &v, code, needle);
+            if status == 429 || status == 503 {
+                assert!(headers.contains_key("retry-after"), "{fault:?}");
+            }
+        }
+    }
+    // An endpoint that does not exist: 404 with a region hint.
+    s.fake
+        .set("ep-tgi", EndpointBehaviour::new(Behaviour::TgiChat));
+    let (st, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-missing", false))
+        .await;
+    assert_eq!(st, 404, "{v}");
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-missing", "input": "x"}),
+        )
+        .await;
+    assert_eq!(st, 404, "{v}");
+    check(
+        st,
+        &v,
+        "endpoint_not_found",
+        "endpoint `no-such-endpoint` not found in us-east-1; is it in another region",
+    );
+    // A slow endpoint: 504.
+    s.fake.set(
+        "ep-tei",
+        EndpointBehaviour::new(Behaviour::TeiEmbed).latency(Duration::from_millis(2500)),
+    );
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": "x"}),
+        )
+        .await;
+    assert_eq!(st, 504);
+    check(st, &v, "timeout", "did not answer within 1 s");
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "sagebridge_gateway_errors_total{model=\"chat-tgi\",class=\"access_denied\"} 2"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_required() {
+    let s = stack().await;
+    let url = format!("{}/v1/models", s.base);
+    let r = s.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_api_key"
+    );
+    let r = s
+        .http
+        .get(&url)
+        .bearer_auth("wrong-key-123456")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("wrong-key") && !body.contains(KEY), "{body}");
+    let r = s
+        .http
+        .get(&url)
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = s
+        .http
+        .get(&url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 10);
+    assert_eq!(ids[0], "chat-openai");
+    assert_eq!(v["data"][3]["kind"], "embedding");
+}
+
+#[tokio::test]
+async fn embeddings_every_format_batched_and_base64() {
+    let s = stack().await;
+    let inputs: Vec<String> = (0..70).map(|i| format!("text number {i}")).collect();
+    for model in ["embed-tei", "embed-js", "embed-dify"] {
+        let (st, v) = s
+            .post_json("/v1/embeddings", &json!({"model": model, "input": inputs}))
+            .await;
+        assert_eq!(st, 200, "{model}: {v}");
+        let data = v["data"].as_array().unwrap();
+        assert_eq!(data.len(), 70);
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(d["index"], i);
+            let got: Vec<f32> = d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(got, fake_embedding(&inputs[i], 8), "{model} #{i}");
+        }
+    }
+    // TEI refuses more than 32 inputs per call: the gateway sent 3 batches to each endpoint.
+    let tei_calls = s
+        .fake
+        .invocations()
+        .iter()
+        .filter(|i| i.endpoint == "ep-tei")
+        .count();
+    assert_eq!(tei_calls, 3);
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": "hello", "encoding_format": "base64"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let b64 = v["data"][0]["embedding"].as_str().unwrap();
+    let want: Vec<u8> = fake_embedding("hello", 8)
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    assert_eq!(b64, sagebridge_gateway::adapter::embed::base64(&want));
+}
+
+#[tokio::test]
+async fn rerank_sorted_with_top_n_and_documents() {
+    let s = stack().await;
+    let docs = [
+        "a green pear",
+        "the red apple is red",
+        "red apple",
+        "nothing here at all",
+    ];
+    let query = "red apple";
+    let mut want: Vec<(usize, f64)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, fake_score(query, d)))
+        .collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    for model in ["rerank-tei", "rerank-dify"] {
+        let (st, v) = s
+            .post_json("/v1/rerank", &json!({"model": model, "query": query, "documents": docs, "top_n": 2, "return_documents": true}))
+            .await;
+        assert_eq!(st, 200, "{model}: {v}");
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        for (r, (i, score)) in results.iter().zip(&want) {
+            assert_eq!(r["index"], *i, "{model}: {v}");
+            assert!((r["relevance_score"].as_f64().unwrap() - score).abs() < 1e-9);
+            assert_eq!(r["document"]["text"], docs[*i]);
+        }
+        let (_, v) = s
+            .post_json(
+                "/v1/rerank",
+                &json!({"model": model, "query": query, "documents": docs}),
+            )
+            .await;
+        assert_eq!(v["results"].as_array().unwrap().len(), 4);
+        assert!(v["results"][0].get("document").is_none());
+    }
+    let dify = s
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.endpoint == "ep-dify-rerank")
+        .unwrap();
+    assert_eq!(dify.json()["inputs"], json!([query, query, query, query]));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_latency_and_ttft() {
+    let s = stack().await;
+    s.post_json("/v1/chat/completions", &chat("chat-openai", false))
+        .await;
+    s.post("/v1/chat/completions", &chat("chat-tgi", true))
+        .await;
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sagebridge_gateway_requests_total{model=\"chat-openai\",route=\"chat\"} 1",
+        "sagebridge_gateway_requests_total{model=\"chat-tgi\",route=\"chat_stream\"} 1",
+        "sagebridge_gateway_upstream_latency_seconds_count{model=\"chat-openai\"} 1",
+        "sagebridge_gateway_time_to_first_token_seconds_count{model=\"chat-tgi\"} 1",
+        "sagebridge_gateway_tokens_total{model=\"chat-openai\",type=\"completion\"} 4",
+        "sagebridge_gateway_open_streams{model=\"chat-tgi\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn official_openai_python_client() {
+    let venv = std::env::var("SAGEBRIDGE_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sagebridge/venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    assert!(std::path::Path::new(&python).exists(), "no Python venv at {venv}: create it with `python3 -m venv {venv} && {venv}/bin/pip install openai 'moto[server]'`");
+    let s = stack().await;
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat).split(Split::Bytes(3)),
+    );
+    s.fake.set(
+        "ep-openai",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).fault(Fault::ModelStreamError {
+            after: 2,
+            code: "StreamBroken".into(),
+            message: "connection reset".into(),
+        }),
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_client.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(script)
+            .env("OPENAI_BASE_URL", format!("{}/v1", s.base))
+            .env("OPENAI_API_KEY", KEY)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished within 60 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["chat"], "Hello, world!");
+    assert_eq!(v["chat_finish"], "stop");
+    assert_eq!(v["stream"], "Hello, world!");
+    assert_eq!(v["stream_chunks"], 4);
+    assert_eq!(v["stream_usage_completion_tokens"], 5);
+    assert_eq!(v["embedding_dims"], json!([8, 8]));
+    let first: Vec<f64> = fake_embedding("first", 8)
+        .iter()
+        .map(|f| f64::from(*f))
+        .collect();
+    let got: Vec<f64> = v["embedding0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(got, first);
+    assert_eq!(v["stream_error_status"], "APIError");
+    assert_eq!(v["unknown_model_status"], 404);
+    assert_eq!(v["auth_status"], 401);
+}
+
+#[tokio::test]
+async fn moto_invoke_endpoint_canned_results() {
+    let moto = sagebridge_testkit::MotoServer::start().await.unwrap();
+    let canned = sagebridge_testkit::CannedInvokeResult::json(
+        &json!([{"generated_text": "from moto", "details": {"finish_reason": "length", "generated_tokens": 2}}]),
+    );
+    moto.set_endpoint_results(None, "us-east-1", &[canned])
+        .await
+        .unwrap();
+    let yaml = format!(
+        "awsConfig: {{awsRegion: us-east-1, awsAccessKeyId: testing, awsSecretAccessKey: testing, endPointURL: '{}'}}\nmodels:\n  - {{name: m, kind: chat, endpointName: moto-ep, format: tgi}}\n",
+        moto.endpoint()
+    );
+    let env = |_: &str| None;
+    let cfg = config::load_str("moto.yaml", &yaml, &env).unwrap();
+    let gw = Arc::new(
+        Gateway::with_options(
+            &cfg,
+            GatewayOptions {
+                client: ClientOptions::no_retries(),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(gw);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let v: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&chat("m", false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "from moto", "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 2);
+    server.abort();
+
+    // test-connection: an endpoint that is not there is reported as NotFound with the region.
+    let results = sagebridge_gateway::check_models(&cfg, None, false).await;
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].passed);
+    assert_eq!(
+        results[0].error_kind.as_deref(),
+        Some("NotFound"),
+        "{results:?}"
+    );
+    assert!(results[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("not found in us-east-1"));
+    let json = serde_json::to_value(&results[0]).unwrap();
+    assert!(
+        json.get("durationMs").is_some() && json.get("errorKind").is_some(),
+        "{json}"
+    );
+    let none = sagebridge_gateway::check_models(&cfg, Some("other"), false).await;
+    assert!(none[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("no model named `other`"));
+}

@@ -1,0 +1,883 @@
+//! A fake SageMaker runtime: `POST /endpoints/{name}/invocations` and
+//! `/endpoints/{name}/invocations-response-stream`, with real AWS event-stream framing.
+//!
+//! moto answers InvokeEndpoint with canned bodies but has no InvokeEndpointWithResponseStream
+//! and no faults, so the gateway's tests and benchmark use this instead. Point the SDK at it
+//! with `endPointURL: <FakeRuntime::endpoint()>`. Each endpoint is given a behaviour: the
+//! container family it imitates (one per gateway format), the tokens it answers, how its
+//! stream is cut into `PayloadPart`s (one event per part, every N bytes, random cuts, several
+//! events per part), latency, and faults (throttling, ModelError, not ready, access denied,
+//! errors in the middle of a stream). It records every invocation with its SageMaker headers
+//! and counts streams that were completed and streams the client abandoned.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// The account the fake pretends to be.
+pub const FAKE_ACCOUNT: &str = "123456789012";
+/// How many invocations are kept for [`FakeRuntime::invocations`] (the oldest are dropped).
+const RECORD_LIMIT: usize = 1000;
+/// TEI's default maximum client batch size, which the TEI fakes enforce too.
+pub const TEI_MAX_BATCH: usize = 32;
+
+/// The container family an endpoint imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// vLLM / TGI Messages API: OpenAI request, OpenAI JSON, OpenAI SSE stream.
+    OpenAiChat,
+    /// TGI: `{"inputs","parameters"}` -> `[{"generated_text","details"}]`, `data:{"token"}` SSE.
+    TgiChat,
+    /// DJL LMI: `{"inputs","parameters"}` -> `{"generated_text"}`, JSON-lines `{"token"}`.
+    LmiChat,
+    /// TEI: `{"inputs":[..]}` -> `[[..]]` (at most 32 inputs, as TEI's default).
+    TeiEmbed,
+    /// JumpStart: `{"text_inputs":[..]}` -> `{"embedding":[[..]]}`.
+    JumpStartEmbed,
+    /// Dify's shape: `{"inputs":[..]}` -> `{"embeddings":[[..]]}`.
+    DifyEmbed,
+    /// OpenAI embeddings: `{"input":[..]}` -> `{"data":[{"embedding"}]}`.
+    OpenAiEmbed,
+    /// TEI rerank: `{"query","texts"}` -> `[{"index","score"}]`, best first.
+    TeiRerank,
+    /// Dify's shape: `{"inputs":[q,..],"docs":[..]}` -> `{"scores":[..]}`, document order.
+    DifyRerank,
+}
+
+/// How a stream is cut into `PayloadPart`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// One SSE event or JSON line per part.
+    PerEvent,
+    /// Every `n` bytes (`Bytes(1)`: one byte per part, splitting UTF-8 characters too).
+    Bytes(usize),
+    /// Cuts at pseudo-random places, parts of 1 to `max` bytes, reproducible from `seed`.
+    Random { seed: u64, max: usize },
+    /// `n` events per part.
+    Coalesce(usize),
+}
+
+/// A failure to inject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 `ThrottlingException`.
+    Throttle,
+    /// 424 `ModelError` with the container's status and message.
+    ModelError { status: u16, message: String },
+    /// 429 `ModelNotReadyException`.
+    NotReady,
+    /// 503 `ServiceUnavailable`.
+    ServiceUnavailable,
+    /// 403 `AccessDeniedException` naming `principal`.
+    AccessDenied { principal: String },
+    /// A `ModelStreamError` exception event after `after` events of the stream.
+    ModelStreamError {
+        after: usize,
+        code: String,
+        message: String,
+    },
+    /// An `InternalStreamFailure` exception event after `after` events.
+    InternalStreamFailure { after: usize },
+}
+
+/// What one endpoint does.
+#[derive(Debug, Clone)]
+pub struct EndpointBehaviour {
+    pub behaviour: Behaviour,
+    /// The answer of chat endpoints, token by token.
+    pub tokens: Vec<String>,
+    pub split: Split,
+    /// Wait before answering (before the response headers).
+    pub latency: Duration,
+    /// Wait between two parts of a stream.
+    pub part_delay: Duration,
+    pub fault: Option<Fault>,
+    /// Length of the fake embedding vectors.
+    pub dimensions: usize,
+}
+
+impl EndpointBehaviour {
+    pub fn new(behaviour: Behaviour) -> Self {
+        Self {
+            behaviour,
+            tokens: ["Hello", ",", " world", "!"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            split: Split::PerEvent,
+            latency: Duration::ZERO,
+            part_delay: Duration::ZERO,
+            fault: None,
+            dimensions: 8,
+        }
+    }
+
+    pub fn tokens<S: AsRef<str>>(mut self, tokens: &[S]) -> Self {
+        self.tokens = tokens.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    pub fn split(mut self, split: Split) -> Self {
+        self.split = split;
+        self
+    }
+
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    pub fn part_delay(mut self, delay: Duration) -> Self {
+        self.part_delay = delay;
+        self
+    }
+
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    pub fn dimensions(mut self, dimensions: usize) -> Self {
+        self.dimensions = dimensions;
+        self
+    }
+}
+
+/// One invocation as the fake received it.
+#[derive(Debug, Clone)]
+pub struct RecordedInvocation {
+    pub endpoint: String,
+    pub stream: bool,
+    /// Request headers, names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl RecordedInvocation {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    endpoints: Mutex<HashMap<String, EndpointBehaviour>>,
+    invocations: Mutex<VecDeque<RecordedInvocation>>,
+    record: std::sync::atomic::AtomicBool,
+    streams_started: AtomicUsize,
+    streams_completed: AtomicUsize,
+    streams_abandoned: AtomicUsize,
+}
+
+/// A running fake runtime on `127.0.0.1`; the server task stops when this is dropped.
+#[derive(Debug)]
+pub struct FakeRuntime {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeRuntime {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeRuntime {
+    /// Starts the fake on `127.0.0.1:0`.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse()?).await
+    }
+
+    /// Starts the fake on `addr` (loopback addresses only).
+    pub async fn start_on(addr: SocketAddr) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "the fake runtime listens on loopback only"
+        );
+        let shared = Arc::new(Shared::default());
+        shared.record.store(true, Ordering::Relaxed);
+        let app = router(shared.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "fake runtime stopped");
+            }
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `endPointURL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Defines (or redefines) endpoint `name`.
+    pub fn set(&self, name: &str, behaviour: EndpointBehaviour) {
+        self.shared
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), behaviour);
+    }
+
+    /// Whether invocations are recorded (on by default; benchmarks turn it off).
+    pub fn set_recording(&self, on: bool) {
+        self.shared.record.store(on, Ordering::Relaxed);
+    }
+
+    /// The last invocations received (at most 1000), oldest first.
+    pub fn invocations(&self) -> Vec<RecordedInvocation> {
+        self.shared
+            .invocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn streams_started(&self) -> usize {
+        self.shared.streams_started.load(Ordering::Relaxed)
+    }
+
+    /// Streams whose every part was sent.
+    pub fn streams_completed(&self) -> usize {
+        self.shared.streams_completed.load(Ordering::Relaxed)
+    }
+
+    /// Streams dropped before their end (the client, i.e. the gateway, went away).
+    pub fn streams_abandoned(&self) -> usize {
+        self.shared.streams_abandoned.load(Ordering::Relaxed)
+    }
+}
+
+/// The axum app of the fake, for callers that serve it themselves.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/endpoints/{name}/invocations", post(invoke))
+        .route(
+            "/endpoints/{name}/invocations-response-stream",
+            post(invoke_stream),
+        )
+        .with_state(shared)
+}
+
+/// The vector the fake returns for `text`: deterministic, so tests can compare.
+pub fn fake_embedding(text: &str, dimensions: usize) -> Vec<f32> {
+    (0..dimensions)
+        .map(|j| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ j as u64;
+            for b in text.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            (h % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// The score the fake gives `doc` for `query`: shared words over the document's length.
+pub fn fake_score(query: &str, doc: &str) -> f64 {
+    let q: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    let words: Vec<String> = doc.split_whitespace().map(str::to_lowercase).collect();
+    let shared = words.iter().filter(|w| q.contains(w)).count();
+    shared as f64 / (1.0 + words.len() as f64)
+}
+
+fn error(status: u16, code: &str, body: Value) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        body.to_string(),
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert("x-amzn-errortype", code.parse().expect("static header"));
+    h.insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
+    r
+}
+
+fn model_error(status: u16, message: &str) -> Response {
+    error(
+        424,
+        "ModelError",
+        json!({
+            "message": format!("Received client error ({status}) from primary with message \"{message}\". See https://us-east-1.console.aws.amazon.com/cloudwatch/home for more information."),
+            "OriginalStatusCode": status,
+            "OriginalMessage": message,
+            "LogStreamArn": format!("arn:aws:logs:us-east-1:{FAKE_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/fake"),
+        }),
+    )
+}
+
+/// The HTTP-level fault, if the endpoint has one.
+fn fault_response(fault: &Fault, name: &str) -> Option<Response> {
+    Some(match fault {
+        Fault::Throttle => error(
+            400,
+            "ThrottlingException",
+            json!({"message": "Rate exceeded"}),
+        ),
+        Fault::ModelError { status, message } => model_error(*status, message),
+        Fault::NotReady => error(
+            429,
+            "ModelNotReadyException",
+            json!({"message": format!("Model for endpoint {name} is not ready yet")}),
+        ),
+        Fault::ServiceUnavailable => error(
+            503,
+            "ServiceUnavailable",
+            json!({"message": "Service is temporarily unavailable"}),
+        ),
+        Fault::AccessDenied { principal } => error(
+            403,
+            "AccessDeniedException",
+            json!({"message": format!(
+                "User: {principal} is not authorized to perform: sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:endpoint/{name} because no identity-based policy allows the sagemaker:InvokeEndpoint action"
+            )}),
+        ),
+        Fault::ModelStreamError { .. } | Fault::InternalStreamFailure { .. } => return None,
+    })
+}
+
+/// Looks the endpoint up, records the call and applies latency and HTTP faults.
+#[allow(clippy::result_large_err)]
+async fn prepare(
+    shared: &Shared,
+    name: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    stream: bool,
+) -> Result<EndpointBehaviour, Response> {
+    if shared.record.load(Ordering::Relaxed) {
+        let rec = RecordedInvocation {
+            endpoint: name.to_owned(),
+            stream,
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+        };
+        let mut inv = shared.invocations.lock().unwrap_or_else(|e| e.into_inner());
+        if inv.len() >= RECORD_LIMIT {
+            inv.pop_front();
+        }
+        inv.push_back(rec);
+    }
+    let found = shared
+        .endpoints
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned();
+    let Some(b) = found else {
+        return Err(error(
+            400,
+            "ValidationError",
+            json!({"message": format!("Endpoint {name} of account {FAKE_ACCOUNT} not found.")}),
+        ));
+    };
+    if !b.latency.is_zero() {
+        tokio::time::sleep(b.latency).await;
+    }
+    if let Some(r) = b.fault.as_ref().and_then(|f| fault_response(f, name)) {
+        return Err(r);
+    }
+    Ok(b)
+}
+
+/// What a chat request asked for: the token budget and whether usage was requested.
+struct ChatAsk {
+    max_tokens: Option<usize>,
+    include_usage: bool,
+    prompt_words: usize,
+}
+
+// A ready response is the natural early exit of a handler helper; it is not hot code.
+#[allow(clippy::result_large_err)]
+fn chat_ask(b: Behaviour, v: &Value) -> Result<ChatAsk, Response> {
+    match b {
+        Behaviour::OpenAiChat => {
+            let Some(messages) = v.get("messages").and_then(Value::as_array) else {
+                return Err(model_error(400, "messages: field required"));
+            };
+            let prompt_words = messages
+                .iter()
+                .filter_map(|m| m.get("content").and_then(Value::as_str))
+                .map(|c| c.split_whitespace().count())
+                .sum();
+            Ok(ChatAsk {
+                max_tokens: v
+                    .get("max_tokens")
+                    .or_else(|| v.get("max_completion_tokens"))
+                    .and_then(Value::as_u64)
+                    .map(|n| n as usize),
+                include_usage: v
+                    .pointer("/stream_options/include_usage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                prompt_words,
+            })
+        }
+        _ => {
+            let Some(inputs) = v.get("inputs").and_then(Value::as_str) else {
+                return Err(model_error(422, "Failed to deserialize the JSON body into the target type: inputs: invalid type"));
+            };
+            Ok(ChatAsk {
+                max_tokens: v
+                    .pointer("/parameters/max_new_tokens")
+                    .and_then(Value::as_u64)
+                    .map(|n| n as usize),
+                include_usage: false,
+                prompt_words: inputs.split_whitespace().count(),
+            })
+        }
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    }
+}
+
+async fn invoke(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let b = match prepare(&shared, &name, &headers, &body, false).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return model_error(400, "the body is not JSON");
+    };
+    let out = match b.behaviour {
+        Behaviour::OpenAiChat | Behaviour::TgiChat | Behaviour::LmiChat => {
+            let ask = match chat_ask(b.behaviour, &v) {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            let n = ask.max_tokens.unwrap_or(usize::MAX).min(b.tokens.len());
+            let text: String = b.tokens[..n].concat();
+            let reason = if n < b.tokens.len() { "length" } else { "stop" };
+            match b.behaviour {
+                Behaviour::OpenAiChat => json!({
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "/opt/ml/model",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}],
+                    "usage": {"prompt_tokens": ask.prompt_words, "completion_tokens": n, "total_tokens": ask.prompt_words + n},
+                }),
+                Behaviour::TgiChat => json!([{
+                    "generated_text": text,
+                    "details": {"finish_reason": if reason == "length" { "length" } else { "eos_token" }, "generated_tokens": n, "seed": null},
+                }]),
+                _ => {
+                    json!({"generated_text": text, "details": {"finish_reason": reason, "generated_tokens": n}})
+                }
+            }
+        }
+        Behaviour::TeiEmbed
+        | Behaviour::JumpStartEmbed
+        | Behaviour::DifyEmbed
+        | Behaviour::OpenAiEmbed => {
+            let key = match b.behaviour {
+                Behaviour::JumpStartEmbed => "text_inputs",
+                Behaviour::OpenAiEmbed => "input",
+                _ => "inputs",
+            };
+            let Some(inputs) = str_list(v.get(key)) else {
+                return model_error(422, &format!("Failed to deserialize the JSON body into the target type: missing field `{key}`"));
+            };
+            if b.behaviour == Behaviour::TeiEmbed && inputs.len() > TEI_MAX_BATCH {
+                return model_error(
+                    413,
+                    &format!(
+                        "batch size {} > maximum allowed batch size {TEI_MAX_BATCH}",
+                        inputs.len()
+                    ),
+                );
+            }
+            let vectors: Vec<Vec<f32>> = inputs
+                .iter()
+                .map(|t| fake_embedding(t, b.dimensions))
+                .collect();
+            match b.behaviour {
+                Behaviour::JumpStartEmbed => json!({"embedding": vectors}),
+                Behaviour::DifyEmbed => json!({"embeddings": vectors}),
+                Behaviour::OpenAiEmbed => json!({
+                    "object": "list",
+                    "data": vectors.iter().enumerate().map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e})).collect::<Vec<_>>(),
+                }),
+                _ => json!(vectors),
+            }
+        }
+        Behaviour::TeiRerank => {
+            let (Some(query), Some(texts)) = (
+                v.get("query").and_then(Value::as_str),
+                str_list(v.get("texts")),
+            ) else {
+                return model_error(422, "Failed to deserialize the JSON body into the target type: missing field `query` or `texts`");
+            };
+            let mut scored: Vec<(usize, f64)> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i, fake_score(query, t)))
+                .collect();
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+            json!(scored
+                .iter()
+                .map(|(i, s)| json!({"index": i, "score": s}))
+                .collect::<Vec<_>>())
+        }
+        Behaviour::DifyRerank => {
+            let (Some(queries), Some(docs)) = (str_list(v.get("inputs")), str_list(v.get("docs")))
+            else {
+                return model_error(400, "expected `inputs` and `docs`");
+            };
+            let q = queries.first().cloned().unwrap_or_default();
+            json!({"scores": docs.iter().map(|d| fake_score(&q, d)).collect::<Vec<_>>()})
+        }
+    };
+    let mut r = (StatusCode::OK, out.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
+    h.insert(
+        "x-amzn-invoked-production-variant",
+        "AllTraffic".parse().expect("static header"),
+    );
+    r
+}
+
+/// The container's stream for `tokens`, one entry per SSE event or JSON line.
+fn stream_events(b: Behaviour, tokens: &[String], ask: &ChatAsk, truncated: bool) -> Vec<Vec<u8>> {
+    let n = tokens.len();
+    let mut events = Vec::with_capacity(n + 3);
+    match b {
+        Behaviour::OpenAiChat => {
+            for (i, t) in tokens.iter().enumerate() {
+                let delta = if i == 0 {
+                    json!({"role": "assistant", "content": t})
+                } else {
+                    json!({"content": t})
+                };
+                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model",
+                               "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+                events.push(format!("data: {c}\n\n").into_bytes());
+            }
+            let reason = if truncated { "length" } else { "stop" };
+            let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model",
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]});
+            events.push(format!("data: {c}\n\n").into_bytes());
+            if ask.include_usage {
+                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model", "choices": [],
+                               "usage": {"prompt_tokens": ask.prompt_words, "completion_tokens": n, "total_tokens": ask.prompt_words + n}});
+                events.push(format!("data: {c}\n\n").into_bytes());
+            }
+            events.push(b"data: [DONE]\n\n".to_vec());
+        }
+        Behaviour::TgiChat => {
+            for (i, t) in tokens.iter().enumerate() {
+                let e = json!({"index": i, "token": {"id": i, "text": t, "logprob": -0.5, "special": false}, "generated_text": null, "details": null});
+                events.push(format!("data:{e}\n\n").into_bytes());
+            }
+            let reason = if truncated { "length" } else { "eos_token" };
+            let e = json!({"index": n, "token": {"id": 2, "text": "</s>", "logprob": -0.1, "special": true},
+                           "generated_text": tokens.concat(), "details": {"finish_reason": reason, "generated_tokens": n + 1, "seed": null}});
+            events.push(format!("data:{e}\n\n").into_bytes());
+        }
+        _ => {
+            for (i, t) in tokens.iter().enumerate() {
+                let last = i + 1 == n;
+                let mut e = json!({"token": {"id": [i], "text": t, "log_prob": -0.5}, "generated_text": null, "details": null});
+                if last {
+                    e["generated_text"] = json!(tokens.concat());
+                    e["details"] = json!({"finish_reason": if truncated { "length" } else { "eos_token" }, "generated_tokens": n});
+                }
+                events.push(format!("{e}\n").into_bytes());
+            }
+        }
+    }
+    events
+}
+
+/// Cuts the events into parts as `split` says.
+pub fn split_parts(events: &[Vec<u8>], split: &Split) -> Vec<Vec<u8>> {
+    match split {
+        Split::PerEvent => events.to_vec(),
+        Split::Coalesce(k) => events.chunks((*k).max(1)).map(|c| c.concat()).collect(),
+        Split::Bytes(n) => events
+            .concat()
+            .chunks((*n).max(1))
+            .map(<[u8]>::to_vec)
+            .collect(),
+        Split::Random { seed, max } => {
+            let all = events.concat();
+            let mut state = seed | 1;
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < all.len() {
+                // xorshift64: reproducible without a dependency.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let len = 1 + (state as usize) % (*max).max(1);
+                let end = (i + len).min(all.len());
+                out.push(all[i..end].to_vec());
+                i = end;
+            }
+            out
+        }
+    }
+}
+
+fn frame(message: &Message) -> Bytes {
+    let mut buf = Vec::with_capacity(message.payload().len() + 128);
+    write_message_to(message, &mut buf).expect("an event-stream frame is always writable");
+    Bytes::from(buf)
+}
+
+/// A `PayloadPart` event frame.
+pub fn payload_part(bytes: &[u8]) -> Bytes {
+    frame(
+        &Message::new(Bytes::copy_from_slice(bytes))
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String("PayloadPart".into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/octet-stream".into()),
+            )),
+    )
+}
+
+/// An exception frame (`ModelStreamError`, `InternalStreamFailure`).
+pub fn exception(kind: &str, payload: &Value) -> Bytes {
+    frame(
+        &Message::new(Bytes::from(payload.to_string()))
+            .add_header(Header::new(
+                ":exception-type",
+                HeaderValue::String(kind.to_owned().into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("exception".into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/json".into()),
+            )),
+    )
+}
+
+/// Counts a stream as completed when all its frames went out, or as abandoned when dropped
+/// before.
+struct StreamGuard {
+    shared: Arc<Shared>,
+    completed: bool,
+}
+
+impl StreamGuard {
+    fn complete(mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let counter = if self.completed {
+            &self.shared.streams_completed
+        } else {
+            &self.shared.streams_abandoned
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn invoke_stream(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let b = match prepare(&shared, &name, &headers, &body, true).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !matches!(
+        b.behaviour,
+        Behaviour::OpenAiChat | Behaviour::TgiChat | Behaviour::LmiChat
+    ) {
+        return error(
+            400,
+            "ValidationError",
+            json!({"message": "This endpoint does not support response streaming"}),
+        );
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return model_error(400, "the body is not JSON");
+    };
+    let ask = match chat_ask(b.behaviour, &v) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let n = ask.max_tokens.unwrap_or(usize::MAX).min(b.tokens.len());
+    let mut events = stream_events(b.behaviour, &b.tokens[..n], &ask, n < b.tokens.len());
+    let mut tail = None;
+    match &b.fault {
+        Some(Fault::ModelStreamError {
+            after,
+            code,
+            message,
+        }) => {
+            events.truncate(*after);
+            tail = Some(exception(
+                "ModelStreamError",
+                &json!({"Message": message, "ErrorCode": code}),
+            ));
+        }
+        Some(Fault::InternalStreamFailure { after }) => {
+            events.truncate(*after);
+            tail = Some(exception(
+                "InternalStreamFailure",
+                &json!({"Message": "Internal stream failure"}),
+            ));
+        }
+        _ => {}
+    }
+    let mut frames: VecDeque<Bytes> = split_parts(&events, &b.split)
+        .iter()
+        .map(|p| payload_part(p))
+        .collect();
+    frames.extend(tail);
+    shared.streams_started.fetch_add(1, Ordering::Relaxed);
+    let guard = StreamGuard {
+        shared: shared.clone(),
+        completed: false,
+    };
+    let delay = b.part_delay;
+    let stream = futures::stream::unfold(
+        (frames, guard, true),
+        move |(mut frames, guard, first)| async move {
+            let Some(f) = frames.pop_front() else {
+                guard.complete();
+                return None;
+            };
+            if !first && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<_, std::convert::Infallible>(f), (frames, guard, false)))
+        },
+    );
+    let content_type = if b.behaviour == Behaviour::LmiChat {
+        "application/jsonlines"
+    } else {
+        "text/event-stream"
+    };
+    let mut r = Response::new(Body::from_stream(stream));
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        "application/vnd.amazon.eventstream"
+            .parse()
+            .expect("static header"),
+    );
+    h.insert(
+        "x-amzn-sagemaker-content-type",
+        content_type.parse().expect("static header"),
+    );
+    h.insert(
+        "x-amzn-invoked-production-variant",
+        "AllTraffic".parse().expect("static header"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_cover_the_bytes() {
+        let events: Vec<Vec<u8>> = vec![
+            b"data: a\n\n".to_vec(),
+            b"data: bb\n\n".to_vec(),
+            b"data: ccc\n\n".to_vec(),
+        ];
+        let all = events.concat();
+        for split in [
+            Split::PerEvent,
+            Split::Bytes(1),
+            Split::Bytes(4),
+            Split::Coalesce(2),
+            Split::Random { seed: 7, max: 5 },
+        ] {
+            let parts = split_parts(&events, &split);
+            assert_eq!(parts.concat(), all, "{split:?}");
+            assert!(parts.iter().all(|p| !p.is_empty()), "{split:?}");
+        }
+        assert_eq!(split_parts(&events, &Split::Bytes(1)).len(), all.len());
+        assert_eq!(split_parts(&events, &Split::Coalesce(2)).len(), 2);
+    }
+
+    #[test]
+    fn frames_decode() {
+        let f = payload_part(b"hello");
+        let m = aws_smithy_eventstream::frame::read_message_from(f.clone()).unwrap();
+        assert_eq!(m.payload().as_ref(), b"hello");
+        assert!(m
+            .headers()
+            .iter()
+            .any(|h| h.name().as_str() == ":event-type"));
+    }
+
+    #[test]
+    fn embeddings_and_scores_are_deterministic() {
+        assert_eq!(fake_embedding("abc", 4), fake_embedding("abc", 4));
+        assert_ne!(fake_embedding("abc", 4), fake_embedding("abd", 4));
+        assert!(fake_score("red apple", "a red apple") > fake_score("red apple", "a green pear"));
+    }
+}
