@@ -32,6 +32,66 @@ enum Command {
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// With a gateway config: check only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// With a gateway config: also send one tiny request to each endpoint.
+        #[arg(long)]
+        invoke: bool,
+    },
+    /// Ingest SageMaker models into the catalog (the main job).
+    Ingest {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Print the run report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Catalog file (overrides sink.config.path).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+    /// Browse the embedded catalog.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Serve the OpenAI-compatible gateway (and the catalog's read API).
+    Serve {
+        /// Gateway config (sagebridge.yaml).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Overrides server.listen (e.g. 127.0.0.1:0).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Catalog file to expose read-only at /api/catalog/models.
+        #[arg(long, default_value = "sagebridge.db")]
+        catalog: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List models (a JSON array of MlModel documents with --json).
+    List {
+        #[arg(long)]
+        service: Option<String>,
+        /// Include soft-deleted models.
+        #[arg(long)]
+        deleted: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "sagebridge.db")]
+        catalog: PathBuf,
+    },
+    /// Show one model (also a soft-deleted one).
+    Show {
+        name: String,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "sagebridge.db")]
+        catalog: PathBuf,
     },
 }
 
@@ -62,7 +122,29 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::TestConnection { config, json } => test_connection(&config, json).await,
+        Command::TestConnection {
+            config,
+            json,
+            model,
+            invoke,
+        } => {
+            if is_gateway_config(&config) {
+                gateway_check(&config, json, model.as_deref(), invoke).await
+            } else {
+                test_connection(&config, json).await
+            }
+        }
+        Command::Ingest {
+            config,
+            json,
+            catalog,
+        } => ingest(&config, json, catalog).await,
+        Command::Models { command } => models(command),
+        Command::Serve {
+            config,
+            listen,
+            catalog,
+        } => serve(&config, listen, catalog).await,
     }
 }
 
@@ -111,5 +193,209 @@ async fn test_connection(path: &std::path::Path, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// A gateway config has `models:` or `server:` at the top; a workflow has `source:`.
+fn is_gateway_config(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .map(|t| !t.lines().any(|l| l.starts_with("source:")))
+        .unwrap_or(false)
+}
+
+async fn gateway_check(
+    path: &std::path::Path,
+    json: bool,
+    model: Option<&str>,
+    invoke: bool,
+) -> ExitCode {
+    init_logging("warn");
+    let cfg = match sagebridge_gateway::load_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = sagebridge_gateway::check_models(&cfg, model, invoke).await;
+    let passed = results.iter().all(|r| r.passed || !r.mandatory);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"steps": results, "passed": passed})
+        );
+    } else {
+        for r in &results {
+            println!(
+                "{:<28} {:<6} {}",
+                r.name,
+                if r.passed { "ok" } else { "FAILED" },
+                r.error.as_deref().or(r.detail.as_deref()).unwrap_or("")
+            );
+        }
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn ingest(path: &std::path::Path, json: bool, catalog: Option<PathBuf>) -> ExitCode {
+    let cfg = match WorkflowConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging("warn");
+            eprint!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = match cfg.workflow_config.logger_level {
+        Some(sagebridge_ingest::config::LoggerLevel::Debug) => "debug",
+        Some(sagebridge_ingest::config::LoggerLevel::Warn) => "warn",
+        Some(sagebridge_ingest::config::LoggerLevel::Error) => "error",
+        _ => "info",
+    };
+    init_logging(level);
+    let opts = sagebridge_ingest::runner::RunOptions {
+        catalog_path: catalog,
+    };
+    match sagebridge_ingest::runner::run(&cfg, &opts).await {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.summary());
+            }
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn models(cmd: ModelsCommand) -> ExitCode {
+    init_logging("warn");
+    use sagebridge_catalog::{Catalog, ListQuery, SqliteCatalog};
+    let open = |p: &std::path::Path| {
+        if !p.exists() {
+            return Err(format!(
+                "no catalog at {}; run `sagebridge ingest` first or pass --catalog",
+                p.display()
+            ));
+        }
+        SqliteCatalog::open(p).map_err(|e| e.to_string())
+    };
+    match cmd {
+        ModelsCommand::List {
+            service,
+            deleted,
+            json,
+            catalog,
+        } => {
+            let cat = match open(&catalog) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let q = ListQuery {
+                service,
+                include_deleted: deleted,
+                ..Default::default()
+            };
+            match cat.list_models(&q) {
+                Ok(models) if json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&models).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(models) => {
+                    println!(
+                        "{:<44} {:<22} {:<8} {}",
+                        "MODEL", "ALGORITHM", "VERSION", "SERVED BY"
+                    );
+                    for m in &models {
+                        println!(
+                            "{:<44} {:<22} {:<8} {}{}",
+                            m.fully_qualified_name,
+                            m.algorithm,
+                            m.version.map(|v| format!("{v:.1}")).unwrap_or_default(),
+                            m.server.as_deref().unwrap_or("-"),
+                            if m.deleted { " (deleted)" } else { "" }
+                        );
+                    }
+                    println!("{} model(s)", models.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        ModelsCommand::Show {
+            name,
+            service,
+            json,
+            catalog,
+        } => {
+            let cat = match open(&catalog) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match cat.get_model(service.as_deref(), &name) {
+                Ok(Some(m)) => {
+                    let text = if json {
+                        serde_json::to_string_pretty(&m)
+                    } else {
+                        serde_json::to_string_pretty(&m)
+                    };
+                    println!("{}", text.unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("error: model `{name}` not found in the catalog");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(path: &std::path::Path, listen: Option<String>, catalog: PathBuf) -> ExitCode {
+    init_logging("info");
+    let cfg = match sagebridge_gateway::load_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = sagebridge_server::ServeOptions {
+        listen,
+        catalog_path: Some(catalog),
+    };
+    match sagebridge_server::serve(&cfg, &opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

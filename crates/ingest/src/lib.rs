@@ -4,9 +4,13 @@
 //! - [`config`]: the OpenMetadata workflow YAML (`source`, `sink`, `workflowConfig`), strict.
 //! - [`test_connection`]: the permission checks behind `sagebridge test-connection`.
 //! - [`facts`]: `ModelFacts`, everything gathered about one SageMaker model (plain structs).
+//! - [`source`]: the SageMaker source (listing, DescribeModel, tags, enrichments, call stats).
+//! - [`runner`]: one run: filter, bounded concurrency, catalog writes, mark-deleted, report.
 //! - [`mapping`]: `to_ml_model()`, the pure mapping from facts to OpenMetadata's `MlModel`.
 
 pub mod config;
 pub mod facts;
 pub mod mapping;
+pub mod runner;
+pub mod source;
 pub mod test_connection;

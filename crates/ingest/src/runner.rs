@@ -1,0 +1,296 @@
+//! One ingestion run: list, filter, gather facts with bounded concurrency, map, write to the
+//! catalog in transactions, mark deleted, report.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use sagebridge_aws::{ClientOptions, Clients};
+use sagebridge_catalog::{
+    new_id, Catalog, IngestionRun, MlModelService, ModelWrite, RunStatus, SqliteCatalog,
+    WriteOutcome,
+};
+use serde::Serialize;
+
+use crate::config::WorkflowConfig;
+use crate::mapping::{to_ml_model, ServiceRef};
+use crate::source::Source;
+
+/// Models written to the catalog per transaction.
+const BATCH: usize = 200;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub listed: usize,
+    pub filtered: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub model: String,
+    pub error: String,
+    #[serde(rename = "errorKind")]
+    pub error_kind: String,
+}
+
+/// What a run did. Printed, stored with the run, and returned by `--json`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub run_id: String,
+    pub service: String,
+    pub counts: Counts,
+    pub failures: Vec<Failure>,
+    pub warnings: Vec<String>,
+    pub aws_calls: BTreeMap<String, u64>,
+    pub retries: u64,
+    pub duration_ms: u64,
+    pub models_per_second: f64,
+    /// False when ListModels failed part way: nothing was marked deleted then.
+    pub listing_complete: bool,
+}
+
+impl RunReport {
+    /// 0 success, 3 completed with failures.
+    pub fn exit_code(&self) -> u8 {
+        if self.counts.failed > 0 || !self.listing_complete {
+            3
+        } else {
+            0
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        let c = &self.counts;
+        let mut s = format!(
+            "service {}: listed {}, filtered {}, created {}, updated {}, unchanged {}, deleted {}, failed {} in {:.2}s ({:.0} models/s, {} AWS calls, {} retries)\n",
+            self.service,
+            c.listed,
+            c.filtered,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.deleted,
+            c.failed,
+            self.duration_ms as f64 / 1000.0,
+            self.models_per_second,
+            self.aws_calls.values().sum::<u64>(),
+            self.retries
+        );
+        for f in &self.failures {
+            s.push_str(&format!("  failed: {}: {}\n", f.model, f.error));
+        }
+        for w in &self.warnings {
+            s.push_str(&format!("  warning: {w}\n"));
+        }
+        if !self.listing_complete {
+            s.push_str("  listing incomplete: no model was marked deleted\n");
+        }
+        s
+    }
+}
+
+/// Fatal problems: the run could not start or the catalog failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Aws(#[from] sagebridge_aws::AwsError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] sagebridge_catalog::CatalogError),
+    #[error("invalid filter pattern: {0}")]
+    Filter(#[from] regex::Error),
+    #[error("the {0} sink is not available in this build; use `type: catalog`")]
+    Sink(String),
+    #[error("catalog worker stopped: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Options beside the workflow file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides the sink's catalog path.
+    pub catalog_path: Option<std::path::PathBuf>,
+}
+
+/// Runs the workflow into the embedded catalog.
+pub async fn run(cfg: &WorkflowConfig, opts: &RunOptions) -> Result<RunReport, RunError> {
+    if cfg.sink.kind != "catalog" {
+        return Err(RunError::Sink(cfg.sink.kind.clone()));
+    }
+    let path = opts
+        .catalog_path
+        .clone()
+        .unwrap_or_else(|| cfg.catalog_path());
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(tokio::task::spawn_blocking(move || SqliteCatalog::open(path)).await??);
+    run_into(cfg, catalog).await
+}
+
+/// Runs the workflow into the given catalog.
+pub async fn run_into(
+    cfg: &WorkflowConfig,
+    catalog: Arc<dyn Catalog>,
+) -> Result<RunReport, RunError> {
+    let start = Instant::now();
+    let started_at = now_ms();
+    let meta = cfg.metadata();
+    let filter = cfg.filter()?;
+    let service_name = cfg.source.service_name.clone();
+    let clients = Clients::new(cfg.aws(), &ClientOptions::adaptive(10)).await?;
+    let source = Arc::new(Source::new(
+        &clients.sdk_config,
+        cfg.aws().region(),
+        &meta.feature_group_tag_key,
+    ));
+
+    let connection = serde_json::json!({"config": {
+        "type": "SageMaker",
+        // Secrets serialize as a redaction marker: nothing secret reaches the catalog.
+        "awsConfig": cfg.aws(),
+    }});
+    let service = MlModelService {
+        name: service_name.clone(),
+        connection: Some(connection),
+        ..Default::default()
+    };
+    let cat = catalog.clone();
+    let service = tokio::task::spawn_blocking(move || cat.upsert_service(&service)).await??;
+    let service_ref = ServiceRef {
+        id: service.id.clone(),
+        name: service.name.clone(),
+    };
+
+    let mut report = RunReport {
+        run_id: new_id(),
+        service: service_name.clone(),
+        ..Default::default()
+    };
+    let run_record = |status, finished_at, report: &RunReport| IngestionRun {
+        id: report.run_id.clone(),
+        service: service_name.clone(),
+        started_at,
+        finished_at,
+        status,
+        report: serde_json::to_value(report).unwrap_or_default(),
+    };
+    {
+        let cat = catalog.clone();
+        let rec = run_record(RunStatus::Running, None, &report);
+        tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
+    }
+
+    let (listed, list_error) = source.list_models().await;
+    report.counts.listed = listed.len();
+    report.listing_complete = list_error.is_none();
+    if let Some(e) = &list_error {
+        report.failures.push(Failure {
+            model: "(listing)".into(),
+            error: e.to_string(),
+            error_kind: e.kind().into(),
+        });
+    }
+    let mut seen = HashSet::new();
+    let mut todo = Vec::new();
+    for (name, _) in listed {
+        if filter.keeps(&name) {
+            seen.insert(name.clone());
+            todo.push(name);
+        } else {
+            report.counts.filtered += 1;
+        }
+    }
+    source.load_indexes().await;
+
+    let mut stream = futures::stream::iter(todo)
+        .map(|name| {
+            let source = source.clone();
+            async move { source.model_facts(&name).await }
+        })
+        .buffer_unordered(meta.concurrency);
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut outcome = WriteOutcome::default();
+    while let Some(r) = stream.next().await {
+        match r {
+            Ok(facts) => {
+                let model = to_ml_model(&facts, &service_ref);
+                batch.push(ModelWrite {
+                    model,
+                    arn: Some(facts.arn.clone()),
+                    creation_time: Some(facts.creation_time),
+                });
+                if batch.len() >= BATCH {
+                    outcome.add(write(&catalog, std::mem::take(&mut batch)).await?);
+                }
+            }
+            Err(f) => {
+                tracing::warn!(model = %f.model, error = %f.error, "model failed");
+                // A model that exists but cannot be read is not deleted.
+                report.failures.push(Failure {
+                    model: f.model.clone(),
+                    error: f.error.to_string(),
+                    error_kind: f.error.kind().into(),
+                });
+            }
+        }
+    }
+    if !batch.is_empty() {
+        outcome.add(write(&catalog, batch).await?);
+    }
+    report.counts.created = outcome.created;
+    report.counts.updated = outcome.updated;
+    report.counts.unchanged = outcome.unchanged;
+    report.counts.failed = report
+        .failures
+        .iter()
+        .filter(|f| f.model != "(listing)")
+        .count();
+
+    if meta.mark_deleted_ml_models && report.listing_complete {
+        let cat = catalog.clone();
+        let svc = service_name.clone();
+        let deleted = tokio::task::spawn_blocking(move || cat.mark_deleted(&svc, &seen)).await??;
+        report.counts.deleted = deleted.len();
+    }
+
+    report.warnings = source.warnings();
+    report.aws_calls = source.stats.calls();
+    report.retries = source.stats.retries();
+    let elapsed = start.elapsed();
+    report.duration_ms = elapsed.as_millis() as u64;
+    let processed = report.counts.created + report.counts.updated + report.counts.unchanged;
+    report.models_per_second = if elapsed.as_secs_f64() > 0.0 {
+        processed as f64 / elapsed.as_secs_f64()
+    } else {
+        0.0
+    };
+    let status = if report.exit_code() == 0 {
+        RunStatus::Success
+    } else {
+        RunStatus::PartialSuccess
+    };
+    let cat = catalog.clone();
+    let rec = run_record(status, Some(now_ms()), &report);
+    tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
+    Ok(report)
+}
+
+async fn write(
+    catalog: &Arc<dyn Catalog>,
+    batch: Vec<ModelWrite>,
+) -> Result<WriteOutcome, RunError> {
+    let cat = catalog.clone();
+    Ok(tokio::task::spawn_blocking(move || cat.write_models(&batch)).await??)
+}

@@ -1,0 +1,605 @@
+//! The SageMaker source: lists models and gathers [`ModelFacts`] for each.
+//!
+//! Per model: DescribeModel and ListTags (paginated). Per run, loaded once and shared: the
+//! endpoints that serve each model (ListEndpoints, DescribeEndpoint, DescribeEndpointConfig)
+//! and the feature groups with their features (ListFeatureGroups, falling back to `Search`).
+//! Per training job, cached: DescribeTrainingJob for the job named in the model's artifact path
+//! (`s3://.../<job>/output/model.tar.gz`), kept only when its `S3ModelArtifacts` is exactly the
+//! model's `ModelDataUrl`. Every enrichment is optional: a denied permission turns it off for
+//! the run with one warning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_sagemaker::types::{ContainerDefinition, ResourceType};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use sagebridge_aws::{classify, AwsError};
+use tokio::sync::OnceCell;
+
+use crate::facts::{
+    ContainerFacts, EndpointFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts,
+};
+use crate::mapping::invocation_url;
+
+/// AWS calls made in a run, per API, and HTTP attempts (attempts - calls = retries).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+    attempts: AtomicU64,
+}
+
+impl CallStats {
+    pub fn add(&self, api: &'static str) {
+        *self
+            .calls
+            .lock()
+            .expect("stats lock")
+            .entry(api)
+            .or_default() += 1;
+    }
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    }
+    pub fn total_calls(&self) -> u64 {
+        self.calls.lock().expect("stats lock").values().sum()
+    }
+    pub fn retries(&self) -> u64 {
+        self.attempts
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.total_calls())
+    }
+}
+
+/// Counts HTTP attempts of every call on the client it is registered on.
+#[derive(Debug, Clone)]
+pub struct AttemptCounter(pub Arc<CallStats>);
+
+impl Intercept for AttemptCounter {
+    fn name(&self) -> &'static str {
+        "sagebridge-attempt-counter"
+    }
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A feature group, as needed to link models to it.
+#[derive(Debug, Clone)]
+struct FeatureGroup {
+    name: String,
+    arn: Option<String>,
+    offline_uri: Option<String>,
+    features: Vec<(String, FeatureType)>,
+}
+
+/// The SageMaker side of a run.
+pub struct Source {
+    pub client: aws_sdk_sagemaker::Client,
+    pub stats: Arc<CallStats>,
+    pub region: String,
+    pub feature_group_tag_key: String,
+    warnings: Mutex<Vec<String>>,
+    training_enabled: AtomicBool,
+    training_cache: Mutex<HashMap<String, Arc<OnceCell<Option<TrainingFacts>>>>>,
+    endpoints: OnceCell<HashMap<String, Vec<EndpointFacts>>>,
+    feature_groups: OnceCell<Vec<FeatureGroup>>,
+}
+
+/// Why one model could not be read.
+#[derive(Debug, Clone)]
+pub struct ModelFailure {
+    pub model: String,
+    pub error: AwsError,
+}
+
+impl fmt::Display for ModelFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.model, self.error)
+    }
+}
+
+impl Source {
+    pub fn new(
+        sdk_config: &aws_config::SdkConfig,
+        region: &str,
+        feature_group_tag_key: &str,
+    ) -> Self {
+        let stats = Arc::new(CallStats::default());
+        let conf = aws_sdk_sagemaker::config::Builder::from(sdk_config)
+            .interceptor(AttemptCounter(stats.clone()))
+            .build();
+        Self {
+            client: aws_sdk_sagemaker::Client::from_conf(conf),
+            stats,
+            region: region.to_owned(),
+            feature_group_tag_key: feature_group_tag_key.to_owned(),
+            warnings: Mutex::new(Vec::new()),
+            training_enabled: AtomicBool::new(true),
+            training_cache: Mutex::new(HashMap::new()),
+            endpoints: OnceCell::new(),
+            feature_groups: OnceCell::new(),
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().expect("warnings lock").clone()
+    }
+
+    fn warn(&self, w: String) {
+        tracing::warn!(warning = %w, "enrichment disabled");
+        self.warnings.lock().expect("warnings lock").push(w);
+    }
+
+    /// Every model name, page by page. On a failed page, returns what was listed so far and
+    /// the error: the caller must then not mark anything deleted.
+    pub async fn list_models(&self) -> (Vec<(String, Option<i64>)>, Option<AwsError>) {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_models()
+            .max_results(100)
+            .into_paginator()
+            .send();
+        loop {
+            self.stats.add("ListModels");
+            match pages.next().await {
+                None => {
+                    // The paginator's final `None` made no call.
+                    let mut c = self.stats.calls.lock().expect("stats lock");
+                    if let Some(n) = c.get_mut("ListModels") {
+                        *n -= 1;
+                    }
+                    return (out, None);
+                }
+                Some(Ok(page)) => {
+                    for m in page.models() {
+                        if let Some(name) = m.model_name() {
+                            let created = m.creation_time().and_then(|t| t.to_millis().ok());
+                            out.push((name.to_owned(), created));
+                        }
+                    }
+                }
+                Some(Err(e)) => return (out, Some(classify("sagemaker:ListModels", &e))),
+            }
+        }
+    }
+
+    /// Loads the per-run indexes (endpoints, feature groups) once; later calls are free.
+    pub async fn load_indexes(&self) {
+        let _ = tokio::join!(
+            self.endpoints.get_or_init(|| self.load_endpoints()),
+            self.feature_groups
+                .get_or_init(|| self.load_feature_groups()),
+        );
+    }
+
+    async fn load_endpoints(&self) -> HashMap<String, Vec<EndpointFacts>> {
+        let mut by_model: HashMap<String, Vec<EndpointFacts>> = HashMap::new();
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_endpoints()
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = {
+            self.stats.add("ListEndpoints");
+            pages.next().await
+        } {
+            match page {
+                Ok(p) => names.extend(
+                    p.endpoints()
+                        .iter()
+                        .filter_map(|e| e.endpoint_name().map(str::to_owned)),
+                ),
+                Err(e) => {
+                    let e = classify("sagemaker:ListEndpoints", &e);
+                    self.warn(format!("serving endpoints not ingested: {e}"));
+                    return by_model;
+                }
+            }
+        }
+        for name in names {
+            self.stats.add("DescribeEndpoint");
+            let ep = match self
+                .client
+                .describe_endpoint()
+                .endpoint_name(&name)
+                .send()
+                .await
+            {
+                Ok(ep) => ep,
+                Err(e) => {
+                    self.warn(format!(
+                        "endpoint {name} skipped: {}",
+                        classify("sagemaker:DescribeEndpoint", &e)
+                    ));
+                    continue;
+                }
+            };
+            let status = ep
+                .endpoint_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            let Some(config_name) = ep.endpoint_config_name() else {
+                continue;
+            };
+            self.stats.add("DescribeEndpointConfig");
+            let cfg = match self
+                .client
+                .describe_endpoint_config()
+                .endpoint_config_name(config_name)
+                .send()
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    self.warn(format!(
+                        "endpoint {name} skipped: {}",
+                        classify("sagemaker:DescribeEndpointConfig", &e)
+                    ));
+                    continue;
+                }
+            };
+            for v in cfg.production_variants() {
+                if let Some(model) = v.model_name() {
+                    by_model
+                        .entry(model.to_owned())
+                        .or_default()
+                        .push(EndpointFacts {
+                            name: name.clone(),
+                            status: status.clone(),
+                            url: Some(invocation_url(&self.region, &name)),
+                        });
+                }
+            }
+        }
+        by_model
+    }
+
+    async fn load_feature_groups(&self) -> Vec<FeatureGroup> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_feature_groups()
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut listed = true;
+        while let Some(page) = {
+            self.stats.add("ListFeatureGroups");
+            pages.next().await
+        } {
+            match page {
+                Ok(p) => names.extend(
+                    p.feature_group_summaries()
+                        .iter()
+                        .filter_map(|g| g.feature_group_name().map(str::to_owned)),
+                ),
+                Err(e) => {
+                    let e = classify("sagemaker:ListFeatureGroups", &e);
+                    tracing::debug!(error = %e, "ListFeatureGroups failed, trying Search");
+                    listed = false;
+                    break;
+                }
+            }
+        }
+        if !listed {
+            names.clear();
+            let mut pages = self
+                .client
+                .search()
+                .resource(ResourceType::FeatureGroup)
+                .max_results(100)
+                .into_paginator()
+                .send();
+            while let Some(page) = {
+                self.stats.add("Search");
+                pages.next().await
+            } {
+                match page {
+                    Ok(p) => names.extend(p.results().iter().filter_map(|r| {
+                        r.feature_group()
+                            .and_then(|g| g.feature_group_name())
+                            .map(str::to_owned)
+                    })),
+                    Err(e) => {
+                        let e = classify("sagemaker:Search", &e);
+                        self.warn(format!("ML features not ingested: {e}"));
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        let mut groups = Vec::new();
+        for name in names {
+            self.stats.add("DescribeFeatureGroup");
+            match self
+                .client
+                .describe_feature_group()
+                .feature_group_name(&name)
+                .send()
+                .await
+            {
+                Ok(g) => {
+                    let s3 = g.offline_store_config().and_then(|o| o.s3_storage_config());
+                    let offline_uri = s3
+                        .and_then(|s| s.resolved_output_s3_uri().or(s.s3_uri()))
+                        .map(|u| u.trim_end_matches('/').to_owned());
+                    let features = g
+                        .feature_definitions()
+                        .iter()
+                        .filter_map(|f| {
+                            let t = match f.feature_type()?.as_str() {
+                                "Integral" => FeatureType::Integral,
+                                "Fractional" => FeatureType::Fractional,
+                                _ => FeatureType::String,
+                            };
+                            Some((f.feature_name()?.to_owned(), t))
+                        })
+                        .collect();
+                    groups.push(FeatureGroup {
+                        name,
+                        arn: g.feature_group_arn().map(str::to_owned),
+                        offline_uri,
+                        features,
+                    });
+                }
+                Err(e) => self.warn(format!(
+                    "feature group {name} skipped: {}",
+                    classify("sagemaker:DescribeFeatureGroup", &e)
+                )),
+            }
+        }
+        groups
+    }
+
+    /// The training job that produced `model_data_url`, cached per job name.
+    async fn training_job(&self, model_data_url: &str) -> Option<TrainingFacts> {
+        if !self.training_enabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let job = job_name_from_artifact(model_data_url)?;
+        let cell = self
+            .training_cache
+            .lock()
+            .expect("cache lock")
+            .entry(job.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            self.stats.add("DescribeTrainingJob");
+            match self
+                .client
+                .describe_training_job()
+                .training_job_name(&job)
+                .send()
+                .await
+            {
+                Ok(t) => {
+                    let artifacts = t.model_artifacts().map(|a| a.s3_model_artifacts());
+                    if artifacts.flatten() != Some(model_data_url) {
+                        return None;
+                    }
+                    let spec = t.algorithm_specification();
+                    Some(TrainingFacts {
+                        name: job.clone(),
+                        algorithm_name: spec.and_then(|s| s.algorithm_name()).map(str::to_owned),
+                        training_image: spec.and_then(|s| s.training_image()).map(str::to_owned),
+                        hyperparameters: t
+                            .hyper_parameters()
+                            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default(),
+                        input_s3_uris: t
+                            .input_data_config()
+                            .iter()
+                            .filter_map(|c| {
+                                c.data_source()?
+                                    .s3_data_source()?
+                                    .s3_uri()
+                                    .map(str::to_owned)
+                            })
+                            .collect(),
+                    })
+                }
+                Err(e) => {
+                    let e = classify("sagemaker:DescribeTrainingJob", &e);
+                    if matches!(e, AwsError::AccessDenied { .. }) {
+                        if self.training_enabled.swap(false, Ordering::Relaxed) {
+                            self.warn(format!(
+                                "hyperparameters and training algorithms not ingested: {e}"
+                            ));
+                        }
+                    } else if !matches!(e, AwsError::NotFound { .. }) {
+                        tracing::debug!(job = %job, error = %e, "training job not read");
+                    }
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// Every fact about one model.
+    pub async fn model_facts(&self, name: &str) -> Result<ModelFacts, ModelFailure> {
+        let fail = |error| ModelFailure {
+            model: name.to_owned(),
+            error,
+        };
+        self.stats.add("DescribeModel");
+        let d = self
+            .client
+            .describe_model()
+            .model_name(name)
+            .send()
+            .await
+            .map_err(|e| fail(classify("sagemaker:DescribeModel", &e)))?;
+        let arn = d.model_arn().unwrap_or_default().to_owned();
+        let tags = self.tags(&arn).await.map_err(fail)?;
+        let primary = d
+            .primary_container()
+            .map(container)
+            .filter(|c| !c.is_empty());
+        let containers: Vec<ContainerFacts> = d
+            .containers()
+            .iter()
+            .map(container)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let data_url = primary
+            .as_ref()
+            .or(containers.first())
+            .and_then(|c| c.model_data_url.clone());
+        let training_job = match &data_url {
+            Some(u) => self.training_job(u).await,
+            None => None,
+        };
+        self.load_indexes().await;
+        let endpoints = self
+            .endpoints
+            .get()
+            .and_then(|m| m.get(name))
+            .cloned()
+            .unwrap_or_default();
+        let features = self.features_for(training_job.as_ref(), &tags);
+        let creation = d.creation_time();
+        let account_id = arn.split(':').nth(4).unwrap_or_default().to_owned();
+        Ok(ModelFacts {
+            name: name.to_owned(),
+            arn,
+            creation_time: creation
+                .and_then(|t| t.to_millis().ok())
+                .unwrap_or_default(),
+            creation_time_rfc3339: creation
+                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                .unwrap_or_default(),
+            execution_role_arn: d.execution_role_arn().map(str::to_owned),
+            primary_container: primary,
+            containers,
+            tags,
+            training_job,
+            features,
+            endpoints,
+            region: self.region.clone(),
+            account_id,
+        })
+    }
+
+    async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_tags()
+            .resource_arn(arn)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = {
+            self.stats.add("ListTags");
+            pages.next().await
+        } {
+            let page = page.map_err(|e| classify("sagemaker:ListTags", &e))?;
+            for t in page.tags() {
+                out.push((
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn features_for(
+        &self,
+        job: Option<&TrainingFacts>,
+        tags: &[(String, String)],
+    ) -> Vec<FeatureFacts> {
+        let Some(groups) = self.feature_groups.get() else {
+            return Vec::new();
+        };
+        let tagged: Vec<&str> = tags
+            .iter()
+            .filter(|(k, _)| *k == self.feature_group_tag_key)
+            .flat_map(|(_, v)| v.split(',').map(str::trim))
+            .collect();
+        let mut out = Vec::new();
+        for g in groups {
+            let read = job.is_some_and(|j| {
+                g.offline_uri
+                    .as_deref()
+                    .is_some_and(|u| j.input_s3_uris.iter().any(|i| i.starts_with(u)))
+            });
+            if read || tagged.contains(&g.name.as_str()) {
+                out.extend(g.features.iter().map(|(name, t)| FeatureFacts {
+                    name: name.clone(),
+                    feature_type: t.clone(),
+                    feature_group: g.name.clone(),
+                    feature_group_arn: g.arn.clone(),
+                }));
+            }
+        }
+        out
+    }
+}
+
+fn container(c: &ContainerDefinition) -> ContainerFacts {
+    ContainerFacts {
+        image: c.image().map(str::to_owned),
+        model_data_url: c.model_data_url().map(str::to_owned),
+        mode: c.mode().map(|m| m.as_str().to_owned()),
+        environment: c
+            .environment()
+            .map(|e| e.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        model_package_name: c.model_package_name().map(str::to_owned),
+    }
+}
+
+/// `s3://bucket/prefix/<job>/output/model.tar.gz` -> `<job>`.
+pub fn job_name_from_artifact(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("s3://")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let n = parts.len();
+    (n >= 4 && parts[n - 2] == "output" && parts[n - 1] == "model.tar.gz")
+        .then(|| parts[n - 3].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names() {
+        assert_eq!(
+            job_name_from_artifact("s3://b/p/train-1/output/model.tar.gz").as_deref(),
+            Some("train-1")
+        );
+        assert_eq!(
+            job_name_from_artifact("s3://b/train-1/output/model.tar.gz").as_deref(),
+            Some("train-1")
+        );
+        assert_eq!(job_name_from_artifact("s3://b/models/m.tar.gz"), None);
+        assert_eq!(
+            job_name_from_artifact("https://x/train/output/model.tar.gz"),
+            None
+        );
+    }
+}
