@@ -320,8 +320,8 @@ fn models(cmd: ModelsCommand) -> ExitCode {
                 }
                 Ok(models) => {
                     println!(
-                        "{:<44} {:<22} {:<8} {}",
-                        "MODEL", "ALGORITHM", "VERSION", "SERVED BY"
+                        "{:<44} {:<22} {:<8} SERVED BY",
+                        "MODEL", "ALGORITHM", "VERSION"
                     );
                     for m in &models {
                         println!(
@@ -357,12 +357,20 @@ fn models(cmd: ModelsCommand) -> ExitCode {
             };
             match cat.get_model(service.as_deref(), &name) {
                 Ok(Some(m)) => {
-                    let text = if json {
-                        serde_json::to_string_pretty(&m)
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
                     } else {
-                        serde_json::to_string_pretty(&m)
-                    };
-                    println!("{}", text.unwrap_or_default());
+                        println!("name:       {}", m.fully_qualified_name);
+                        println!("algorithm:  {}", m.algorithm);
+                        println!(
+                            "version:    {}",
+                            m.version.map(|v| format!("{v:.1}")).unwrap_or_default()
+                        );
+                        println!("deleted:    {}", m.deleted);
+                        println!("server:     {}", m.server.as_deref().unwrap_or("-"));
+                        println!("tags:       {}", m.tags.len());
+                        println!("(--json for the whole MlModel document)");
+                    }
                     ExitCode::SUCCESS
                 }
                 Ok(None) => {

@@ -17,18 +17,28 @@ fn workflow(dir: &Path, endpoint: &str, extra: &str) -> std::path::PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sagebridge")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_sagebridge"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn report(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
 }
 
 #[tokio::test]
 async fn seeded_account_is_ingested_with_every_enrichment() {
     let moto = MotoServer::start().await.unwrap();
-    let summary = seed(&sagemaker_client(&moto.endpoint(), None), &SeedSpec::demo()).await.unwrap();
+    let summary = seed(&sagemaker_client(&moto.endpoint(), None), &SeedSpec::demo())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wf = workflow(dir.path(), &moto.endpoint(), "");
     let wf = wf.to_str().unwrap();
@@ -49,28 +59,61 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
     let models: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(models.len() as u64, n);
     for seeded in &summary.models {
-        let m = models.iter().find(|m| m["name"] == seeded.name.as_str()).expect(&seeded.name);
+        let m = models
+            .iter()
+            .find(|m| m["name"] == seeded.name.as_str())
+            .expect(&seeded.name);
         assert_eq!(m["fullyQualifiedName"], format!("sm.{}", seeded.name));
         assert_eq!(m["extension"]["modelArn"], seeded.arn.as_str());
         if !seeded.image.is_empty() {
-            assert_eq!(m["mlStore"]["imageRepository"], seeded.image.as_str(), "{}", seeded.name);
+            assert_eq!(
+                m["mlStore"]["imageRepository"],
+                seeded.image.as_str(),
+                "{}",
+                seeded.name
+            );
         }
         for (k, v) in &seeded.tags {
             if k == "description" {
                 assert_eq!(m["description"], v.as_str());
             } else if !v.is_empty() {
                 let labels = m["tags"].as_array().unwrap();
-                assert!(labels.iter().any(|t| t["tagFQN"].as_str().unwrap().contains(k.as_str())), "{} tag {k}", seeded.name);
+                assert!(
+                    labels
+                        .iter()
+                        .any(|t| t["tagFQN"].as_str().unwrap().contains(k.as_str())),
+                    "{} tag {k}",
+                    seeded.name
+                );
             }
         }
         let hp = m["mlHyperParameters"].as_array().map(Vec::len).unwrap_or(0);
-        assert_eq!(hp, seeded.hyperparameters.len(), "{} hyperparameters", seeded.name);
+        assert_eq!(
+            hp,
+            seeded.hyperparameters.len(),
+            "{} hyperparameters",
+            seeded.name
+        );
         match &seeded.endpoint {
-            Some(ep) => assert_eq!(m["server"], format!("https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/{ep}/invocations")),
-            None => assert!(m.get("server").is_none() || m["server"].is_null(), "{}", seeded.name),
+            Some(ep) => assert_eq!(
+                m["server"],
+                format!(
+                    "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/{ep}/invocations"
+                )
+            ),
+            None => assert!(
+                m.get("server").is_none() || m["server"].is_null(),
+                "{}",
+                seeded.name
+            ),
         }
         let features = m["mlFeatures"].as_array().map(Vec::len).unwrap_or(0);
-        assert_eq!(features > 0, !seeded.feature_groups.is_empty(), "{} features", seeded.name);
+        assert_eq!(
+            features > 0,
+            !seeded.feature_groups.is_empty(),
+            "{} features",
+            seeded.name
+        );
     }
 
     // A second run rewrites nothing.
@@ -80,7 +123,12 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
 
     // A model deleted in SageMaker is soft-deleted, and still shown with `deleted: true`.
     let gone = &summary.models[0].name;
-    sagemaker_client(&moto.endpoint(), None).delete_model().model_name(gone).send().await.unwrap();
+    sagemaker_client(&moto.endpoint(), None)
+        .delete_model()
+        .model_name(gone)
+        .send()
+        .await
+        .unwrap();
     let r = report(&run(&["ingest", "-c", wf, "--json"]));
     assert_eq!(r["counts"]["deleted"], 1, "{r}");
     let out = run(&["models", "show", gone, "--json", "--catalog", db]);
@@ -94,7 +142,9 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
 #[tokio::test]
 async fn filters_and_denied_training_jobs() {
     let moto = MotoServer::start().await.unwrap();
-    let summary = seed(&sagemaker_client(&moto.endpoint(), None), &SeedSpec::demo()).await.unwrap();
+    let summary = seed(&sagemaker_client(&moto.endpoint(), None), &SeedSpec::demo())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wf = workflow(
         dir.path(),
@@ -111,5 +161,8 @@ async fn filters_and_denied_training_jobs() {
     assert!(kept > 0);
     assert_eq!(r["counts"]["created"], kept, "{r}");
     assert_eq!(r["counts"]["filtered"], summary.models.len() as u64 - kept);
-    assert_eq!(count(&moto.recording().await.unwrap(), "DescribeModel") as u64, kept);
+    assert_eq!(
+        count(&moto.recording().await.unwrap(), "DescribeModel") as u64,
+        kept
+    );
 }

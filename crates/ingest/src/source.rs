@@ -550,7 +550,7 @@ impl Source {
             if read || tagged.contains(&g.name.as_str()) {
                 out.extend(g.features.iter().map(|(name, t)| FeatureFacts {
                     name: name.clone(),
-                    feature_type: t.clone(),
+                    feature_type: *t,
                     feature_group: g.name.clone(),
                     feature_group_arn: g.arn.clone(),
                 }));
