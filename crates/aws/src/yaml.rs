@@ -16,6 +16,7 @@
 //! Structs loaded this way must not use `#[serde(flatten)]` (it hides the field list).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
@@ -180,27 +181,52 @@ pub fn load<T: DeserializeOwned + Validate>(src: &Source<'_>) -> Result<T, Confi
         return Err(ConfigErrors(errors));
     }
 
-    let sink = RefCell::new(Vec::new());
-    let de = NodeDe {
-        node: &root,
-        path: String::new(),
-        file: src.name,
-        sink: &sink,
-    };
-    let parsed = T::deserialize(de);
-    let mut errors = sink.into_inner();
-    let value = match parsed {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let (line, column, path) = e.at.unwrap_or((0, 0, String::new()));
-            errors.push(err(line, column, &path, e.msg));
-            None
+    // A type error aborts serde's derive at that value. To still check the rest of the file,
+    // the offending value is recorded, replaced by a zero value of the expected type (empty
+    // text, 0, empty list, a struct of zeros: see [`Zero`]) and the whole tree deserialized
+    // again. Each round replaces one more path, so this ends.
+    let skipped = RefCell::new(HashSet::<String>::new());
+    let mut errors = Vec::new();
+    let mut value = None;
+    for _ in 0..MAX_ROUNDS {
+        let sink = RefCell::new(Vec::new());
+        let de = NodeDe {
+            node: &root,
+            path: String::new(),
+            file: src.name,
+            sink: &sink,
+            skipped: &skipped,
+        };
+        let parsed = T::deserialize(de);
+        errors.extend(sink.into_inner());
+        match parsed {
+            Ok(v) => {
+                value = Some(v);
+                break;
+            }
+            Err(e) => {
+                let (line, column, mut path) = e.at.unwrap_or((0, 0, String::new()));
+                if skipped.borrow().contains(&path) {
+                    // The zero value does not fit this type either: stand in for the parent.
+                    path = parent(&path).to_owned();
+                } else {
+                    errors.push(err(line, column, &path, e.msg));
+                }
+                if path.is_empty() || !skipped.borrow_mut().insert(path) {
+                    break;
+                }
+            }
         }
-    };
+    }
+    let skipped = skipped.into_inner();
     if let Some(v) = &value {
         let mut problems = Problems::default();
         v.validate(&mut problems);
         for p in problems.items {
+            // A problem about a value already reported (and removed) is not news.
+            if skipped.iter().any(|s| related(s, &p.path)) {
+                continue;
+            }
             let (line, column) = locate(&root, &p.path);
             errors.push(err(line, column, &p.path, p.message));
         }
@@ -208,10 +234,36 @@ pub fn load<T: DeserializeOwned + Validate>(src: &Source<'_>) -> Result<T, Confi
     match value {
         Some(v) if errors.is_empty() => Ok(v),
         _ => {
+            // Each round reports the unknown keys it passes again: keep the first of each.
+            let mut seen = HashSet::new();
+            errors.retain(|e| seen.insert((e.line, e.column, e.message.clone())));
             errors.sort_by_key(|e| (e.line, e.column));
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// How many values with a wrong type one load reports before it gives up.
+const MAX_ROUNDS: usize = 64;
+
+/// `a.b[2]` -> `a.b`, `a.b` -> `a`, `a` -> ``.
+fn parent(path: &str) -> &str {
+    match path.rfind(['.', '[']) {
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+/// Whether one dotted path is the other or lies inside it.
+fn related(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        inner == outer
+            || outer.is_empty()
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    inside(a, b) || inside(b, a)
 }
 
 /// A parsed YAML value with the location of every piece.
@@ -440,6 +492,8 @@ struct NodeDe<'a> {
     path: String,
     file: &'a str,
     sink: &'a RefCell<Vec<ConfigError>>,
+    /// Paths of values already reported with a wrong type: treated as absent.
+    skipped: &'a RefCell<HashSet<String>>,
 }
 
 impl<'a> NodeDe<'a> {
@@ -468,12 +522,21 @@ macro_rules! forward_any {
 }
 
 impl<'de> NodeDe<'de> {
+    /// Deserializes this value, or a zero value in its place if it was already reported.
+    fn value<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, DeError> {
+        if self.skipped.borrow().contains(&self.path) {
+            return seed.deserialize(Zero).map_err(|e| self.locate(e));
+        }
+        seed.deserialize(self)
+    }
+
     fn child(&self, node: &'de Spanned<Node>, path: String) -> NodeDe<'de> {
         NodeDe {
             node,
             path,
             file: self.file,
             sink: self.sink,
+            skipped: self.skipped,
         }
     }
 }
@@ -652,7 +715,7 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
         };
         let path = format!("{}[{}]", self.de.path, self.i);
         self.i += 1;
-        seed.deserialize(self.de.child(item, path)).map(Some)
+        self.de.child(item, path).value(seed).map(Some)
     }
 }
 
@@ -703,7 +766,132 @@ impl<'de> MapAccess<'de> for Map<'de> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let (k, v) = &self.entries[self.i];
         self.i += 1;
-        seed.deserialize(self.de.child(v, join(&self.de.path, &k.value)))
+        self.de.child(v, join(&self.de.path, &k.value)).value(seed)
+    }
+}
+
+macro_rules! zero_numbers {
+    ($($m:ident)*) => {
+        $(fn $m<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+            v.visit_u64(0)
+        })*
+    };
+}
+
+/// Stands in for a value already reported with a wrong type, so the rest of the file can
+/// still be checked: the "zero" of whatever type is asked for.
+struct Zero;
+
+impl<'de> de::Deserializer<'de> for Zero {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_unit()
+    }
+    fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_bool(false)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_f64(0.0)
+    }
+    fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_f64(0.0)
+    }
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_str("")
+    }
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_str("")
+    }
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_none()
+    }
+    fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_seq(ZeroFields(&[]))
+    }
+    fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_map(ZeroFields(&[]))
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, DeError> {
+        v.visit_map(ZeroFields(fields))
+    }
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, DeError> {
+        let first = variants.first().copied().unwrap_or_default();
+        let d: de::value::StrDeserializer<'_, DeError> = first.into_deserializer();
+        v.visit_enum(d)
+    }
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _n: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
+        v.visit_newtype_struct(self)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DeError> {
+        v.visit_seq(ZeroFields(&[]))
+    }
+    fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_bytes(&[])
+    }
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_bytes(&[])
+    }
+    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_str("")
+    }
+    fn deserialize_char<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        v.visit_char(' ')
+    }
+
+    zero_numbers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    }
+
+    serde::forward_to_deserialize_any! {
+        unit unit_struct tuple_struct ignored_any
+    }
+}
+
+/// The fields of a zero struct (each a [`Zero`]), or an empty list or mapping.
+struct ZeroFields(&'static [&'static str]);
+
+impl<'de> MapAccess<'de> for ZeroFields {
+    type Error = DeError;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
+        let Some((first, rest)) = self.0.split_first() else {
+            return Ok(None);
+        };
+        self.0 = rest;
+        let d: de::value::StrDeserializer<'_, DeError> = first.into_deserializer();
+        seed.deserialize(d).map(Some)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        seed.deserialize(Zero)
+    }
+}
+
+impl<'de> SeqAccess<'de> for ZeroFields {
+    type Error = DeError;
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        _seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        Ok(None)
     }
 }
 
@@ -831,6 +1019,44 @@ mod tests {
             e.0[0].message.contains("invalid type"),
             "{}",
             e.0[0].message
+        );
+    }
+
+    #[test]
+    fn checking_goes_on_after_a_type_error() {
+        // A wrong type first, then a misspelt key, a second wrong type inside a list, and a
+        // validation problem: all four are reported in one go.
+        let e = run(
+            "name: [not, text]\ninner:\n  region: r\n  count: many\nlist:\n  - region: r\n    count: {a: 1}\nlabls: {}\n",
+        )
+        .unwrap_err();
+        let msgs: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(e.0.len(), 4, "{msgs:?}");
+        assert!(msgs[0].starts_with("t.yaml:1:7: name: "), "{msgs:?}");
+        assert!(
+            msgs[1].starts_with("t.yaml:4:10: inner.count: "),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].starts_with("t.yaml:7:12: list[0].count: "),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[3].starts_with("t.yaml:8:1: labls: unknown key `labls` (did you mean `labels`?)"),
+            "{msgs:?}"
+        );
+        // `name` was replaced after its type error; no second "missing field" about it.
+        assert!(
+            !msgs.iter().any(|m| m.contains("missing field")),
+            "{msgs:?}"
+        );
+        // ...and the validation pass ran on what was left: `inner.region` is missing.
+        let e = run("name: [x]\ninner: {count: 1}\n").unwrap_err();
+        let msgs: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(e.0.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[1].contains("inner.region: region is required"),
+            "{msgs:?}"
         );
     }
 

@@ -44,6 +44,9 @@ pub trait Catalog: Send + Sync {
     ///
     /// Callers only do this after a run that listed the whole service: with an empty `seen_names`
     /// every model of the service is marked deleted.
+    /// The source facts stored with a model by [`ModelWrite::facts`], if any.
+    fn stored_facts(&self, service: &str, name: &str) -> Result<Option<String>>;
+
     fn mark_deleted(&self, service: &str, seen_names: &HashSet<String>) -> Result<Vec<String>>;
 
     /// One model, soft-deleted ones included.
@@ -93,6 +96,8 @@ pub struct ModelWrite {
     pub arn: Option<String>,
     /// When the source created the model, in epoch milliseconds.
     pub creation_time: Option<i64>,
+    /// The source facts the model was built from (opaque JSON), for incremental runs.
+    pub facts: Option<String>,
 }
 
 impl From<MlModel> for ModelWrite {
@@ -101,6 +106,7 @@ impl From<MlModel> for ModelWrite {
             model,
             arn: None,
             creation_time: None,
+            facts: None,
         }
     }
 }

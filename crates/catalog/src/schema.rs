@@ -63,6 +63,11 @@ const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER NOT NULL
     );
     "#,
+    // 2: the source facts a model was built from, so an incremental run can rebuild it
+    // without describing the model again.
+    r#"
+    ALTER TABLE models ADD COLUMN facts TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -297,13 +297,20 @@ impl Catalog for SqliteCatalog {
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO models (id, service, name, fqn, arn, creation_time, source_hash,
-                                     deleted, version, updated_at, document)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)",
+                                     deleted, version, updated_at, document, facts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)",
             )?;
             let mut update = tx.prepare_cached(
                 "UPDATE models SET fqn = ?2, arn = ?3, creation_time = ?4, source_hash = ?5,
-                                   deleted = 0, version = ?6, updated_at = ?7, document = ?8
+                                   deleted = 0, version = ?6, updated_at = ?7, document = ?8,
+                                   facts = ?9
                  WHERE id = ?1",
+            )?;
+            // An unchanged model keeps its document; its facts are filled in if missing
+            // (written by an older version) or refreshed with the same content.
+            let mut refresh_facts = tx.prepare_cached(
+                "UPDATE models SET arn = ?2, creation_time = ?3, facts = ?4
+                 WHERE id = ?1 AND (facts IS NOT ?4 OR arn IS NOT ?2 OR creation_time IS NOT ?3)",
             )?;
             let mut in_batch: HashSet<(&str, &str)> = HashSet::with_capacity(models.len());
 
@@ -347,7 +354,8 @@ impl Catalog for SqliteCatalog {
                         next.source_hash,
                         FIRST_VERSION,
                         now,
-                        to_json(&what, &next)?
+                        to_json(&what, &next)?,
+                        write.facts
                     ])?;
                     outcome.created += 1;
                     continue;
@@ -362,6 +370,14 @@ impl Catalog for SqliteCatalog {
                     }
                 };
                 if same && !stored.deleted {
+                    if write.facts.is_some() {
+                        refresh_facts.execute(params![
+                            stored.id,
+                            write.arn,
+                            write.creation_time,
+                            write.facts
+                        ])?;
+                    }
                     outcome.unchanged += 1;
                     continue;
                 }
@@ -381,7 +397,8 @@ impl Catalog for SqliteCatalog {
                     next.source_hash,
                     version,
                     now,
-                    to_json(&what, &next)?
+                    to_json(&what, &next)?,
+                    write.facts
                 ])?;
                 outcome.updated += 1;
             }
@@ -407,6 +424,16 @@ impl Catalog for SqliteCatalog {
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn stored_facts(&self, service: &str, name: &str) -> Result<Option<String>> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT facts FROM models WHERE service = ?1 AND name = ?2")?;
+        Ok(statement
+            .query_row([service, name], |row| row.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     fn mark_deleted(&self, service: &str, seen_names: &HashSet<String>) -> Result<Vec<String>> {

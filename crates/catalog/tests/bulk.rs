@@ -45,6 +45,7 @@ fn writes(hash: &str) -> Vec<ModelWrite> {
                     "arn:aws:sagemaker:us-east-1:123456789012:model/model-{i:05}"
                 )),
                 creation_time: Some(1_700_000_000_000),
+                facts: None,
             }
         })
         .collect()

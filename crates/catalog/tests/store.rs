@@ -37,6 +37,7 @@ fn model(service: &str, name: &str, hash: &str) -> ModelWrite {
             "arn:aws:sagemaker:us-east-1:123456789012:model/{name}"
         )),
         creation_time: Some(1_700_000_000_000),
+        facts: Some(format!("{{\"name\":\"{name}\"}}")),
     }
 }
 
@@ -611,4 +612,54 @@ fn the_stored_document_is_openmetadata_shaped_json() {
 
 fn uuid_like(id: &str) -> bool {
     id.len() == 36 && id.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[test]
+fn facts_are_stored_refreshed_and_filled_in_for_unchanged_models() {
+    let catalog = SqliteCatalog::open_in_memory().expect("open");
+    let mut first = model("svc", "m", "h1");
+    assert_eq!(
+        catalog.write_models(&[first.clone()]).expect("write"),
+        outcome(1, 0, 0)
+    );
+    assert_eq!(
+        catalog.stored_facts("svc", "m").expect("facts").as_deref(),
+        Some(r#"{"name":"m"}"#)
+    );
+    // Same hash, new facts (e.g. stored by an older version without them): the document
+    // is not rewritten, the facts are.
+    first.facts = Some(r#"{"name":"m","v":2}"#.to_owned());
+    assert_eq!(
+        catalog.write_models(&[first.clone()]).expect("write"),
+        outcome(0, 0, 1)
+    );
+    assert_eq!(
+        catalog.stored_facts("svc", "m").expect("facts").as_deref(),
+        Some(r#"{"name":"m","v":2}"#)
+    );
+    assert_eq!(catalog.model_versions("svc.m").expect("versions").len(), 1);
+    assert_eq!(catalog.stored_facts("svc", "other").expect("facts"), None);
+    assert_eq!(catalog.stored_facts("other", "m").expect("facts"), None);
+}
+
+#[test]
+fn a_first_version_database_is_migrated_and_keeps_its_models() {
+    let (_dir, path) = temp_db();
+    {
+        // What version 1 of the schema wrote.
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.execute_batch(
+            "CREATE TABLE models (id TEXT PRIMARY KEY, service TEXT NOT NULL, name TEXT NOT NULL,
+                fqn TEXT NOT NULL UNIQUE, arn TEXT, creation_time INTEGER, source_hash TEXT,
+                deleted INTEGER NOT NULL DEFAULT 0, version REAL NOT NULL,
+                updated_at INTEGER NOT NULL, document TEXT NOT NULL, UNIQUE (service, name));
+             INSERT INTO models VALUES ('1', 'svc', 'm', 'svc.m', NULL, NULL, 'h', 0, 0.1, 0, '{}');
+             PRAGMA user_version = 1;",
+        )
+        .expect("v1 schema");
+    }
+    let catalog = SqliteCatalog::open(&path).expect("migrate");
+    assert_eq!(catalog.schema_version().expect("version"), SCHEMA_VERSION);
+    assert_eq!(catalog.stored_facts("svc", "m").expect("facts"), None);
+    assert_eq!(catalog.known_models("svc").expect("known").len(), 1);
 }

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use sagebridge_aws::{ClientOptions, Clients};
 use sagebridge_ingest::config::WorkflowConfig;
 
+mod progress;
+
 #[derive(Parser)]
 #[command(
     name = "sagebridge",
@@ -49,6 +51,10 @@ enum Command {
         /// Catalog file (overrides sink.config.path).
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// Describe every model again, also those unchanged since the last run (by default
+        /// a model with the same ARN and creation time only has its tags refreshed).
+        #[arg(long)]
+        full: bool,
     },
     /// Browse the embedded catalog.
     Models {
@@ -138,7 +144,8 @@ async fn run(cli: Cli) -> ExitCode {
             config,
             json,
             catalog,
-        } => ingest(&config, json, catalog).await,
+            full,
+        } => ingest(&config, json, catalog, full).await,
         Command::Models { command } => models(command),
         Command::Serve {
             config,
@@ -241,7 +248,12 @@ async fn gateway_check(
     }
 }
 
-async fn ingest(path: &std::path::Path, json: bool, catalog: Option<PathBuf>) -> ExitCode {
+async fn ingest(
+    path: &std::path::Path,
+    json: bool,
+    catalog: Option<PathBuf>,
+    full: bool,
+) -> ExitCode {
     let cfg = match WorkflowConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -257,10 +269,17 @@ async fn ingest(path: &std::path::Path, json: bool, catalog: Option<PathBuf>) ->
         _ => "info",
     };
     init_logging(level);
+    let (hook, bar) = progress::hook();
     let opts = sagebridge_ingest::runner::RunOptions {
         catalog_path: catalog,
+        full,
+        progress: Some(hook),
     };
-    match sagebridge_ingest::runner::run(&cfg, &opts).await {
+    let result = sagebridge_ingest::runner::run(&cfg, &opts).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
         Ok(report) => {
             if json {
                 println!(

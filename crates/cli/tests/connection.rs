@@ -492,6 +492,27 @@ fn bad_filter_patterns() {
     assert!(e.contains("w.yaml:11:45: source.sourceConfig.config.mlModelFilterPattern.include: unknown key `include` (did you mean `includes`?)"), "{e}");
     assert!(e.contains("w.yaml:12:28: source.sourceConfig.config.markDeletedMlModels: invalid type: string \"maybe\", expected a boolean"), "{e}");
     assert!(e.starts_with("3 problems"), "{e}");
+    // A wrong type first does not hide what comes after it: the misspelt key below it, the
+    // bad regex, and the validation of the AWS config (an invalid region) are all reported.
+    let e = sagebridge_ingest::config::WorkflowConfig::parse(
+        "w.yaml",
+        "source:\n  type: sagemaker\n  serviceName: [not, a, name]\n  serviceConnection:\n    config:\n      awsConfig:\n        awsRegion: Virginia\n  sourceConfig:\n    config:\n      markDeletedMlModels: maybe\n      mlModelFilterPattern: {includes: ['(']}\n      concurency: 4\n",
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("5 problems"), "{e}");
+    assert!(
+        e.contains("w.yaml:3:16: source.serviceName: expected a string, found a list"),
+        "{e}"
+    );
+    assert!(e.contains("w.yaml:7:20: source.serviceConnection.config.awsConfig.awsRegion: `Virginia` is not an AWS region name"), "{e}");
+    assert!(
+        e.contains("w.yaml:10:28: source.sourceConfig.config.markDeletedMlModels: invalid type"),
+        "{e}"
+    );
+    assert!(e.contains("w.yaml:11:41: source.sourceConfig.config.mlModelFilterPattern.includes[0]: invalid regular expression `(`"), "{e}");
+    assert!(e.contains("w.yaml:12:7: source.sourceConfig.config.concurency: unknown key `concurency` (did you mean `concurrency`?)"), "{e}");
 }
 
 #[test]

@@ -4,11 +4,20 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sagebridge_testkit::{count, sagemaker_client, seed, MotoServer, SeedSpec};
+use sagebridge_testkit::{
+    count, sagemaker_client, seed, FakeSageMaker, FakeSpec, MotoIam, MotoServer, SeedSpec,
+};
 
 fn workflow(dir: &Path, endpoint: &str, extra: &str) -> std::path::PathBuf {
+    workflow_as(dir, endpoint, ("testing", "testing"), extra)
+}
+
+/// A workflow file signing with the access key `key` = (id, secret).
+fn workflow_as(dir: &Path, endpoint: &str, key: (&str, &str), extra: &str) -> std::path::PathBuf {
     let text = format!(
-        "source:\n  type: sagemaker\n  serviceName: sm\n  serviceConnection:\n    config:\n      type: SageMaker\n      awsConfig:\n        awsAccessKeyId: testing\n        awsSecretAccessKey: testing\n        awsRegion: us-east-1\n        endPointURL: {endpoint}\n  sourceConfig:\n    config:\n      type: MlModelMetadata\n{extra}sink:\n  type: catalog\n  config:\n    path: {}\n",
+        "source:\n  type: sagemaker\n  serviceName: sm\n  serviceConnection:\n    config:\n      type: SageMaker\n      awsConfig:\n        awsAccessKeyId: {}\n        awsSecretAccessKey: {}\n        awsRegion: us-east-1\n        endPointURL: {endpoint}\n  sourceConfig:\n    config:\n      type: MlModelMetadata\n{extra}sink:\n  type: catalog\n  config:\n    path: {}\n",
+        key.0,
+        key.1,
         dir.join("c.db").display()
     );
     let p = dir.join("wf.yaml");
@@ -116,10 +125,60 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
         );
     }
 
-    // A second run rewrites nothing.
+    // A second run rewrites nothing, and describes nothing again: every model has the same
+    // ARN and creation time, so only its tags are read (counted by moto's recorder).
+    moto.start_recording().await.unwrap();
     let r = report(&run(&["ingest", "-c", wf, "--json"]));
     assert_eq!(r["counts"]["unchanged"], n, "{r}");
     assert_eq!(r["counts"]["created"], 0);
+    assert_eq!(r["incremental"], n, "{r}");
+    let calls = moto.recording().await.unwrap();
+    assert_eq!(count(&calls, "DescribeModel"), 0);
+    assert_eq!(count(&calls, "DescribeTrainingJob"), 0);
+    assert_eq!(count(&calls, "ListTags") as u64, n);
+    assert!(r["awsCalls"].get("DescribeModel").is_none(), "{r}");
+
+    // A tag changed in SageMaker reaches the catalog on the next incremental run.
+    let tagged = &summary.models[1];
+    sagemaker_client(&moto.endpoint(), None)
+        .add_tags()
+        .resource_arn(&tagged.arn)
+        .tags(
+            aws_sdk_sagemaker::types::Tag::builder()
+                .key("owner")
+                .value("ml-platform")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = report(&run(&["ingest", "-c", wf, "--json"]));
+    assert_eq!(r["counts"]["updated"], 1, "{r}");
+    assert_eq!(r["counts"]["unchanged"], n - 1, "{r}");
+    let out = run(&["models", "show", &tagged.name, "--json", "--catalog", db]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        m["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["tagFQN"] == "owner.ml-platform"),
+        "{m}"
+    );
+    // Hyperparameters survive an incremental rebuild.
+    let hp = m["mlHyperParameters"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(hp, tagged.hyperparameters.len());
+
+    // `--full` describes everything again.
+    moto.clear_recording().await.unwrap();
+    let r = report(&run(&["ingest", "-c", wf, "--json", "--full"]));
+    assert_eq!(r["incremental"], 0, "{r}");
+    assert_eq!(r["counts"]["unchanged"], n, "{r}");
+    assert_eq!(
+        count(&moto.recording().await.unwrap(), "DescribeModel") as u64,
+        n
+    );
+    moto.stop_recording().await.unwrap();
 
     // A model deleted in SageMaker is soft-deleted, and still shown with `deleted: true`.
     let gone = &summary.models[0].name;
@@ -140,7 +199,7 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
 }
 
 #[tokio::test]
-async fn filters_and_denied_training_jobs() {
+async fn filters_include_and_exclude() {
     let moto = MotoServer::start().await.unwrap();
     let summary = seed(&sagemaker_client(&moto.endpoint(), None), &SeedSpec::demo())
         .await
@@ -165,4 +224,215 @@ async fn filters_and_denied_training_jobs() {
         count(&moto.recording().await.unwrap(), "DescribeModel") as u64,
         kept
     );
+}
+
+#[tokio::test]
+async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
+    let moto = MotoServer::start().await.unwrap();
+    let summary = seed(&sagemaker_client(&moto.endpoint(), None), &SeedSpec::demo())
+        .await
+        .unwrap();
+    // Everything the run uses except the training-job APIs.
+    let key = MotoIam::new(&moto.endpoint())
+        .user_with_actions(
+            "no-training",
+            &[
+                "sts:GetCallerIdentity",
+                "sagemaker:ListModels",
+                "sagemaker:DescribeModel",
+                "sagemaker:ListTags",
+                "sagemaker:ListEndpoints",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:ListFeatureGroups",
+                "sagemaker:Search",
+                "sagemaker:DescribeFeatureGroup",
+            ],
+        )
+        .await
+        .unwrap();
+    moto.reset_auth(0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow_as(
+        dir.path(),
+        &moto.endpoint(),
+        (&key.access_key_id, &key.secret_access_key),
+        "",
+    );
+    let out = run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]);
+    let r = report(&out);
+    let n = summary.models.len() as u64;
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    assert_eq!(r["counts"]["created"], n, "{r}");
+    assert_eq!(r["counts"]["failed"], 0, "{r}");
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("sagemaker:DescribeTrainingJob"), "{r}");
+    assert!(warnings.contains("hyperparameters"), "{r}");
+    // Nothing secret in what the run printed.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&key.secret_access_key));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key.secret_access_key));
+
+    let db = dir.path().join("c.db");
+    let out = run(&[
+        "models",
+        "list",
+        "--json",
+        "--catalog",
+        db.to_str().unwrap(),
+    ]);
+    let models: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(models.len() as u64, n);
+    assert!(models
+        .iter()
+        .all(|m| m["mlHyperParameters"].as_array().is_none_or(Vec::is_empty)));
+}
+
+#[tokio::test]
+async fn a_model_with_77_tags_keeps_them_all() {
+    let moto = MotoServer::start().await.unwrap();
+    let client = sagemaker_client(&moto.endpoint(), None);
+    let tag = |i: usize| {
+        aws_sdk_sagemaker::types::Tag::builder()
+            .key(format!("key-{i:02}"))
+            .value(format!("value-{i:02}"))
+            .build()
+    };
+    client
+        .create_model()
+        .model_name("tagged")
+        .execution_role_arn("arn:aws:iam::123456789012:role/sagemaker")
+        .primary_container(
+            aws_sdk_sagemaker::types::ContainerDefinition::builder()
+                .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1")
+                .model_data_url("s3://bucket/tagged/model.tar.gz")
+                .build(),
+        )
+        .set_tags(Some((0..40).map(tag).collect()))
+        .send()
+        .await
+        .unwrap();
+    let arn = client
+        .describe_model()
+        .model_name("tagged")
+        .send()
+        .await
+        .unwrap()
+        .model_arn()
+        .unwrap()
+        .to_owned();
+    client
+        .add_tags()
+        .resource_arn(&arn)
+        .set_tags(Some((40..77).map(tag).collect()))
+        .send()
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(dir.path(), &moto.endpoint(), "");
+    let r = report(&run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]));
+    assert_eq!(r["counts"]["created"], 1, "{r}");
+    let db = dir.path().join("c.db");
+    let out = run(&[
+        "models",
+        "show",
+        "tagged",
+        "--json",
+        "--catalog",
+        db.to_str().unwrap(),
+    ]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tags = m["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 77, "{m}");
+    for i in 0..77 {
+        let fqn = format!("key-{i:02}.value-{i:02}");
+        assert!(tags.iter().any(|t| t["tagFQN"] == fqn.as_str()), "{fqn}");
+    }
+}
+
+/// The fake honours MaxResults/NextToken (moto answers ListModels in one page), so paging is
+/// tested here: 250 models take three ListModels pages of 100.
+// The fake runs in this test's runtime while `run` blocks a thread on the child process:
+// it needs a worker thread of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_one_page_of_models_against_the_fake() {
+    let fake = FakeSageMaker::start(FakeSpec::with_models(250))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(dir.path(), &fake.endpoint(), "");
+    let out = run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    assert_eq!(r["counts"]["listed"], 250, "{r}");
+    assert_eq!(r["counts"]["created"], 250, "{r}");
+    assert_eq!(r["awsCalls"]["ListModels"], 3, "{r}");
+    assert_eq!(fake.handle().calls("ListModels"), 3);
+    assert_eq!(r["awsCalls"]["DescribeModel"], 250, "{r}");
+    assert_eq!(r["awsCalls"]["ListTags"], 250, "{r}");
+}
+
+/// A listing that fails on page 3 (after the SDK's retries) ingests what it listed, marks
+/// nothing deleted, and exits 3.
+// The fake runs in this test's runtime while `run` blocks a thread on the child process:
+// it needs a worker thread of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_failing_on_page_3_marks_nothing_deleted() {
+    let fake = FakeSageMaker::start(FakeSpec::with_models(250))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(dir.path(), &fake.endpoint(), "");
+    let wf = wf.to_str().unwrap();
+    let r = report(&run(&["ingest", "-c", wf, "--json"]));
+    assert_eq!(r["counts"]["created"], 250, "{r}");
+
+    fake.handle().fail_list_models_page(3, u64::MAX);
+    let out = run(&["ingest", "-c", wf, "--json"]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(3), "{r}");
+    assert_eq!(r["listingComplete"], false, "{r}");
+    assert_eq!(r["counts"]["listed"], 200, "{r}");
+    assert_eq!(r["counts"]["deleted"], 0, "{r}");
+    assert!(
+        r["failures"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ListModels"),
+        "{r}"
+    );
+    let db = dir.path().join("c.db");
+    let out = run(&[
+        "models",
+        "list",
+        "--json",
+        "--catalog",
+        db.to_str().unwrap(),
+    ]);
+    let live: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(live.len(), 250);
+}
+
+/// The per-model APIs limited to 40 calls/s with 16 workers: the run is throttled again and again,
+/// backs off (adaptive retry) and loses no model.
+// The fake runs in this test's runtime while `run` blocks a thread on the child process:
+// it needs a worker thread of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_storm_loses_no_model() {
+    let fake = FakeSageMaker::start(FakeSpec::with_models(120))
+        .await
+        .unwrap();
+    let handle = fake.handle();
+    for op in ["DescribeModel", "ListTags", "DescribeTrainingJob"] {
+        handle.set_rate_limit(op, Some(40.0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(dir.path(), &fake.endpoint(), "");
+    let out = run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    assert_eq!(r["counts"]["created"], 120, "{r}");
+    assert_eq!(r["counts"]["failed"], 0, "{r}");
+    assert!(handle.throttled() > 0, "the storm never happened");
+    assert!(r["retries"].as_u64().unwrap() > 0, "{r}");
 }

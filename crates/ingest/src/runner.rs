@@ -1,7 +1,8 @@
 //! One ingestion run: list, filter, gather facts with bounded concurrency, map, write to the
 //! catalog in transactions, mark deleted, report.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,7 @@ use sagebridge_catalog::{
 use serde::Serialize;
 
 use crate::config::WorkflowConfig;
+use crate::facts::ModelFacts;
 use crate::mapping::{to_ml_model, ServiceRef};
 use crate::source::Source;
 
@@ -54,6 +56,9 @@ pub struct RunReport {
     pub models_per_second: f64,
     /// False when ListModels failed part way: nothing was marked deleted then.
     pub listing_complete: bool,
+    /// Models rebuilt from their stored facts (same ARN and creation time as last run), for
+    /// which only the tags were read again. Zero with `--full`.
+    pub incremental: usize,
 }
 
 impl RunReport {
@@ -118,11 +123,34 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// What a run reports while it goes, for a progress bar or log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Listing done: this many models will be read.
+    Listed(usize),
+    /// One more model read (or failed).
+    ModelDone,
+}
+
+/// Receives [`Progress`] events; called from the run's task, so it must be quick.
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
+}
+
 /// Options beside the workflow file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Called as the run goes.
+    pub progress: Option<ProgressHook>,
     /// Overrides the sink's catalog path.
     pub catalog_path: Option<std::path::PathBuf>,
+    /// Describe every model again, even those unchanged since the last run.
+    pub full: bool,
 }
 
 /// Runs the workflow into the embedded catalog.
@@ -136,13 +164,14 @@ pub async fn run(cfg: &WorkflowConfig, opts: &RunOptions) -> Result<RunReport, R
         .unwrap_or_else(|| cfg.catalog_path());
     let catalog: Arc<dyn Catalog> =
         Arc::new(tokio::task::spawn_blocking(move || SqliteCatalog::open(path)).await??);
-    run_into(cfg, catalog).await
+    run_into(cfg, catalog, opts).await
 }
 
 /// Runs the workflow into the given catalog.
 pub async fn run_into(
     cfg: &WorkflowConfig,
     catalog: Arc<dyn Catalog>,
+    opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
     let started_at = now_ms();
@@ -202,27 +231,61 @@ pub async fn run_into(
             error_kind: e.kind().into(),
         });
     }
+    let known = if opts.full {
+        HashMap::new()
+    } else {
+        let cat = catalog.clone();
+        let svc = service_name.clone();
+        tokio::task::spawn_blocking(move || cat.known_models(&svc)).await??
+    };
     let mut seen = HashSet::new();
     let mut todo = Vec::new();
-    for (name, _) in listed {
-        if filter.keeps(&name) {
-            seen.insert(name.clone());
-            todo.push(name);
+    for listed in listed {
+        if filter.keeps(&listed.name) {
+            seen.insert(listed.name.clone());
+            // Immutable in SageMaker: same ARN and creation time means same model.
+            let unchanged = known.get(&listed.name).is_some_and(|k| {
+                !k.deleted
+                    && listed.arn.is_some()
+                    && k.arn == listed.arn
+                    && listed.creation_time.is_some()
+                    && k.creation_time == listed.creation_time
+            });
+            todo.push((listed.name, unchanged));
         } else {
             report.counts.filtered += 1;
         }
     }
     source.load_indexes().await;
+    let progress = |p| {
+        if let Some(hook) = &opts.progress {
+            (hook.0)(p);
+        }
+    };
+    progress(Progress::Listed(todo.len()));
 
+    let incremental = Arc::new(AtomicUsize::new(0));
     let mut stream = futures::stream::iter(todo)
-        .map(|name| {
+        .map(|(name, unchanged)| {
             let source = source.clone();
-            async move { source.model_facts(&name).await }
+            let catalog = catalog.clone();
+            let service = service_name.clone();
+            let incremental = incremental.clone();
+            async move {
+                if unchanged {
+                    if let Some(stored) = stored_facts(catalog, service, name.clone()).await {
+                        incremental.fetch_add(1, Ordering::Relaxed);
+                        return source.refresh_facts(stored).await;
+                    }
+                }
+                source.model_facts(&name).await
+            }
         })
         .buffer_unordered(meta.concurrency);
     let mut batch = Vec::with_capacity(BATCH);
     let mut outcome = WriteOutcome::default();
     while let Some(r) = stream.next().await {
+        progress(Progress::ModelDone);
         match r {
             Ok(facts) => {
                 let model = to_ml_model(&facts, &service_ref);
@@ -230,6 +293,7 @@ pub async fn run_into(
                     model,
                     arn: Some(facts.arn.clone()),
                     creation_time: Some(facts.creation_time),
+                    facts: serde_json::to_string(&facts).ok(),
                 });
                 if batch.len() >= BATCH {
                     outcome.add(write(&catalog, std::mem::take(&mut batch)).await?);
@@ -265,6 +329,7 @@ pub async fn run_into(
         report.counts.deleted = deleted.len();
     }
 
+    report.incremental = incremental.load(Ordering::Relaxed);
     report.warnings = source.warnings();
     report.aws_calls = source.stats.calls();
     report.retries = source.stats.retries();
@@ -285,6 +350,20 @@ pub async fn run_into(
     let rec = run_record(status, Some(now_ms()), &report);
     tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
     Ok(report)
+}
+
+/// The facts stored with a model by an earlier run; `None` (describe it again) when there are
+/// none or they cannot be read back.
+async fn stored_facts(
+    catalog: Arc<dyn Catalog>,
+    service: String,
+    name: String,
+) -> Option<ModelFacts> {
+    let text = tokio::task::spawn_blocking(move || catalog.stored_facts(&service, &name))
+        .await
+        .ok()?
+        .ok()??;
+    serde_json::from_str(&text).ok()
 }
 
 async fn write(

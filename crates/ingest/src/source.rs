@@ -15,8 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_sagemaker::types::{ContainerDefinition, ResourceType};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use sagebridge_aws::{classify, AwsError};
@@ -30,25 +33,26 @@ use crate::mapping::invocation_url;
 /// AWS calls made in a run, per API, and HTTP attempts (attempts - calls = retries).
 #[derive(Debug, Default)]
 pub struct CallStats {
-    calls: Mutex<BTreeMap<&'static str, u64>>,
+    calls: Mutex<BTreeMap<String, u64>>,
     attempts: AtomicU64,
 }
 
 impl CallStats {
-    pub fn add(&self, api: &'static str) {
-        *self
-            .calls
-            .lock()
-            .expect("stats lock")
-            .entry(api)
-            .or_default() += 1;
+    fn add(&self, api: &str) {
+        let mut calls = self.calls.lock().expect("stats lock");
+        match calls.get_mut(api) {
+            Some(n) => *n += 1,
+            None => {
+                calls.insert(api.to_owned(), 1);
+            }
+        }
     }
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.calls
             .lock()
             .expect("stats lock")
             .iter()
-            .map(|(k, v)| (k.to_string(), *v))
+            .map(|(k, v)| (k.clone(), *v))
             .collect()
     }
     pub fn total_calls(&self) -> u64 {
@@ -61,13 +65,25 @@ impl CallStats {
     }
 }
 
-/// Counts HTTP attempts of every call on the client it is registered on.
+/// Counts the calls (per operation) and HTTP attempts of the client it is registered on.
 #[derive(Debug, Clone)]
-pub struct AttemptCounter(pub Arc<CallStats>);
+pub struct CallCounter(pub Arc<CallStats>);
 
-impl Intercept for AttemptCounter {
+impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
-        "sagebridge-attempt-counter"
+        "sagebridge-call-counter"
+    }
+    // Once per operation, after the operation's own config (with its name) is in the bag.
+    fn read_before_serialization(
+        &self,
+        _ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(op) = cfg.load::<Metadata>() {
+            self.0.add(op.name());
+        }
+        Ok(())
     }
     fn read_before_transmit(
         &self,
@@ -102,6 +118,15 @@ pub struct Source {
     feature_groups: OnceCell<Vec<FeatureGroup>>,
 }
 
+/// One entry of ListModels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedModel {
+    pub name: String,
+    pub arn: Option<String>,
+    /// Epoch milliseconds.
+    pub creation_time: Option<i64>,
+}
+
 /// Why one model could not be read.
 #[derive(Debug, Clone)]
 pub struct ModelFailure {
@@ -123,7 +148,7 @@ impl Source {
     ) -> Self {
         let stats = Arc::new(CallStats::default());
         let conf = aws_sdk_sagemaker::config::Builder::from(sdk_config)
-            .interceptor(AttemptCounter(stats.clone()))
+            .interceptor(CallCounter(stats.clone()))
             .build();
         Self {
             client: aws_sdk_sagemaker::Client::from_conf(conf),
@@ -147,9 +172,9 @@ impl Source {
         self.warnings.lock().expect("warnings lock").push(w);
     }
 
-    /// Every model name, page by page. On a failed page, returns what was listed so far and
-    /// the error: the caller must then not mark anything deleted.
-    pub async fn list_models(&self) -> (Vec<(String, Option<i64>)>, Option<AwsError>) {
+    /// Every model, page by page. On a failed page, returns what was listed so far and the
+    /// error: the caller must then not mark anything deleted.
+    pub async fn list_models(&self) -> (Vec<ListedModel>, Option<AwsError>) {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -158,21 +183,16 @@ impl Source {
             .into_paginator()
             .send();
         loop {
-            self.stats.add("ListModels");
             match pages.next().await {
-                None => {
-                    // The paginator's final `None` made no call.
-                    let mut c = self.stats.calls.lock().expect("stats lock");
-                    if let Some(n) = c.get_mut("ListModels") {
-                        *n -= 1;
-                    }
-                    return (out, None);
-                }
+                None => return (out, None),
                 Some(Ok(page)) => {
                     for m in page.models() {
                         if let Some(name) = m.model_name() {
-                            let created = m.creation_time().and_then(|t| t.to_millis().ok());
-                            out.push((name.to_owned(), created));
+                            out.push(ListedModel {
+                                name: name.to_owned(),
+                                arn: m.model_arn().map(str::to_owned),
+                                creation_time: m.creation_time().and_then(|t| t.to_millis().ok()),
+                            });
                         }
                     }
                 }
@@ -199,10 +219,7 @@ impl Source {
             .max_results(100)
             .into_paginator()
             .send();
-        while let Some(page) = {
-            self.stats.add("ListEndpoints");
-            pages.next().await
-        } {
+        while let Some(page) = pages.next().await {
             match page {
                 Ok(p) => names.extend(
                     p.endpoints()
@@ -217,7 +234,6 @@ impl Source {
             }
         }
         for name in names {
-            self.stats.add("DescribeEndpoint");
             let ep = match self
                 .client
                 .describe_endpoint()
@@ -241,7 +257,6 @@ impl Source {
             let Some(config_name) = ep.endpoint_config_name() else {
                 continue;
             };
-            self.stats.add("DescribeEndpointConfig");
             let cfg = match self
                 .client
                 .describe_endpoint_config()
@@ -283,10 +298,7 @@ impl Source {
             .into_paginator()
             .send();
         let mut listed = true;
-        while let Some(page) = {
-            self.stats.add("ListFeatureGroups");
-            pages.next().await
-        } {
+        while let Some(page) = pages.next().await {
             match page {
                 Ok(p) => names.extend(
                     p.feature_group_summaries()
@@ -310,10 +322,7 @@ impl Source {
                 .max_results(100)
                 .into_paginator()
                 .send();
-            while let Some(page) = {
-                self.stats.add("Search");
-                pages.next().await
-            } {
+            while let Some(page) = pages.next().await {
                 match page {
                     Ok(p) => names.extend(p.results().iter().filter_map(|r| {
                         r.feature_group()
@@ -330,7 +339,6 @@ impl Source {
         }
         let mut groups = Vec::new();
         for name in names {
-            self.stats.add("DescribeFeatureGroup");
             match self
                 .client
                 .describe_feature_group()
@@ -385,7 +393,6 @@ impl Source {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            self.stats.add("DescribeTrainingJob");
             match self
                 .client
                 .describe_training_job()
@@ -444,7 +451,6 @@ impl Source {
             model: name.to_owned(),
             error,
         };
-        self.stats.add("DescribeModel");
         let d = self
             .client
             .describe_model()
@@ -503,6 +509,26 @@ impl Source {
         })
     }
 
+    /// Facts for a model already ingested whose ARN and creation time have not changed: a
+    /// SageMaker model is immutable, so only what can change around it is read again (its
+    /// tags, the endpoints serving it and the feature groups linked through them); no
+    /// DescribeModel, no training-job lookup.
+    pub async fn refresh_facts(&self, mut facts: ModelFacts) -> Result<ModelFacts, ModelFailure> {
+        facts.tags = self.tags(&facts.arn).await.map_err(|error| ModelFailure {
+            model: facts.name.clone(),
+            error,
+        })?;
+        self.load_indexes().await;
+        facts.endpoints = self
+            .endpoints
+            .get()
+            .and_then(|m| m.get(&facts.name))
+            .cloned()
+            .unwrap_or_default();
+        facts.features = self.features_for(facts.training_job.as_ref(), &facts.tags);
+        Ok(facts)
+    }
+
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
         let mut out = Vec::new();
         let mut pages = self
@@ -512,10 +538,7 @@ impl Source {
             .max_results(100)
             .into_paginator()
             .send();
-        while let Some(page) = {
-            self.stats.add("ListTags");
-            pages.next().await
-        } {
+        while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("sagemaker:ListTags", &e))?;
             for t in page.tags() {
                 out.push((

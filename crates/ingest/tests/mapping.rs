@@ -158,6 +158,7 @@ fn stored_models_are_valid_openmetadata_entities() {
                 model: to_ml_model(&facts, &service()),
                 arn: Some(facts.arn.clone()),
                 creation_time: Some(facts.creation_time),
+                facts: None,
             }
         })
         .collect();
