@@ -16,7 +16,7 @@ use crate::error::AwsError;
 /// How clients behave, apart from what the user configures.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Retry policy; ingestion uses adaptive retry (client-side rate limiting on throttles).
+    /// Retry policy.
     pub retry: RetryConfig,
     /// Connect timeout.
     pub connect_timeout: Duration,
@@ -46,10 +46,12 @@ impl ClientOptions {
         }
     }
 
-    /// Adaptive retry with `max_attempts`, for bulk work against rate-limited APIs.
-    pub fn adaptive(max_attempts: u32) -> Self {
+    /// Standard retry (exponential backoff with jitter) with `max_attempts`, for bulk work
+    /// against rate-limited APIs. Not the SDK's adaptive mode: its single client-wide rate
+    /// slows every API when one is throttled; ingestion paces each API itself instead.
+    pub fn bulk(max_attempts: u32) -> Self {
         Self {
-            retry: RetryConfig::adaptive()
+            retry: RetryConfig::standard()
                 .with_max_attempts(max_attempts)
                 .with_initial_backoff(Duration::from_millis(50)),
             ..Self::default()

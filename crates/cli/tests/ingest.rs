@@ -414,7 +414,7 @@ async fn a_listing_failing_on_page_3_marks_nothing_deleted() {
 }
 
 /// The per-model APIs limited to 40 calls/s with 16 workers: the run is throttled again and again,
-/// backs off (adaptive retry) and loses no model.
+/// learns each API's limit (see `pacing`), retries what was throttled and loses no model.
 // The fake runs in this test's runtime while `run` blocks a thread on the child process:
 // it needs a worker thread of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,7 +178,7 @@ pub async fn run_into(
     let meta = cfg.metadata();
     let filter = cfg.filter()?;
     let service_name = cfg.source.service_name.clone();
-    let clients = Clients::new(cfg.aws(), &ClientOptions::adaptive(10)).await?;
+    let clients = Clients::new(cfg.aws(), &ClientOptions::bulk(10)).await?;
     let source = Arc::new(Source::new(
         &clients.sdk_config,
         cfg.aws().region(),

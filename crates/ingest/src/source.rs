@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_sagemaker::types::{ContainerDefinition, ResourceType};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -29,6 +30,7 @@ use crate::facts::{
     ContainerFacts, EndpointFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts,
 };
 use crate::mapping::invocation_url;
+use crate::pacing::{is_throttling, Pacer};
 
 /// AWS calls made in a run, per API, and HTTP attempts (attempts - calls = retries).
 #[derive(Debug, Default)]
@@ -65,9 +67,10 @@ impl CallStats {
     }
 }
 
-/// Counts the calls (per operation) and HTTP attempts of the client it is registered on.
+/// Counts the calls (per operation) and HTTP attempts of the client it is registered on, and
+/// tells the [`Pacer`] how each attempt was answered.
 #[derive(Debug, Clone)]
-pub struct CallCounter(pub Arc<CallStats>);
+pub struct CallCounter(pub Arc<CallStats>, pub Arc<Pacer>);
 
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
@@ -94,6 +97,23 @@ impl Intercept for CallCounter {
         self.0.attempts.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(op) = cfg.load::<Metadata>() {
+            let r = ctx.response();
+            let throttled = is_throttling(
+                r.status().as_u16(),
+                r.headers().get("x-amzn-errortype"),
+                r.body().bytes(),
+            );
+            self.1.answered(op.name(), throttled);
+        }
+        Ok(())
+    }
 }
 
 /// A feature group, as needed to link models to it.
@@ -109,6 +129,7 @@ struct FeatureGroup {
 pub struct Source {
     pub client: aws_sdk_sagemaker::Client,
     pub stats: Arc<CallStats>,
+    pub pacer: Arc<Pacer>,
     pub region: String,
     pub feature_group_tag_key: String,
     warnings: Mutex<Vec<String>>,
@@ -147,12 +168,14 @@ impl Source {
         feature_group_tag_key: &str,
     ) -> Self {
         let stats = Arc::new(CallStats::default());
+        let pacer = Arc::new(Pacer::default());
         let conf = aws_sdk_sagemaker::config::Builder::from(sdk_config)
-            .interceptor(CallCounter(stats.clone()))
+            .interceptor(CallCounter(stats.clone(), pacer.clone()))
             .build();
         Self {
             client: aws_sdk_sagemaker::Client::from_conf(conf),
             stats,
+            pacer,
             region: region.to_owned(),
             feature_group_tag_key: feature_group_tag_key.to_owned(),
             warnings: Mutex::new(Vec::new()),
@@ -234,6 +257,7 @@ impl Source {
             }
         }
         for name in names {
+            self.pacer.ready("DescribeEndpoint").await;
             let ep = match self
                 .client
                 .describe_endpoint()
@@ -257,6 +281,7 @@ impl Source {
             let Some(config_name) = ep.endpoint_config_name() else {
                 continue;
             };
+            self.pacer.ready("DescribeEndpointConfig").await;
             let cfg = match self
                 .client
                 .describe_endpoint_config()
@@ -339,6 +364,7 @@ impl Source {
         }
         let mut groups = Vec::new();
         for name in names {
+            self.pacer.ready("DescribeFeatureGroup").await;
             match self
                 .client
                 .describe_feature_group()
@@ -393,6 +419,7 @@ impl Source {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
+            self.pacer.ready("DescribeTrainingJob").await;
             match self
                 .client
                 .describe_training_job()
@@ -451,6 +478,7 @@ impl Source {
             model: name.to_owned(),
             error,
         };
+        self.pacer.ready("DescribeModel").await;
         let d = self
             .client
             .describe_model()
@@ -531,6 +559,7 @@ impl Source {
 
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
         let mut out = Vec::new();
+        self.pacer.ready("ListTags").await;
         let mut pages = self
             .client
             .list_tags()
