@@ -518,7 +518,11 @@ fn bad_filter_patterns() {
 #[test]
 fn examples_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for f in ["examples/local.yaml", "examples/sagemaker.yaml"] {
+    for f in [
+        "examples/local.yaml",
+        "examples/sagemaker.yaml",
+        "examples/openmetadata.yaml",
+    ] {
         let cfg = sagebridge_ingest::config::WorkflowConfig::load(&root.join(f))
             .unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(cfg.aws().region(), "us-east-1");

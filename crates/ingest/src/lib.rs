@@ -5,6 +5,7 @@
 //! - [`test_connection`]: the permission checks behind `sagebridge test-connection`.
 //! - [`facts`]: `ModelFacts`, everything gathered about one SageMaker model (plain structs).
 //! - [`source`]: the SageMaker source (listing, DescribeModel, tags, enrichments, call stats).
+//! - [`openmetadata`]: the `metadata-rest` sink (OpenMetadata's REST API).
 //! - [`pacing`]: per-API client-side rate limits learned from throttling answers.
 //! - [`runner`]: one run: filter, bounded concurrency, catalog writes, mark-deleted, report.
 //! - [`mapping`]: `to_ml_model()`, the pure mapping from facts to OpenMetadata's `MlModel`.
@@ -12,6 +13,7 @@
 pub mod config;
 pub mod facts;
 pub mod mapping;
+pub mod openmetadata;
 pub mod pacing;
 pub mod runner;
 pub mod source;

@@ -14,9 +14,10 @@ use sagebridge_catalog::{
 };
 use serde::Serialize;
 
-use crate::config::WorkflowConfig;
+use crate::config::{MlModelMetadataConfig, WorkflowConfig};
 use crate::facts::ModelFacts;
 use crate::mapping::{to_ml_model, ServiceRef};
+use crate::openmetadata::{OmError, OpenMetadata};
 use crate::source::Source;
 
 /// Models written to the catalog per transaction.
@@ -110,8 +111,10 @@ pub enum RunError {
     Catalog(#[from] sagebridge_catalog::CatalogError),
     #[error("invalid filter pattern: {0}")]
     Filter(#[from] regex::Error),
-    #[error("the {0} sink is not available in this build; use `type: catalog`")]
+    #[error("unknown sink type `{0}`; use `catalog` or `metadata-rest`")]
     Sink(String),
+    #[error("OpenMetadata: {0}")]
+    OpenMetadata(#[from] OmError),
     #[error("catalog worker stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -153,10 +156,24 @@ pub struct RunOptions {
     pub full: bool,
 }
 
-/// Runs the workflow into the embedded catalog.
+/// Where a run writes.
+enum Target {
+    Catalog(Arc<dyn Catalog>),
+    OpenMetadata(OpenMetadata),
+}
+
+/// Runs the workflow into its sink: the embedded catalog (`catalog`, default) or an
+/// OpenMetadata server (`metadata-rest`).
 pub async fn run(cfg: &WorkflowConfig, opts: &RunOptions) -> Result<RunReport, RunError> {
-    if cfg.sink.kind != "catalog" {
-        return Err(RunError::Sink(cfg.sink.kind.clone()));
+    match cfg.sink.kind.as_str() {
+        "catalog" => {}
+        "metadata-rest" => {
+            let om = OpenMetadata::new(cfg.workflow_config.open_metadata_server_config.as_ref())?;
+            let version = om.version().await?;
+            tracing::info!(%version, "writing to OpenMetadata");
+            return run_target(cfg, Target::OpenMetadata(om), opts).await;
+        }
+        other => return Err(RunError::Sink(other.to_owned())),
     }
     let path = opts
         .catalog_path
@@ -171,6 +188,14 @@ pub async fn run(cfg: &WorkflowConfig, opts: &RunOptions) -> Result<RunReport, R
 pub async fn run_into(
     cfg: &WorkflowConfig,
     catalog: Arc<dyn Catalog>,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
+    run_target(cfg, Target::Catalog(catalog), opts).await
+}
+
+async fn run_target(
+    cfg: &WorkflowConfig,
+    target: Target,
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
@@ -195,11 +220,26 @@ pub async fn run_into(
         connection: Some(connection),
         ..Default::default()
     };
-    let cat = catalog.clone();
-    let service = tokio::task::spawn_blocking(move || cat.upsert_service(&service)).await??;
-    let service_ref = ServiceRef {
-        id: service.id.clone(),
-        name: service.name.clone(),
+    let service_ref = match &target {
+        Target::Catalog(catalog) => {
+            let cat = catalog.clone();
+            let service =
+                tokio::task::spawn_blocking(move || cat.upsert_service(&service)).await??;
+            ServiceRef {
+                id: service.id.clone(),
+                name: service.name.clone(),
+            }
+        }
+        Target::OpenMetadata(om) => ServiceRef {
+            id: om.ensure_service(&service_name, cfg.aws()).await?,
+            name: service_name.clone(),
+        },
+    };
+    // The embedded catalog keeps the run history and the facts for incremental runs;
+    // OpenMetadata has neither (it skips unchanged models by `sourceHash` itself).
+    let catalog = match &target {
+        Target::Catalog(c) => Some(c.clone()),
+        Target::OpenMetadata(_) => None,
     };
 
     let mut report = RunReport {
@@ -215,8 +255,7 @@ pub async fn run_into(
         status,
         report: serde_json::to_value(report).unwrap_or_default(),
     };
-    {
-        let cat = catalog.clone();
+    if let Some(cat) = catalog.clone() {
         let rec = run_record(RunStatus::Running, None, &report);
         tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
     }
@@ -231,12 +270,13 @@ pub async fn run_into(
             error_kind: e.kind().into(),
         });
     }
-    let known = if opts.full {
-        HashMap::new()
-    } else {
-        let cat = catalog.clone();
-        let svc = service_name.clone();
-        tokio::task::spawn_blocking(move || cat.known_models(&svc)).await??
+    let known = match &catalog {
+        Some(cat) if !opts.full => {
+            let cat = cat.clone();
+            let svc = service_name.clone();
+            tokio::task::spawn_blocking(move || cat.known_models(&svc)).await??
+        }
+        _ => HashMap::new(),
     };
     let mut seen = HashSet::new();
     let mut todo = Vec::new();
@@ -272,7 +312,7 @@ pub async fn run_into(
             let service = service_name.clone();
             let incremental = incremental.clone();
             async move {
-                if unchanged {
+                if let (true, Some(catalog)) = (unchanged, catalog) {
                     if let Some(stored) = stored_facts(catalog, service, name.clone()).await {
                         incremental.fetch_add(1, Ordering::Relaxed);
                         return source.refresh_facts(stored).await;
@@ -296,7 +336,9 @@ pub async fn run_into(
                     facts: serde_json::to_string(&facts).ok(),
                 });
                 if batch.len() >= BATCH {
-                    outcome.add(write(&catalog, std::mem::take(&mut batch)).await?);
+                    let written = write(&target, std::mem::take(&mut batch), meta).await?;
+                    outcome.add(written.0);
+                    report.failures.extend(written.1);
                 }
             }
             Err(f) => {
@@ -311,7 +353,9 @@ pub async fn run_into(
         }
     }
     if !batch.is_empty() {
-        outcome.add(write(&catalog, batch).await?);
+        let written = write(&target, batch, meta).await?;
+        outcome.add(written.0);
+        report.failures.extend(written.1);
     }
     report.counts.created = outcome.created;
     report.counts.updated = outcome.updated;
@@ -323,10 +367,16 @@ pub async fn run_into(
         .count();
 
     if meta.mark_deleted_ml_models && report.listing_complete {
-        let cat = catalog.clone();
-        let svc = service_name.clone();
-        let deleted = tokio::task::spawn_blocking(move || cat.mark_deleted(&svc, &seen)).await??;
-        report.counts.deleted = deleted.len();
+        report.counts.deleted = match &target {
+            Target::Catalog(cat) => {
+                let cat = cat.clone();
+                let svc = service_name.clone();
+                tokio::task::spawn_blocking(move || cat.mark_deleted(&svc, &seen))
+                    .await??
+                    .len()
+            }
+            Target::OpenMetadata(om) => om.mark_deleted(&service_name, &seen).await?,
+        };
     }
 
     report.incremental = incremental.load(Ordering::Relaxed);
@@ -346,9 +396,11 @@ pub async fn run_into(
     } else {
         RunStatus::PartialSuccess
     };
-    let cat = catalog.clone();
-    let rec = run_record(status, Some(now_ms()), &report);
-    tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
+    drop(stream);
+    if let Some(cat) = catalog {
+        let rec = run_record(status, Some(now_ms()), &report);
+        tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
+    }
     Ok(report)
 }
 
@@ -366,10 +418,36 @@ async fn stored_facts(
     serde_json::from_str(&text).ok()
 }
 
+/// Writes one batch; rows the sink refused come back as failures.
 async fn write(
-    catalog: &Arc<dyn Catalog>,
+    target: &Target,
     batch: Vec<ModelWrite>,
-) -> Result<WriteOutcome, RunError> {
-    let cat = catalog.clone();
-    Ok(tokio::task::spawn_blocking(move || cat.write_models(&batch)).await??)
+    meta: &MlModelMetadataConfig,
+) -> Result<(WriteOutcome, Vec<Failure>), RunError> {
+    match target {
+        Target::Catalog(catalog) => {
+            let cat = catalog.clone();
+            let outcome = tokio::task::spawn_blocking(move || cat.write_models(&batch)).await??;
+            Ok((outcome, Vec::new()))
+        }
+        Target::OpenMetadata(om) => {
+            let models: Vec<_> = batch.into_iter().map(|w| w.model).collect();
+            let bulk = om.write(&models, meta.override_metadata).await?;
+            let failures = bulk
+                .failed
+                .into_iter()
+                .map(|f| Failure {
+                    model: f.model,
+                    error: format!("OpenMetadata rejected the model: {}", f.message),
+                    error_kind: "Rejected".into(),
+                })
+                .collect();
+            let outcome = WriteOutcome {
+                created: bulk.created,
+                updated: bulk.updated,
+                ..WriteOutcome::default()
+            };
+            Ok((outcome, failures))
+        }
+    }
 }

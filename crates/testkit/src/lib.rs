@@ -33,10 +33,13 @@
 //!   `sagebridge-seed` binary wraps it for scripts.
 //! - `fake_sagemaker`: [`FakeSageMaker`], an axum awsJson1.1 server with AWS paging,
 //!   injectable latency, throttling and failures, and per-operation counters.
+//! - `fake_openmetadata`: [`FakeOpenMetadata`], the part of OpenMetadata's REST API the
+//!   `metadata-rest` sink uses, in memory, recording every request.
 //! - `fake_runtime`: a fake SageMaker runtime (InvokeEndpoint and its response stream with
 //!   real event-stream framing) for the gateway's tests.
 
 pub mod aws;
+pub mod fake_openmetadata;
 pub mod fake_runtime;
 pub mod fake_sagemaker;
 pub mod iam;
@@ -44,6 +47,7 @@ pub mod moto;
 pub mod seed;
 
 pub use aws::{sagemaker_client, sts_client, test_sdk_config, TestClientOptions};
+pub use fake_openmetadata::{FakeOpenMetadata, OmRequest};
 pub use fake_sagemaker::{Failure, FakeHandle, FakeSageMaker, FakeSpec};
 pub use iam::{AccessKey, MotoIam};
 pub use moto::{count, CannedInvokeResult, MotoServer, RecordedCall};

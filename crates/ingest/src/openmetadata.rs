@@ -1,0 +1,441 @@
+//! The `metadata-rest` sink: writes the run into an OpenMetadata server over its REST API,
+//! speaking what the OpenMetadata 2.0.x ingestion client speaks (recorded in
+//! `shared/contracts/openmetadata/`):
+//!
+//! 1. `GET /api/v1/system/version` (checks the server answers and the token is accepted);
+//! 2. `GET /api/v1/services/mlmodelServices/name/<service>`, and on 404
+//!    `PUT /api/v1/services/mlmodelServices` (the connection is sent **without** the secret key
+//!    and session token: OpenMetadata does not need them to show the service, and secrets never
+//!    leave sagebridge);
+//! 3. `PUT /api/v1/classifications` and `PUT /api/v1/tags` for every tag key and value the
+//!    batch uses (the 2.0.7 client sends no tags at all; a real server rejects a tag label whose
+//!    tag does not exist);
+//! 4. `PUT /api/v1/mlmodels/bulk?async=false&overrideMetadata=..` with up to 100
+//!    `CreateMlModel` rows; per-row failures (`failedRequest`) become failed models;
+//! 5. with `markDeletedMlModels` and a complete listing, `DELETE /api/v1/mlmodels/deleteStale`
+//!    with the FQNs seen, falling back (on 404, older servers) to listing the service's models
+//!    and deleting the unseen ones one by one (soft delete).
+//!
+//! Every request carries `Authorization: Bearer <jwtToken>`; the token is never logged or put
+//! in an error. Only `http://` is supported by this build (no TLS stack in the HTTP client).
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use sagebridge_aws::{AwsConfig, Secret};
+use sagebridge_catalog::MlModel;
+use serde_json::{json, Value};
+
+use crate::config::OpenMetadataServerConfig;
+use crate::mapping::{quote_name, to_create_ml_model};
+
+/// The `awsCredentials` fields sent with the service (secrets left out on purpose).
+const OM_AWS_FIELDS: [&str; 8] = [
+    "awsAccessKeyId",
+    "awsRegion",
+    "endPointURL",
+    "profileName",
+    "assumeRoleArn",
+    "assumeRoleSessionName",
+    "assumeRoleSourceIdentity",
+    "enabled",
+];
+
+/// Rows per bulk request (as the OpenMetadata client sends).
+pub const BULK_ROWS: usize = 100;
+
+/// A failure talking to OpenMetadata, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum OmError {
+    #[error("workflowConfig.openMetadataServerConfig is required for the metadata-rest sink")]
+    NotConfigured,
+    #[error("OpenMetadata hostPort `{0}` must start with http:// (this build has no TLS client; put a plain-HTTP address or a local proxy in front)")]
+    Https(String),
+    #[error("cannot reach OpenMetadata at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("OpenMetadata rejected the token ({status}) for {what}: check workflowConfig.openMetadataServerConfig.securityConfig.jwtToken")]
+    Unauthorized { status: u16, what: String },
+    #[error("OpenMetadata answered {status} to {what}: {message}")]
+    Status {
+        status: u16,
+        what: String,
+        message: String,
+    },
+}
+
+/// One row OpenMetadata refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFailure {
+    pub model: String,
+    pub message: String,
+}
+
+/// What one bulk write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    pub created: usize,
+    pub updated: usize,
+    pub failed: Vec<RowFailure>,
+}
+
+/// A client of one OpenMetadata server.
+#[derive(Debug, Clone)]
+pub struct OpenMetadata {
+    http: reqwest::Client,
+    /// `http://host:port/api`
+    base: String,
+    token: Option<Secret>,
+    known_tags: std::sync::Arc<std::sync::Mutex<HashSet<(String, String)>>>,
+}
+
+impl OpenMetadata {
+    pub fn new(cfg: Option<&OpenMetadataServerConfig>) -> Result<Self, OmError> {
+        let cfg = cfg.ok_or(OmError::NotConfigured)?;
+        let base = cfg.host_port.trim_end_matches('/').to_owned();
+        if !base.starts_with("http://") {
+            return Err(OmError::Https(base));
+        }
+        // OpenMetadata's own convention: hostPort ends with /api.
+        let base = if base.ends_with("/api") {
+            base
+        } else {
+            format!("{base}/api")
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| OmError::Unreachable {
+                url: base.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            base,
+            token: cfg.security_config.as_ref().map(|s| s.jwt_token.clone()),
+            known_tags: Default::default(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), OmError> {
+        let url = format!("{}/v1/{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let what = format!(
+            "{method} /api/v1/{}",
+            path.split('?').next().unwrap_or(path)
+        );
+        let resp = req.send().await.map_err(|e| OmError::Unreachable {
+            url: self.base.clone(),
+            reason: e.without_url().to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(OmError::Unauthorized {
+                status: status.as_u16(),
+                what,
+            });
+        }
+        Ok((status, value))
+    }
+
+    fn fail(status: StatusCode, what: &str, body: &Value) -> OmError {
+        OmError::Status {
+            status: status.as_u16(),
+            what: what.to_owned(),
+            message: body["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.to_string()),
+        }
+    }
+
+    /// The server's version (also proves the address and the token).
+    pub async fn version(&self) -> Result<String, OmError> {
+        let (status, body) = self.call(Method::GET, "system/version", None).await?;
+        if !status.is_success() {
+            return Err(Self::fail(status, "GET /api/v1/system/version", &body));
+        }
+        Ok(body["version"].as_str().unwrap_or("unknown").to_owned())
+    }
+
+    /// Gets the service, creating it first if missing; returns its id.
+    pub async fn ensure_service(&self, name: &str, aws: &AwsConfig) -> Result<String, OmError> {
+        let path = format!("services/mlmodelServices/name/{}", encode(name));
+        let (status, body) = self.call(Method::GET, &path, None).await?;
+        if status.is_success() {
+            return Ok(body["id"].as_str().unwrap_or_default().to_owned());
+        }
+        if status != StatusCode::NOT_FOUND {
+            return Err(Self::fail(status, "GET mlmodelServices", &body));
+        }
+        // OpenMetadata's awsCredentials fields only (it rejects others, e.g. our
+        // assumeRoleExternalId), and never the secret key or session token.
+        let mut aws = serde_json::to_value(aws).unwrap_or(Value::Null);
+        if let Some(map) = aws.as_object_mut() {
+            map.retain(|k, v| OM_AWS_FIELDS.contains(&k.as_str()) && !v.is_null());
+        }
+        let create = json!({
+            "name": name,
+            "serviceType": "SageMaker",
+            "connection": {"config": {
+                "type": "SageMaker",
+                "awsConfig": aws,
+                "supportsMetadataExtraction": true,
+            }},
+        });
+        let (status, body) = self
+            .call(Method::PUT, "services/mlmodelServices", Some(&create))
+            .await?;
+        if !status.is_success() {
+            return Err(Self::fail(
+                status,
+                "PUT /api/v1/services/mlmodelServices",
+                &body,
+            ));
+        }
+        Ok(body["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Creates the classifications and tags the models' labels name (once per run each).
+    async fn ensure_tags(&self, models: &[MlModel]) -> Result<(), OmError> {
+        let wanted: BTreeSet<(String, String)> = models
+            .iter()
+            .flat_map(|m| m.tags.iter())
+            .filter_map(|t| {
+                let (class, tag) = split_tag_fqn(&t.tag_fqn)?;
+                Some((class, tag))
+            })
+            .collect();
+        let missing: Vec<(String, String)> = {
+            let known = self.known_tags.lock().unwrap_or_else(|e| e.into_inner());
+            wanted.into_iter().filter(|k| !known.contains(k)).collect()
+        };
+        let mut classes_done = HashSet::new();
+        for (class, tag) in missing {
+            if classes_done.insert(class.clone()) {
+                let body = json!({
+                    "name": class,
+                    "description": format!("SageMaker tag key `{class}`, created by sagebridge"),
+                });
+                let (status, resp) = self
+                    .call(Method::PUT, "classifications", Some(&body))
+                    .await?;
+                if !status.is_success() {
+                    return Err(Self::fail(status, "PUT /api/v1/classifications", &resp));
+                }
+            }
+            let body = json!({
+                "name": tag,
+                "classification": class,
+                "description": format!("SageMaker tag `{class}={tag}`, created by sagebridge"),
+            });
+            let (status, resp) = self.call(Method::PUT, "tags", Some(&body)).await?;
+            if !status.is_success() {
+                return Err(Self::fail(status, "PUT /api/v1/tags", &resp));
+            }
+            self.known_tags
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((class, tag));
+        }
+        Ok(())
+    }
+
+    /// Writes models (any number; sent [`BULK_ROWS`] at a time).
+    pub async fn write(
+        &self,
+        models: &[MlModel],
+        override_metadata: bool,
+    ) -> Result<BulkOutcome, OmError> {
+        self.ensure_tags(models).await?;
+        let mut out = BulkOutcome::default();
+        for chunk in models.chunks(BULK_ROWS) {
+            let rows: Vec<Value> = chunk.iter().map(to_create_ml_model).collect();
+            let path = format!("mlmodels/bulk?async=false&overrideMetadata={override_metadata}");
+            let (status, body) = self.call(Method::PUT, &path, Some(&json!(rows))).await?;
+            if !status.is_success() {
+                return Err(Self::fail(status, "PUT /api/v1/mlmodels/bulk", &body));
+            }
+            for ok in body["successRequest"].as_array().into_iter().flatten() {
+                if ok["status"].as_u64() == Some(201) {
+                    out.created += 1;
+                } else {
+                    out.updated += 1;
+                }
+            }
+            for f in body["failedRequest"].as_array().into_iter().flatten() {
+                let model = match &f["request"] {
+                    Value::String(s) => s.clone(),
+                    other => other["name"].as_str().unwrap_or_default().to_owned(),
+                };
+                out.failed.push(RowFailure {
+                    model,
+                    message: f["message"].as_str().unwrap_or("rejected").to_owned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Soft-deletes the service's models not in `seen` (names); returns how many.
+    pub async fn mark_deleted(
+        &self,
+        service: &str,
+        seen: &HashSet<String>,
+    ) -> Result<usize, OmError> {
+        let scope = quote_name(service);
+        let mut seen_fqns: Vec<String> = seen
+            .iter()
+            .map(|n| format!("{scope}.{}", quote_name(n)))
+            .collect();
+        seen_fqns.sort();
+        let body = json!({
+            "scopeFqn": scope,
+            "scopeEntityType": "service",
+            "seenFqns": seen_fqns,
+            "recursive": true,
+        });
+        let (status, resp) = self
+            .call(Method::DELETE, "mlmodels/deleteStale", Some(&body))
+            .await?;
+        if status.is_success() {
+            return Ok(resp["numberOfRowsPassed"].as_u64().unwrap_or(0) as usize);
+        }
+        if status != StatusCode::NOT_FOUND {
+            return Err(Self::fail(
+                status,
+                "DELETE /api/v1/mlmodels/deleteStale",
+                &resp,
+            ));
+        }
+        // Older servers: list the service's live models and delete the unseen ones.
+        let seen_fqns: HashSet<String> = seen_fqns.into_iter().collect();
+        let mut stale = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("mlmodels?service={}&limit=100", encode(service));
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={}", encode(a)));
+            }
+            let (status, page) = self.call(Method::GET, &path, None).await?;
+            if !status.is_success() {
+                return Err(Self::fail(status, "GET /api/v1/mlmodels", &page));
+            }
+            for m in page["data"].as_array().into_iter().flatten() {
+                let fqn = m["fullyQualifiedName"].as_str().unwrap_or_default();
+                if !seen_fqns.contains(fqn) && m["deleted"] != json!(true) {
+                    if let Some(id) = m["id"].as_str() {
+                        stale.push(id.to_owned());
+                    }
+                }
+            }
+            match page["paging"]["after"].as_str() {
+                Some(a) if after.as_deref() != Some(a) => after = Some(a.to_owned()),
+                _ => break,
+            }
+        }
+        for id in &stale {
+            let (status, resp) = self
+                .call(Method::DELETE, &format!("mlmodels/{id}"), None)
+                .await?;
+            if !status.is_success() && status != StatusCode::NOT_FOUND {
+                return Err(Self::fail(status, "DELETE /api/v1/mlmodels/{id}", &resp));
+            }
+        }
+        Ok(stale.len())
+    }
+}
+
+/// `key.value` (each part possibly quoted) -> (key, value).
+fn split_tag_fqn(fqn: &str) -> Option<(String, String)> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = fqn.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    match parts.as_slice() {
+        [class, tag] if !class.is_empty() && !tag.is_empty() => Some((class.clone(), tag.clone())),
+        _ => None,
+    }
+}
+
+/// Percent-encodes a path or query component.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_fqns_split_with_quotes() {
+        assert_eq!(
+            split_tag_fqn("team.growth"),
+            Some(("team".into(), "growth".into()))
+        );
+        assert_eq!(
+            split_tag_fqn("\"ml.owner\".\"a.b\""),
+            Some(("ml.owner".into(), "a.b".into()))
+        );
+        assert_eq!(split_tag_fqn("justone"), None);
+    }
+
+    #[test]
+    fn only_http_is_accepted() {
+        let cfg = |host: &str| OpenMetadataServerConfig {
+            host_port: host.into(),
+            auth_provider: "openmetadata".into(),
+            security_config: None,
+            store_service_connection: None,
+            verify_ssl: None,
+            ssl_config: None,
+        };
+        assert!(matches!(
+            OpenMetadata::new(Some(&cfg("https://om.example.com/api"))),
+            Err(OmError::Https(_))
+        ));
+        let om = OpenMetadata::new(Some(&cfg("http://localhost:8585"))).expect("http");
+        assert_eq!(om.base, "http://localhost:8585/api");
+        let om = OpenMetadata::new(Some(&cfg("http://localhost:8585/api/"))).expect("http");
+        assert_eq!(om.base, "http://localhost:8585/api");
+        assert!(matches!(
+            OpenMetadata::new(None),
+            Err(OmError::NotConfigured)
+        ));
+        assert_eq!(encode("a b\"c"), "a%20b%22c");
+    }
+}

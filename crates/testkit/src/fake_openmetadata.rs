@@ -1,0 +1,508 @@
+//! A fake OpenMetadata server (the part of its REST API the `metadata-rest` sink uses), for
+//! integration tests: no real OpenMetadata server can run here (it needs Java, MySQL or
+//! PostgreSQL and Elasticsearch). It answers as described in
+//! `shared/contracts/openmetadata/README.md` ("How the stand-in server answered"), keeps the
+//! entities in memory and records every request (method, path with query, body, whether the
+//! bearer token matched) so tests can compare them with the recorded 2.0.7 client and validate
+//! the bodies against OpenMetadata's JSON Schemas.
+//!
+//! Like a real server, and unlike the stand-in, it rejects (per row, in `failedRequest`) a
+//! model whose tag labels name a tag that was never created.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmRequest {
+    pub method: String,
+    /// Path and query, e.g. `/api/v1/mlmodels/bulk?async=false&overrideMetadata=false`.
+    pub path: String,
+    pub body: Option<Value>,
+    /// The `Authorization` header was `Bearer <the configured token>`.
+    pub authorized: bool,
+}
+
+#[derive(Default)]
+struct Store {
+    services: BTreeMap<String, Value>,
+    models: BTreeMap<String, Value>,
+    classifications: BTreeMap<String, Value>,
+    tags: BTreeMap<String, Value>,
+    requests: Vec<OmRequest>,
+    next_id: u64,
+    /// Answer `deleteStale` with 404 (servers before it existed), forcing the list+delete path.
+    no_delete_stale: bool,
+}
+
+impl Store {
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("00000000-0000-4000-8000-{:012}", self.next_id)
+    }
+}
+
+struct Shared {
+    token: String,
+    store: Mutex<Store>,
+}
+
+/// A running fake OpenMetadata; the server task is aborted on drop.
+pub struct FakeOpenMetadata {
+    url: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FakeOpenMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeOpenMetadata")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FakeOpenMetadata {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeOpenMetadata {
+    /// Serves on `127.0.0.1:<free port>`, accepting `Authorization: Bearer <token>` only.
+    pub async fn start(token: &str) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
+            token: token.to_owned(),
+            store: Mutex::new(Store::default()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind 127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::warn!(%error, "fake openmetadata stopped");
+            }
+        });
+        Ok(Self { url, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT` (what goes into `hostPort`, with `/api` appended).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.shared.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<OmRequest> {
+        self.store().requests.clone()
+    }
+
+    /// Forgets the recorded requests (not the entities).
+    pub fn clear_requests(&self) {
+        self.store().requests.clear();
+    }
+
+    /// The stored model with this fully qualified name.
+    pub fn model(&self, fqn: &str) -> Option<Value> {
+        self.store().models.get(fqn).cloned()
+    }
+
+    /// Every stored model (also soft-deleted ones), by FQN.
+    pub fn models(&self) -> BTreeMap<String, Value> {
+        self.store().models.clone()
+    }
+
+    /// The stored service with this name.
+    pub fn service(&self, name: &str) -> Option<Value> {
+        self.store().services.get(name).cloned()
+    }
+
+    /// Fully qualified names of the tags created (`classification.tag`).
+    pub fn tags(&self) -> Vec<String> {
+        self.store().tags.keys().cloned().collect()
+    }
+
+    /// Make `DELETE /mlmodels/deleteStale` answer 404, as servers without it do.
+    pub fn disable_delete_stale(&self) {
+        self.store().no_delete_stale = true;
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn not_found(kind: &str, fqn: &str) -> Response {
+    reply(
+        StatusCode::NOT_FOUND,
+        json!({"code": 404, "message": format!("{kind} instance for {fqn} not found")}),
+    )
+}
+
+/// OpenMetadata's FQN quoting, for the fake's own keys (same rule as the real server).
+fn quote(name: &str) -> String {
+    if name.contains('.') {
+        format!("\"{name}\"")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn bump(version: f64) -> f64 {
+    ((version * 10.0).round() + 1.0) / 10.0
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.strip_prefix("Bearer ") == Some(shared.token.as_str()));
+    let body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"code": 400, "message": format!("Unable to process JSON: {e}")}),
+                )
+            }
+        }
+    };
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    store.requests.push(OmRequest {
+        method: method.to_string(),
+        path: path_and_query,
+        body: body.clone(),
+        authorized,
+    });
+    if !authorized {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"code": 401, "message": "Not Authorized! Token not present"}),
+        );
+    }
+    let path = uri.path().strip_prefix("/api/v1/").unwrap_or("");
+    let query: BTreeMap<String, String> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = body.unwrap_or(Value::Null);
+    let store = &mut *store;
+    match (method.as_str(), path) {
+        ("GET", "system/version") => reply(
+            StatusCode::OK,
+            json!({"version": "2.0.7", "revision": "fake", "timestamp": 0}),
+        ),
+        ("GET", p) if p.starts_with("services/mlmodelServices/name/") => {
+            let name = percent_decode(&p["services/mlmodelServices/name/".len()..]);
+            match store.services.get(&name) {
+                Some(s) => reply(StatusCode::OK, s.clone()),
+                None => not_found("mlmodelService", &name),
+            }
+        }
+        ("PUT", "services/mlmodelServices") => {
+            let Some(name) = body["name"].as_str().map(str::to_owned) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"code": 400, "message": "[name must not be null]"}),
+                );
+            };
+            let (status, entity) = match store.services.get(&name) {
+                Some(old) => {
+                    let mut e = body.clone();
+                    e["id"] = old["id"].clone();
+                    e["fullyQualifiedName"] = json!(quote(&name));
+                    let v = old["version"].as_f64().unwrap_or(0.1);
+                    e["version"] = json!(if old_matches(old, &body) { v } else { bump(v) });
+                    e["deleted"] = json!(false);
+                    (StatusCode::OK, e)
+                }
+                None => {
+                    let mut e = body.clone();
+                    e["id"] = json!(store.id());
+                    e["fullyQualifiedName"] = json!(quote(&name));
+                    e["version"] = json!(0.1);
+                    e["deleted"] = json!(false);
+                    (StatusCode::CREATED, e)
+                }
+            };
+            store.services.insert(name, entity.clone());
+            reply(status, entity)
+        }
+        ("PUT", "classifications") => {
+            let name = body["name"].as_str().unwrap_or_default().to_owned();
+            let created = !store.classifications.contains_key(&name);
+            let mut e = body.clone();
+            e["id"] = json!(store.id());
+            e["fullyQualifiedName"] = json!(quote(&name));
+            store.classifications.entry(name).or_insert(e.clone());
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            reply(status, e)
+        }
+        ("PUT", "tags") => {
+            let classification = body["classification"].as_str().unwrap_or_default();
+            if !store.classifications.contains_key(classification) {
+                return not_found("classification", classification);
+            }
+            let name = body["name"].as_str().unwrap_or_default();
+            let fqn = format!("{}.{}", quote(classification), quote(name));
+            let created = !store.tags.contains_key(&fqn);
+            let mut e = body.clone();
+            e["id"] = json!(store.id());
+            e["fullyQualifiedName"] = json!(fqn);
+            store.tags.entry(fqn).or_insert(e.clone());
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            reply(status, e)
+        }
+        ("PUT", "mlmodels/bulk") => {
+            let Some(rows) = body.as_array() else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"code": 400, "message": "expected an array"}),
+                );
+            };
+            let mut ok = Vec::new();
+            let mut failed = Vec::new();
+            for row in rows {
+                match put_model(store, row) {
+                    Ok((fqn, status)) => ok.push(json!({"request": fqn, "status": status})),
+                    Err(message) => failed.push(json!({
+                        "request": row["name"], "message": message, "status": 400
+                    })),
+                }
+            }
+            let status = if failed.is_empty() {
+                "success"
+            } else if ok.is_empty() {
+                "failure"
+            } else {
+                "partialSuccess"
+            };
+            reply(
+                StatusCode::OK,
+                json!({
+                    "status": status,
+                    "numberOfRowsProcessed": rows.len(),
+                    "numberOfRowsPassed": ok.len(),
+                    "numberOfRowsFailed": failed.len(),
+                    "successRequest": ok,
+                    "failedRequest": failed,
+                }),
+            )
+        }
+        ("DELETE", "mlmodels/deleteStale") => {
+            if store.no_delete_stale {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"code": 404, "message": "HTTP 404 Not Found"}),
+                );
+            }
+            let scope = body["scopeFqn"].as_str().unwrap_or_default().to_owned();
+            let seen: HashSet<&str> = body["seenFqns"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let prefix = format!("{scope}.");
+            let mut deleted = Vec::new();
+            for (fqn, model) in store.models.iter_mut() {
+                if fqn.starts_with(&prefix)
+                    && !seen.contains(fqn.as_str())
+                    && model["deleted"] != json!(true)
+                {
+                    model["deleted"] = json!(true);
+                    let v = model["version"].as_f64().unwrap_or(0.1);
+                    model["version"] = json!(bump(v));
+                    deleted.push(json!({"request": fqn, "status": 200}));
+                }
+            }
+            reply(
+                StatusCode::OK,
+                json!({
+                    "status": "success",
+                    "numberOfRowsProcessed": deleted.len(),
+                    "numberOfRowsPassed": deleted.len(),
+                    "numberOfRowsFailed": 0,
+                    "successRequest": deleted,
+                    "failedRequest": [],
+                }),
+            )
+        }
+        ("GET", "mlmodels") => {
+            let service = query.get("service").map(|s| percent_decode(s));
+            let limit: usize = query
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(10);
+            let after = query.get("after").map(|a| percent_decode(a));
+            let include_deleted = query.get("include").map(String::as_str) == Some("all");
+            let matching: Vec<(&String, &Value)> = store
+                .models
+                .iter()
+                .filter(|(_, m)| {
+                    service
+                        .as_deref()
+                        .is_none_or(|s| m["service"]["name"] == json!(s))
+                })
+                .filter(|(_, m)| include_deleted || m["deleted"] != json!(true))
+                .collect();
+            let start = after
+                .as_deref()
+                .map(|a| {
+                    matching
+                        .iter()
+                        .position(|(f, _)| f.as_str() > a)
+                        .unwrap_or(matching.len())
+                })
+                .unwrap_or(0);
+            let page: Vec<Value> = matching
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(|(_, m)| (*m).clone())
+                .collect();
+            let next = (start + page.len() < matching.len())
+                .then(|| matching[start + page.len() - 1].0.clone());
+            let mut paging = json!({"total": matching.len()});
+            if let Some(n) = next {
+                paging["after"] = json!(n);
+            }
+            reply(StatusCode::OK, json!({"data": page, "paging": paging}))
+        }
+        ("GET", p) if p.starts_with("mlmodels/name/") => {
+            let fqn = percent_decode(&p["mlmodels/name/".len()..]);
+            match store.models.get(&fqn) {
+                Some(m) => reply(StatusCode::OK, m.clone()),
+                None => not_found("mlmodel", &fqn),
+            }
+        }
+        ("DELETE", p) if p.starts_with("mlmodels/") => {
+            let id = &p["mlmodels/".len()..];
+            let Some(model) = store
+                .models
+                .values_mut()
+                .find(|m| m["id"].as_str() == Some(id))
+            else {
+                return not_found("mlmodel", id);
+            };
+            model["deleted"] = json!(true);
+            let v = model["version"].as_f64().unwrap_or(0.1);
+            model["version"] = json!(bump(v));
+            reply(StatusCode::OK, model.clone())
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"code": 404, "message": "HTTP 404 Not Found"}),
+        ),
+    }
+}
+
+/// Whether a PUT changes nothing (same fields as stored, ignoring server-side ones).
+fn old_matches(old: &Value, new: &Value) -> bool {
+    let Some(fields) = new.as_object() else {
+        return false;
+    };
+    fields.iter().all(|(k, v)| &old[k] == v)
+}
+
+/// Creates or updates one model from a CreateMlModel row: `(fqn, 201 | 200)`.
+fn put_model(store: &mut Store, row: &Value) -> Result<(String, u16), String> {
+    let name = row["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or("name must not be empty")?;
+    let service_name = row["service"].as_str().ok_or("service must not be null")?;
+    let service = store
+        .services
+        .get(service_name)
+        .ok_or_else(|| format!("mlmodelService instance for {service_name} not found"))?
+        .clone();
+    for label in row["tags"].as_array().into_iter().flatten() {
+        let fqn = label["tagFQN"].as_str().unwrap_or_default();
+        if !store.tags.contains_key(fqn) {
+            return Err(format!("tag instance for {fqn} not found"));
+        }
+    }
+    let fqn = format!("{}.{}", quote(service_name), quote(name));
+    let mut entity = row.clone();
+    entity["fullyQualifiedName"] = json!(fqn);
+    entity["service"] = json!({
+        "id": service["id"], "type": "mlmodelService",
+        "name": service_name, "fullyQualifiedName": service["fullyQualifiedName"],
+    });
+    entity["serviceType"] = json!("SageMaker");
+    entity["deleted"] = json!(false);
+    match store.models.get(&fqn) {
+        Some(old) => {
+            entity["id"] = old["id"].clone();
+            let v = old["version"].as_f64().unwrap_or(0.1);
+            let same = old["sourceHash"] == row["sourceHash"] && old["deleted"] != json!(true);
+            entity["version"] = json!(if same { v } else { bump(v) });
+            store.models.insert(fqn.clone(), entity);
+            Ok((fqn, 200))
+        }
+        None => {
+            entity["id"] = json!(store.id());
+            entity["version"] = json!(0.1);
+            store.models.insert(fqn.clone(), entity);
+            Ok((fqn, 201))
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (FQNs in paths may be quoted: `%22a.b%22`).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
