@@ -184,7 +184,12 @@ async fn test_connection(path: &std::path::Path, json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let report = sagebridge_ingest::test_connection::test_connection(&clients).await;
+    let mut report = sagebridge_ingest::test_connection::test_connection(&clients).await;
+    if let Some(sink) = sagebridge_ingest::test_connection::check_sink(&cfg).await {
+        let mut steps = report.steps;
+        steps.push(sink);
+        report = sagebridge_ingest::test_connection::TestConnectionReport::from_steps(steps);
+    }
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),

@@ -370,6 +370,10 @@ async fn more_than_one_page_of_models_against_the_fake() {
     assert_eq!(fake.handle().calls("ListModels"), 3);
     assert_eq!(r["awsCalls"]["DescribeModel"], 250, "{r}");
     assert_eq!(r["awsCalls"]["ListTags"], 250, "{r}");
+    // Not a terminal: progress goes to the log as plain lines, not a bar.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listed: 250 models to read"), "{stderr}");
+    assert!(!stderr.contains('\r'), "{stderr}");
 }
 
 /// A listing that fails on page 3 (after the SDK's retries) ingests what it listed, marks

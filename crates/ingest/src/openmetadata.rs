@@ -172,6 +172,23 @@ impl OpenMetadata {
         Ok(body["version"].as_str().unwrap_or("unknown").to_owned())
     }
 
+    /// For `test-connection`: the server answers, accepts the token for a read of the service
+    /// (the version endpoint alone may be public), and says whether the service exists.
+    pub async fn check(&self, service: &str) -> Result<String, OmError> {
+        let version = self.version().await?;
+        let path = format!("services/mlmodelServices/name/{}", encode(service));
+        let (status, body) = self.call(Method::GET, &path, None).await?;
+        let found = match status {
+            s if s.is_success() => "exists",
+            StatusCode::NOT_FOUND => "will be created by the first run",
+            s => return Err(Self::fail(s, "GET mlmodelServices", &body)),
+        };
+        Ok(format!(
+            "OpenMetadata {version} at {}; service {service} {found}",
+            self.base
+        ))
+    }
+
     /// Gets the service, creating it first if missing; returns its id.
     pub async fn ensure_service(&self, name: &str, aws: &AwsConfig) -> Result<String, OmError> {
         let path = format!("services/mlmodelServices/name/{}", encode(name));

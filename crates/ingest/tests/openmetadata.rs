@@ -255,3 +255,34 @@ async fn older_servers_without_delete_stale_and_a_bad_token() {
     );
     assert_eq!(om.requests().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_checks_the_openmetadata_server_too() {
+    use sagebridge_ingest::test_connection::check_sink;
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    // moto is not needed for this step: it only talks to OpenMetadata.
+    let good = check_sink(&workflow("http://127.0.0.1:9", &om.url(), TOKEN))
+        .await
+        .expect("a step for metadata-rest");
+    assert!(good.passed && good.mandatory, "{good:?}");
+    let detail = good.detail.unwrap();
+    assert!(detail.contains("OpenMetadata 2.0.7"), "{detail}");
+    assert!(detail.contains("sm_prod will be created"), "{detail}");
+
+    let bad = check_sink(&workflow("http://127.0.0.1:9", &om.url(), "not-the-token"))
+        .await
+        .unwrap();
+    assert!(!bad.passed);
+    let error = bad.error.unwrap();
+    assert!(
+        error.contains("jwtToken") && !error.contains("not-the-token"),
+        "{error}"
+    );
+
+    // Nothing listens on the discard port: unreachable, said as such.
+    let down = check_sink(&workflow("http://127.0.0.1:9", "http://127.0.0.1:9", TOKEN))
+        .await
+        .unwrap();
+    assert!(!down.passed);
+    assert!(down.error.unwrap().contains("cannot reach OpenMetadata"));
+}
