@@ -55,6 +55,11 @@ enum Command {
         /// a model with the same ARN and creation time only has its tags refreshed).
         #[arg(long)]
         full: bool,
+        /// Keep running: ingest at every time `sourceConfig.config.schedule` (cron, UTC)
+        /// names, until SIGTERM or Ctrl-C. A failed run is reported and the next one still
+        /// happens.
+        #[arg(long)]
+        schedule: bool,
     },
     /// Browse the embedded catalog.
     Models {
@@ -145,7 +150,14 @@ async fn run(cli: Cli) -> ExitCode {
             json,
             catalog,
             full,
-        } => ingest(&config, json, catalog, full).await,
+            schedule,
+        } => {
+            if schedule {
+                ingest_on_schedule(&config, json, catalog, full).await
+            } else {
+                ingest(&config, json, catalog, full).await
+            }
+        }
         Command::Models { command } => models(command),
         Command::Serve {
             config,
@@ -299,6 +311,66 @@ async fn ingest(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `ingest --schedule`: one run at each fire time of the workflow's cron schedule.
+async fn ingest_on_schedule(
+    path: &std::path::Path,
+    json: bool,
+    catalog: Option<PathBuf>,
+    full: bool,
+) -> ExitCode {
+    use sagebridge_ingest::schedule::{rfc3339, Cron};
+    let cron = match WorkflowConfig::load(path) {
+        Ok(cfg) => match cfg.metadata().schedule.as_deref().map(Cron::parse) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            None => {
+                eprintln!("error: --schedule needs sourceConfig.config.schedule (a cron expression, e.g. `0 */6 * * *`) in {}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        Err(e) => {
+            eprint!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot wait for SIGTERM: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let Some(next) = cron.next_after(now) else {
+            eprintln!("error: the schedule `{cron}` never fires");
+            return ExitCode::from(2);
+        };
+        eprintln!("next ingestion at {} (schedule `{cron}`)", rfc3339(next));
+        let wait = std::time::Duration::from_secs(u64::try_from(next - now).unwrap_or(0));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => return ExitCode::SUCCESS,
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+        // The workflow file is read again for every run, so edits apply without a restart;
+        // a run's failure (exit code) is reported and the schedule goes on.
+        let code = ingest(path, json, catalog.clone(), full).await;
+        if code != ExitCode::SUCCESS {
+            eprintln!(
+                "the run at {} did not fully succeed ({code:?})",
+                rfc3339(next)
+            );
         }
     }
 }

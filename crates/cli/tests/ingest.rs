@@ -440,3 +440,29 @@ async fn a_throttling_storm_loses_no_model() {
     assert!(handle.throttled() > 0, "the storm never happened");
     assert!(r["retries"].as_u64().unwrap() > 0, "{r}");
 }
+
+#[test]
+fn schedule_mode_needs_a_valid_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(dir.path(), "http://127.0.0.1:9", "");
+    let out = run(&["ingest", "-c", wf.to_str().unwrap(), "--schedule"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--schedule needs sourceConfig.config.schedule"),
+        "{stderr}"
+    );
+
+    let wf = workflow(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "      schedule: '61 * * * *'\n",
+    );
+    let out = run(&["ingest", "-c", wf.to_str().unwrap(), "--schedule"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("source.sourceConfig.config.schedule: minute 61 is out of range 0-59"),
+        "{stderr}"
+    );
+}

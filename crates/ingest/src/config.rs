@@ -85,7 +85,7 @@ pub struct MlModelMetadataConfig {
     /// Ours: how many models are described at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Ours: cron expression for `sagebridge serve`'s scheduler (e.g. `0 */6 * * *`).
+    /// Ours: cron expression (UTC) for `sagebridge ingest --schedule` (e.g. `0 */6 * * *`).
     #[serde(default)]
     pub schedule: Option<String>,
 }
@@ -318,7 +318,10 @@ impl Validate for WorkflowConfig {
         p.at("source", |p| {
             let s = &self.source;
             if !s.kind.eq_ignore_ascii_case("sagemaker") {
-                p.add("type", format!("source type `{}` is not supported; use `sagemaker`", s.kind));
+                p.add(
+                    "type",
+                    format!("source type `{}` is not supported; use `sagemaker`", s.kind),
+                );
             }
             if s.service_name.trim().is_empty() {
                 p.add("serviceName", "serviceName must not be empty");
@@ -327,7 +330,13 @@ impl Validate for WorkflowConfig {
                 p.at("config", |p| {
                     let c = &s.service_connection.config;
                     if c.kind != "SageMaker" {
-                        p.add("type", format!("connection type `{}` is not supported; use `SageMaker`", c.kind));
+                        p.add(
+                            "type",
+                            format!(
+                                "connection type `{}` is not supported; use `SageMaker`",
+                                c.kind
+                            ),
+                        );
                     }
                     p.at("awsConfig", |p| c.aws_config.validate(p));
                     if let Some(f) = &c.ml_model_filter_pattern {
@@ -339,7 +348,10 @@ impl Validate for WorkflowConfig {
                 p.at("config", |p| {
                     let c = &s.source_config.config;
                     if c.kind != "MlModelMetadata" {
-                        p.add("type", format!("`{}` is not supported; use `MlModelMetadata`", c.kind));
+                        p.add(
+                            "type",
+                            format!("`{}` is not supported; use `MlModelMetadata`", c.kind),
+                        );
                     }
                     if let Some(f) = &c.ml_model_filter_pattern {
                         p.at("mlModelFilterPattern", |p| validate_filter(p, f));
@@ -351,8 +363,8 @@ impl Validate for WorkflowConfig {
                         p.add("featureGroupTagKey", "featureGroupTagKey must not be empty");
                     }
                     if let Some(expr) = &c.schedule {
-                        if expr.split_whitespace().count() < 5 {
-                            p.add("schedule", format!("`{expr}` is not a cron expression (5 fields: minute hour day month weekday)"));
+                        if let Err(e) = crate::schedule::Cron::parse(expr) {
+                            p.add("schedule", e);
                         }
                     }
                 })

@@ -8,6 +8,7 @@
 //! - [`openmetadata`]: the `metadata-rest` sink (OpenMetadata's REST API).
 //! - [`pacing`]: per-API client-side rate limits learned from throttling answers.
 //! - [`runner`]: one run: filter, bounded concurrency, catalog writes, mark-deleted, report.
+//! - [`schedule`]: cron schedules for `sagebridge ingest --schedule`.
 //! - [`mapping`]: `to_ml_model()`, the pure mapping from facts to OpenMetadata's `MlModel`.
 
 pub mod config;
@@ -16,5 +17,6 @@ pub mod mapping;
 pub mod openmetadata;
 pub mod pacing;
 pub mod runner;
+pub mod schedule;
 pub mod source;
 pub mod test_connection;
