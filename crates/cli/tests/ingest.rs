@@ -32,6 +32,19 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `models list --json` on the test's catalog (`<dir>/c.db`).
+fn listed_models(dir: &Path) -> Vec<serde_json::Value> {
+    let db = dir.join("c.db");
+    let out = run(&[
+        "models",
+        "list",
+        "--json",
+        "--catalog",
+        db.to_str().unwrap(),
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn report(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -272,15 +285,7 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&key.secret_access_key));
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&key.secret_access_key));
 
-    let db = dir.path().join("c.db");
-    let out = run(&[
-        "models",
-        "list",
-        "--json",
-        "--catalog",
-        db.to_str().unwrap(),
-    ]);
-    let models: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let models = listed_models(dir.path());
     assert_eq!(models.len() as u64, n);
     assert!(models
         .iter()
@@ -405,15 +410,7 @@ async fn a_listing_failing_on_page_3_marks_nothing_deleted() {
             .contains("ListModels"),
         "{r}"
     );
-    let db = dir.path().join("c.db");
-    let out = run(&[
-        "models",
-        "list",
-        "--json",
-        "--catalog",
-        db.to_str().unwrap(),
-    ]);
-    let live: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let live = listed_models(dir.path());
     assert_eq!(live.len(), 250);
 }
 
