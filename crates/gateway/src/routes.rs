@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
-use crate::adapter::embed::{base64_f32, batches};
+use crate::adapter::embed::{base64_f32, batches, estimate_tokens, shorten};
 use crate::adapter::{new_id, now_secs, Adapter, ResponseCtx};
 use crate::api::{ChatRequest, EmbeddingsRequest, RerankRequest, Usage};
 use crate::config::{Format, ModelKind, SAGEMAKER_MAX_PAYLOAD};
@@ -436,6 +436,17 @@ async fn embeddings(
     }
 }
 
+/// `POST /v1/embeddings`.
+///
+/// `dimensions` keeps the first N values of each vector and renormalises vectors the container
+/// sent normalised (see [`shorten`]); 0, or more than the container's vectors have, is a 400
+/// naming `dimensions`.
+///
+/// `usage.prompt_tokens` (and `total_tokens`, the same number for embeddings) is the
+/// container's own count when every batch reported one (OpenAI-format containers do), and
+/// otherwise an estimate from the text ([`estimate_tokens`]: about 4 ASCII characters per
+/// token, one per other character), never a silent 0. Only exact counts go into the
+/// `tokens_total` metric.
 async fn embeddings_inner(
     gw: &Gateway,
     body: Result<Bytes, BytesRejection>,
@@ -460,22 +471,46 @@ async fn embeddings_inner(
         model.max_batch_size,
         SAGEMAKER_MAX_PAYLOAD - PAYLOAD_MARGIN,
     );
-    let results: Vec<Vec<Vec<f32>>> = futures::stream::iter(ranges)
+    let results: Vec<(Vec<Vec<f32>>, Option<u64>)> = futures::stream::iter(ranges)
         .map(|r| {
             let payload = adapter.encode(&req.input[r.clone()], &model.name);
             async move {
                 let t0 = Instant::now();
                 let answer = gw.invoker.invoke(&model.target, payload).await?;
                 mm.upstream_latency.observe(t0.elapsed());
-                adapter.decode(&answer, r.len())
+                adapter.decode_with_usage(&answer, r.len())
             }
         })
         .buffered(gw.batch_concurrency)
         .try_collect()
         .await?;
-    let data: Vec<Value> = results
+    let counted: Option<u64> = results.iter().map(|(_, t)| *t).sum();
+    let prompt_tokens = match counted {
+        Some(n) => {
+            mm.tokens(n, 0);
+            n
+        }
+        None => req.input.iter().map(|t| estimate_tokens(t)).sum(),
+    };
+    let mut vectors: Vec<Vec<f32>> = results.into_iter().flat_map(|(v, _)| v).collect();
+    if let Some(dims) = req.dimensions {
+        let dims = dims as usize;
+        let available = vectors.iter().map(Vec::len).min().unwrap_or(0);
+        if dims > available {
+            return Err(GatewayError::bad_request(
+                "dimensions",
+                format!(
+                    "`dimensions` is {dims} but model `{}` returns vectors of {available} dimensions; ask for {available} or fewer",
+                    model.name
+                ),
+            ));
+        }
+        for v in &mut vectors {
+            shorten(v, dims);
+        }
+    }
+    let data: Vec<Value> = vectors
         .into_iter()
-        .flatten()
         .enumerate()
         .map(|(i, v)| {
             let embedding = if req.base64 {
@@ -491,7 +526,7 @@ async fn embeddings_inner(
         "object": "list",
         "data": data,
         "model": model.name,
-        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }))
     .into_response())
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sagebridge_aws::ClientOptions;
+use sagebridge_gateway::adapter::embed::estimate_tokens;
 use sagebridge_gateway::{config, router, Gateway, GatewayOptions};
 use sagebridge_testkit::fake_runtime::{
-    fake_embedding, fake_score, Behaviour, EndpointBehaviour, FakeRuntime, Fault, Split,
+    fake_embedding, fake_embedding_normalized, fake_score, fake_token_count, Behaviour,
+    EndpointBehaviour, FakeRuntime, Fault, Split,
 };
 use serde_json::{json, Value};
 
@@ -552,6 +554,190 @@ async fn embeddings_every_format_batched_and_base64() {
         .flat_map(|f| f.to_le_bytes())
         .collect();
     assert_eq!(b64, sagebridge_gateway::adapter::embed::base64(&want));
+}
+
+/// Two extra embedding models: one whose container normalises its vectors, one OpenAI-format
+/// container that counts tokens.
+async fn embedding_stack() -> Stack {
+    let s = stack_with(
+        "",
+        "  - {name: embed-unit, kind: embedding, endpointName: ep-unit, format: tei}\n  - {name: embed-openai, kind: embedding, endpointName: ep-openai-embed, format: openai}",
+    )
+    .await;
+    s.fake.set(
+        "ep-unit",
+        EndpointBehaviour::new(Behaviour::TeiEmbed)
+            .dimensions(16)
+            .normalized(),
+    );
+    s.fake.set(
+        "ep-openai-embed",
+        EndpointBehaviour::new(Behaviour::OpenAiEmbed),
+    );
+    s
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn l2(v: &[f32]) -> f64 {
+    v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt()
+}
+
+#[tokio::test]
+async fn embeddings_dimensions_cut_and_renormalise() {
+    let s = embedding_stack().await;
+    let inputs = ["first text", "second text"];
+    // Vectors that were not normalised are only cut.
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": inputs, "dimensions": 3}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for (i, text) in inputs.iter().enumerate() {
+        assert_eq!(
+            floats(&v["data"][i]["embedding"]),
+            fake_embedding(text, 8)[..3].to_vec(),
+            "#{i}"
+        );
+    }
+    // Normalised vectors are cut and scaled back to unit length: same direction, norm 1.
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-unit", "input": inputs, "dimensions": 5}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for (i, text) in inputs.iter().enumerate() {
+        let got = floats(&v["data"][i]["embedding"]);
+        assert_eq!(got.len(), 5);
+        assert!((l2(&got) - 1.0).abs() < 1e-5, "#{i}: {got:?}");
+        let prefix = &fake_embedding_normalized(text, 16)[..5];
+        let scale = l2(prefix);
+        for (g, p) in got.iter().zip(prefix) {
+            assert!(
+                (f64::from(*g) - f64::from(*p) / scale).abs() < 1e-5,
+                "#{i}: {got:?}"
+            );
+        }
+    }
+    // Without `dimensions`, or with all of them, the vector is the container's.
+    for body in [
+        json!({"model": "embed-unit", "input": "first text"}),
+        json!({"model": "embed-unit", "input": "first text", "dimensions": 16}),
+    ] {
+        let (st, v) = s.post_json("/v1/embeddings", &body).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            floats(&v["data"][0]["embedding"]),
+            fake_embedding_normalized("first text", 16),
+            "{body}"
+        );
+    }
+    // base64 carries the shortened vector.
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": "hello", "dimensions": 2, "encoding_format": "base64"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let want: Vec<u8> = fake_embedding("hello", 8)[..2]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    assert_eq!(
+        v["data"][0]["embedding"],
+        sagebridge_gateway::adapter::embed::base64(&want)
+    );
+    // More dimensions than the model has, or none at all: 400 naming `dimensions`.
+    for (dims, needle) in [
+        (
+            json!(9),
+            "returns vectors of 8 dimensions; ask for 8 or fewer",
+        ),
+        (json!(0), "at least 1"),
+        (json!(-2), "at least 1"),
+        (json!("3"), "must be an integer"),
+    ] {
+        let (st, v) = s
+            .post_json(
+                "/v1/embeddings",
+                &json!({"model": "embed-tei", "input": "x", "dimensions": dims}),
+            )
+            .await;
+        assert_eq!(st, 400, "{dims}: {v}");
+        assert_eq!(v["error"]["param"], "dimensions", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{dims}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn embeddings_usage_counted_or_estimated() {
+    let s = embedding_stack().await;
+    let inputs: Vec<String> = vec![
+        "The quick brown fox jumps over the lazy dog".into(),
+        "Grüß dich".into(),
+        "你好世界".into(),
+        "x".into(),
+    ];
+    let usage = |v: &Value| {
+        (
+            v["usage"]["prompt_tokens"].as_u64().unwrap(),
+            v["usage"]["total_tokens"].as_u64().unwrap(),
+        )
+    };
+    // Containers that do not count tokens: the documented estimate, never 0.
+    let estimate: u64 = inputs.iter().map(|t| estimate_tokens(t)).sum();
+    assert_eq!(estimate, 11 + 4 + 4 + 1);
+    for model in ["embed-tei", "embed-js", "embed-dify"] {
+        let (st, v) = s
+            .post_json("/v1/embeddings", &json!({"model": model, "input": inputs}))
+            .await;
+        assert_eq!(st, 200, "{model}: {v}");
+        assert_eq!(usage(&v), (estimate, estimate), "{model}: {v}");
+    }
+    // Batched requests add the estimates of every batch.
+    let many: Vec<String> = (0..70).map(|i| format!("text number {i}")).collect();
+    let (_, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": many}),
+        )
+        .await;
+    let want: u64 = many.iter().map(|t| estimate_tokens(t)).sum();
+    assert_eq!(usage(&v), (want, want));
+    // An OpenAI-format container counts itself: its numbers are passed on.
+    let (st, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-openai", "input": inputs}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let counted: u64 = inputs.iter().map(|t| fake_token_count(t) as u64).sum();
+    assert_eq!(counted, 9 + 2 + 1 + 1);
+    assert_ne!(counted, estimate);
+    assert_eq!(usage(&v), (counted, counted), "{v}");
+    let metrics = s.gw.metrics_text();
+    assert!(
+        metrics.lines().any(|l| l
+            == format!(
+            "sagebridge_gateway_tokens_total{{model=\"embed-openai\",type=\"prompt\"}} {counted}"
+        )),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

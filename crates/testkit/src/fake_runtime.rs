@@ -9,6 +9,12 @@
 //! events per part), latency, and faults (throttling, ModelError, not ready, access denied,
 //! errors in the middle of a stream). It records every invocation with its SageMaker headers
 //! and counts streams that were completed and streams the client abandoned.
+//!
+//! It also answers the one control-plane call the gateway makes, `DescribeEndpoint` (awsJson1.1
+//! on `POST /`), with each endpoint's configured status, so that `test-connection` can be
+//! tested against endpoints that are `Creating` or `Failed`, which moto cannot produce (its
+//! endpoints are always `InService`). `endPointURL` applies to the control-plane and the
+//! runtime client alike, so one fake serves both.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -106,6 +112,12 @@ pub struct EndpointBehaviour {
     pub fault: Option<Fault>,
     /// Length of the fake embedding vectors.
     pub dimensions: usize,
+    /// Whether embedding vectors are scaled to unit length (TEI's `normalize: true` default);
+    /// off by default so tests can compare with [`fake_embedding`] exactly.
+    pub normalize: bool,
+    /// What `DescribeEndpoint` reports as `EndpointStatus` (`InService` by default; also
+    /// `Creating`, `Updating`, `Failed`, ...). Invocations are served whatever it says.
+    pub status: String,
 }
 
 impl EndpointBehaviour {
@@ -121,6 +133,8 @@ impl EndpointBehaviour {
             part_delay: Duration::ZERO,
             fault: None,
             dimensions: 8,
+            normalize: false,
+            status: "InService".to_owned(),
         }
     }
 
@@ -151,6 +165,18 @@ impl EndpointBehaviour {
 
     pub fn dimensions(mut self, dimensions: usize) -> Self {
         self.dimensions = dimensions;
+        self
+    }
+
+    /// Embedding vectors of unit length ([`fake_embedding_normalized`]).
+    pub fn normalized(mut self) -> Self {
+        self.normalize = true;
+        self
+    }
+
+    /// The `EndpointStatus` DescribeEndpoint reports.
+    pub fn status(mut self, status: &str) -> Self {
+        self.status = status.to_owned();
         self
     }
 }
@@ -278,12 +304,88 @@ impl FakeRuntime {
 /// The axum app of the fake, for callers that serve it themselves.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", post(control_plane))
         .route("/endpoints/{name}/invocations", post(invoke))
         .route(
             "/endpoints/{name}/invocations-response-stream",
             post(invoke_stream),
         )
         .with_state(shared)
+}
+
+/// An awsJson1.1 error, as the SageMaker control plane sends them.
+fn control_error(code: &str, message: &str) -> Response {
+    let mut r = (
+        StatusCode::BAD_REQUEST,
+        json!({"__type": code, "message": message}).to_string(),
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert("x-amzn-errortype", code.parse().expect("static header"));
+    h.insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().expect("static header"),
+    );
+    r
+}
+
+/// `POST /` with `X-Amz-Target: SageMaker.<Operation>`: only `DescribeEndpoint` is served.
+async fn control_plane(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if target != "SageMaker.DescribeEndpoint" {
+        return control_error(
+            "UnknownOperationException",
+            &format!("the fake runtime serves only SageMaker.DescribeEndpoint, not `{target}`"),
+        );
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(name) = v.get("EndpointName").and_then(Value::as_str) else {
+        return control_error("ValidationException", "EndpointName is required");
+    };
+    let arn = format!("arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:endpoint/{name}");
+    let found = shared
+        .endpoints
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned();
+    let Some(b) = found else {
+        // What SageMaker itself answers for an endpoint that does not exist.
+        return control_error(
+            "ValidationException",
+            &format!("Could not find endpoint \"{arn}\"."),
+        );
+    };
+    if let Some(Fault::AccessDenied { principal }) = &b.fault {
+        return control_error(
+            "AccessDeniedException",
+            &format!("User: {principal} is not authorized to perform: sagemaker:DescribeEndpoint on resource: {arn} because no identity-based policy allows the sagemaker:DescribeEndpoint action"),
+        );
+    }
+    let mut out = json!({
+        "EndpointName": name,
+        "EndpointArn": arn,
+        "EndpointConfigName": format!("{name}-config"),
+        "EndpointStatus": b.status,
+        "CreationTime": 1_700_000_000,
+        "LastModifiedTime": 1_700_000_000,
+    });
+    if b.status == "Failed" {
+        out["FailureReason"] = json!("The primary container for production variant AllTraffic did not pass the ping health check.");
+    }
+    let mut r = (StatusCode::OK, out.to_string()).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().expect("static header"),
+    );
+    r
 }
 
 /// The vector the fake returns for `text`: deterministic, so tests can compare.
@@ -298,6 +400,21 @@ pub fn fake_embedding(text: &str, dimensions: usize) -> Vec<f32> {
             (h % 2001) as f32 / 1000.0 - 1.0
         })
         .collect()
+}
+
+/// [`fake_embedding`] scaled to unit L2 norm, as a normalising container sends it.
+pub fn fake_embedding_normalized(text: &str, dimensions: usize) -> Vec<f32> {
+    let v = fake_embedding(text, dimensions);
+    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        return v;
+    }
+    v.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
+}
+
+/// The token count an `OpenAiEmbed` endpoint reports for `text`: its words.
+pub fn fake_token_count(text: &str) -> usize {
+    text.split_whitespace().count()
 }
 
 /// The score the fake gives `doc` for `query`: shared words over the document's length.
@@ -535,15 +652,26 @@ async fn invoke(
             }
             let vectors: Vec<Vec<f32>> = inputs
                 .iter()
-                .map(|t| fake_embedding(t, b.dimensions))
+                .map(|t| {
+                    if b.normalize {
+                        fake_embedding_normalized(t, b.dimensions)
+                    } else {
+                        fake_embedding(t, b.dimensions)
+                    }
+                })
                 .collect();
             match b.behaviour {
                 Behaviour::JumpStartEmbed => json!({"embedding": vectors}),
                 Behaviour::DifyEmbed => json!({"embeddings": vectors}),
-                Behaviour::OpenAiEmbed => json!({
-                    "object": "list",
-                    "data": vectors.iter().enumerate().map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e})).collect::<Vec<_>>(),
-                }),
+                Behaviour::OpenAiEmbed => {
+                    // vLLM and TEI count tokens; the fake counts words.
+                    let tokens: usize = inputs.iter().map(|t| fake_token_count(t)).sum();
+                    json!({
+                        "object": "list",
+                        "data": vectors.iter().enumerate().map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e})).collect::<Vec<_>>(),
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                    })
+                }
                 _ => json!(vectors),
             }
         }

@@ -66,6 +66,15 @@ pub trait EmbeddingAdapter: Send + Sync + std::fmt::Debug {
     fn encode(&self, inputs: &[String], model: &str) -> Vec<u8>;
     /// One vector per input, in input order.
     fn decode(&self, body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, GatewayError>;
+    /// [`decode`](Self::decode), plus the prompt tokens the container counted, if it reports
+    /// them.
+    fn decode_with_usage(
+        &self,
+        body: &[u8],
+        expected: usize,
+    ) -> Result<(Vec<Vec<f32>>, Option<u64>), GatewayError> {
+        Ok((self.decode(body, expected)?, None))
+    }
 }
 
 /// A rerank container family.

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Gateway benchmark: `sagebridge serve` in front of the fake SageMaker runtime (zero latency),
+# everything on 127.0.0.1, bounded load from wrk. Reports:
+#   - non-streaming req/s through the gateway (and the fake alone, for reference);
+#   - p50/p99 latency through the gateway vs calling the fake directly (added = difference),
+#     at one connection (no queueing) and under load;
+#   - time to first token of streams through the gateway vs directly;
+#   - RSS of the gateway while it holds 1,000 streams open (VmRSS/VmHWM from /proc).
+# Targets (issue 4): added p50 < 0.5 ms, >= 5,000 non-streaming req/s on 2 cores,
+# 1,000 concurrent streams < 150 MiB RSS. This is a benchmark, not a test: it prints figures
+# and a verdict per target and exits 0 unless something failed to run.
+#
+# Usage: scripts/bench/gateway.sh      (env: BENCH_SECONDS=10 BENCH_CONNECTIONS=64
+#                                             BENCH_STREAMS=1000 BENCH_OUT=path.json)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=../env.sh
+source "$root/scripts/env.sh"
+
+seconds="${BENCH_SECONDS:-10}"
+connections="${BENCH_CONNECTIONS:-64}"
+streams="${BENCH_STREAMS:-1000}"
+out="${BENCH_OUT:-$CARGO_TARGET_DIR/bench/gateway.json}"
+key="bench-key-0123456789"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "wrk is missing: installing it from Debian" >&2
+  apt-get install -y wrk >/dev/null
+fi
+
+echo "== building (release)" >&2
+(cd "$root" && cargo build --release --workspace --quiet)
+bin="$CARGO_TARGET_DIR/release"
+
+work="$(mktemp -d)"
+fake_pid=""
+gw_pid=""
+cleanup() {
+  # Only the processes this script started, by PID.
+  for pid in $gw_pid $fake_pid; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1,000 streams need 2,000 sockets in the gateway (client side and SageMaker side).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# Waits (at most 30 s) for a line with `prefix` in `file`; prints what follows the prefix.
+wait_for_line() {
+  local file=$1 prefix=$2 pid=$3
+  for _ in $(seq 1 300); do
+    if line=$(grep -m1 "^$prefix" "$file" 2>/dev/null); then
+      echo "${line#"$prefix"}"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "process $pid exited early:" >&2
+      cat "$file" "$file.err" >&2 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "no \"$prefix\" line in $file after 30 s" >&2
+  return 1
+}
+
+echo "== starting the fake runtime and the gateway" >&2
+"$bin/sagebridge-fake-runtime" --listen 127.0.0.1:0 --slow-tokens 60 --slow-part-delay-ms 500 \
+  >"$work/fake.out" 2>"$work/fake.out.err" &
+fake_pid=$!
+fake_url=$(wait_for_line "$work/fake.out" "fake runtime listening on " "$fake_pid")
+
+cat >"$work/sagebridge.yaml" <<EOF
+server:
+  apiKeys: ["$key"]
+awsConfig:
+  awsRegion: us-east-1
+  awsAccessKeyId: bench
+  awsSecretAccessKey: bench-secret
+  endPointURL: $fake_url
+models:
+  - {name: bench-chat, kind: chat, endpointName: chat, format: openai}
+  - {name: bench-stream, kind: chat, endpointName: tgi, format: tgi}
+  - {name: bench-slow, kind: chat, endpointName: slow, format: tgi}
+  - {name: bench-embed, kind: embedding, endpointName: embed, format: tei}
+EOF
+
+SAGEBRIDGE_LOG=warn "$bin/sagebridge" serve -c "$work/sagebridge.yaml" --listen 127.0.0.1:0 \
+  --catalog "$work/no-catalog.db" >"$work/gw.out" 2>"$work/gw.out.err" &
+gw_pid=$!
+gw_url=$(wait_for_line "$work/gw.out" "sagebridge listening on " "$gw_pid")
+echo "fake: $fake_url (pid $fake_pid)   gateway: $gw_url (pid $gw_pid)" >&2
+
+chat_body='{"model":"bench-chat","messages":[{"role":"user","content":"Say hello"}]}'
+cat >"$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("BENCH_KEY")
+if key ~= nil and key ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
+EOF
+
+# Converts wrk's "65.00us" / "1.23ms" / "2.00s" into milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+    printf "%.3f", n }'
+}
+
+# run_wrk NAME URL BODY KEY THREADS CONNECTIONS SECONDS: sets NAME_rps, NAME_p50, NAME_p99.
+run_wrk() {
+  local name=$1 url=$2 body=$3 k=$4 threads=$5 conns=$6 secs=$7 log
+  log="$work/wrk-$name.txt"
+  BENCH_BODY="$body" BENCH_KEY="$k" wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s \
+    --latency -s "$work/post.lua" "$url" >"$log"
+  if grep -q "Non-2xx" "$log"; then
+    echo "wrk $name: some answers were not 2xx:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+  printf -v "${name}_rps" '%s' "$(awk '/^Requests\/sec:/ {print $2}' "$log")"
+  printf -v "${name}_p50" '%s' "$(to_ms "$(awk '$1 == "50%" {print $2}' "$log")")"
+  printf -v "${name}_p99" '%s' "$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")"
+  printf -v "${name}_requests" '%s' "$(awk '/requests in/ {print $1}' "$log")"
+}
+
+echo "== warm-up (3 s each)" >&2
+run_wrk warm "$gw_url/v1/chat/completions" "$chat_body" "$key" 1 8 3
+run_wrk warmd "$fake_url/endpoints/chat/invocations" "$chat_body" "" 1 8 3
+
+echo "== latency at 1 connection (${seconds} s each): direct, then through the gateway" >&2
+run_wrk lat_direct "$fake_url/endpoints/chat/invocations" "$chat_body" "" 1 1 "$seconds"
+run_wrk lat_gw "$gw_url/v1/chat/completions" "$chat_body" "$key" 1 1 "$seconds"
+
+echo "== throughput at $connections connections (${seconds} s each): direct, then through the gateway" >&2
+run_wrk tp_direct "$fake_url/endpoints/chat/invocations" "$chat_body" "" 2 "$connections" "$seconds"
+run_wrk tp_gw "$gw_url/v1/chat/completions" "$chat_body" "$key" 2 "$connections" "$seconds"
+
+echo "== time to first token, 300 sequential streams each: direct, then through the gateway" >&2
+py=python3
+tgi_body='{"inputs":"<|im_start|>user\nSay hello<|im_end|>\n<|im_start|>assistant\n","parameters":{"max_new_tokens":16},"stream":true}'
+ttft_direct=$("$py" "$here/stream_client.py" ttft --url "$fake_url" \
+  --path /endpoints/tgi/invocations-response-stream --body "$tgi_body" --marker '"text"' \
+  --n 300 --max-seconds 60)
+ttft_gw=$("$py" "$here/stream_client.py" ttft --url "$gw_url" --path /v1/chat/completions \
+  --body '{"model":"bench-stream","stream":true,"messages":[{"role":"user","content":"Say hello"}]}' \
+  --header "Authorization: Bearer $key" --marker '"content"' --n 300 --max-seconds 60)
+
+echo "== $streams concurrent streams held open (the slow endpoint: 1 token / 500 ms)" >&2
+held=$("$py" "$here/stream_client.py" hold --url "$gw_url" --path /v1/chat/completions \
+  --body '{"model":"bench-slow","stream":true,"messages":[{"role":"user","content":"Count slowly"}]}' \
+  --header "Authorization: Bearer $key" --marker '"content"' --n "$streams" --pid "$gw_pid" \
+  --hold-seconds 3 --timeout 25)
+
+field() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+verdict() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo "met"; else echo "MISSED"; fi; }
+
+added_p50=$(sub "$lat_gw_p50" "$lat_direct_p50")
+added_p99=$(sub "$lat_gw_p99" "$lat_direct_p99")
+added_load_p50=$(sub "$tp_gw_p50" "$tp_direct_p50")
+ttft_d=$(field "$ttft_direct" ttft_p50_ms)
+ttft_g=$(field "$ttft_gw" ttft_p50_ms)
+ttft_d99=$(field "$ttft_direct" ttft_p99_ms)
+ttft_g99=$(field "$ttft_gw" ttft_p99_ms)
+ttft_added=$(sub "$ttft_g" "$ttft_d")
+rss_open=$(field "$held" rss_open_mib)
+hwm=$(field "$held" hwm_mib)
+rss_idle=$(field "$held" rss_idle_mib)
+stream_errors=$(field "$held" errors)
+
+cat <<EOF
+
+sagebridge gateway benchmark ($(nproc) cores, $(uname -m); gateway pid $gw_pid; wrk ${seconds} s runs)
+                                     direct (fake)   through gateway   added
+latency p50, 1 connection (ms)       $lat_direct_p50          $lat_gw_p50             $added_p50
+latency p99, 1 connection (ms)       $lat_direct_p99          $lat_gw_p99             $added_p99
+throughput, $connections connections (req/s)   $tp_direct_rps        $tp_gw_rps
+latency p50 / p99 under load (ms)    $tp_direct_p50 / $tp_direct_p99   $tp_gw_p50 / $tp_gw_p99   $added_load_p50 (p50)
+time to first token p50 (ms)         $ttft_d          $ttft_g             $ttft_added
+time to first token p99 (ms)         $ttft_d99          $ttft_g99
+$streams open streams: RSS $rss_open MiB (idle before: $rss_idle MiB), peak VmHWM $hwm MiB, errors $stream_errors
+  details: $held
+
+targets:
+  added p50 latency < 0.5 ms:          $added_p50 ms   $(verdict "$added_p50 < 0.5")
+  >= 5,000 non-streaming req/s:         $tp_gw_rps   $(verdict "$tp_gw_rps >= 5000")
+  1,000 open streams < 150 MiB RSS:     $hwm MiB (VmHWM)   $(verdict "$hwm < 150")
+EOF
+
+mkdir -p "$(dirname "$out")"
+cat >"$out" <<EOF
+{"cores": $(nproc), "wrk_seconds": $seconds, "connections": $connections,
+ "latency_1conn_ms": {"direct_p50": $lat_direct_p50, "gateway_p50": $lat_gw_p50, "added_p50": $added_p50,
+                      "direct_p99": $lat_direct_p99, "gateway_p99": $lat_gw_p99, "added_p99": $added_p99},
+ "throughput_rps": {"direct": $tp_direct_rps, "gateway": $tp_gw_rps},
+ "latency_under_load_ms": {"direct_p50": $tp_direct_p50, "direct_p99": $tp_direct_p99,
+                           "gateway_p50": $tp_gw_p50, "gateway_p99": $tp_gw_p99},
+ "ttft_ms": {"direct": $ttft_direct, "gateway": $ttft_gw, "added_p50": $ttft_added},
+ "streams": $held}
+EOF
+echo "results: $out" >&2
