@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_sagemaker::types::{ContainerDefinition, ResourceType};
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
@@ -169,8 +170,16 @@ impl Source {
     ) -> Self {
         let stats = Arc::new(CallStats::default());
         let pacer = Arc::new(Pacer::default());
+        // Throttled calls are retried without limit on their number per run (each call still
+        // stops after its own max attempts): the SDK's default retry quota (500 tokens, 5 per
+        // throttled retry) runs dry in a throttling storm and would fail models that one more
+        // backed-off attempt, now paced (see `pacing`), gets through.
+        let partition = RetryPartition::custom("sagebridge-ingest")
+            .token_bucket(TokenBucket::unlimited())
+            .build();
         let conf = aws_sdk_sagemaker::config::Builder::from(sdk_config)
             .interceptor(CallCounter(stats.clone(), pacer.clone()))
+            .retry_partition(partition)
             .build();
         Self {
             client: aws_sdk_sagemaker::Client::from_conf(conf),
