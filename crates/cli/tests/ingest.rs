@@ -264,6 +264,10 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
         )
         .await
         .unwrap();
+    let full = MotoIam::new(&moto.endpoint())
+        .user_with_actions("everything", &["sts:GetCallerIdentity", "sagemaker:*"])
+        .await
+        .unwrap();
     moto.reset_auth(0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wf = workflow_as(
@@ -290,6 +294,37 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
     assert!(models
         .iter()
         .all(|m| m["mlHyperParameters"].as_array().is_none_or(Vec::is_empty)));
+
+    // Once the permission is there (another key here), the next run describes again the
+    // models whose training job it could not read, without --full, and fills them in.
+    let wf = workflow_as(
+        dir.path(),
+        &moto.endpoint(),
+        (&full.access_key_id, &full.secret_access_key),
+        "",
+    );
+    let r = report(&run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]));
+    assert_eq!(r["counts"]["failed"], 0, "{r}");
+    let with_jobs = summary
+        .models
+        .iter()
+        .filter(|m| !m.hyperparameters.is_empty())
+        .count() as u64;
+    assert!(with_jobs > 0);
+    assert!(
+        r["awsCalls"]["DescribeTrainingJob"].as_u64().unwrap_or(0) > 0,
+        "{r}"
+    );
+    assert!(r["incremental"].as_u64().unwrap() <= n - with_jobs, "{r}");
+    assert_eq!(r["counts"]["updated"], with_jobs, "{r}");
+    for seeded in &summary.models {
+        let m = listed_models(dir.path())
+            .into_iter()
+            .find(|m| m["name"] == seeded.name.as_str())
+            .unwrap();
+        let hp = m["mlHyperParameters"].as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(hp, seeded.hyperparameters.len(), "{}", seeded.name);
+    }
 }
 
 #[tokio::test]
@@ -310,6 +345,7 @@ async fn a_model_with_77_tags_keeps_them_all() {
             aws_sdk_sagemaker::types::ContainerDefinition::builder()
                 .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1")
                 .model_data_url("s3://bucket/tagged/model.tar.gz")
+                .environment("HF_TOKEN", "hf_supersecretvalue")
                 .build(),
         )
         .set_tags(Some((0..40).map(tag).collect()))
@@ -352,6 +388,18 @@ async fn a_model_with_77_tags_keeps_them_all() {
     for i in 0..77 {
         let fqn = format!("key-{i:02}.value-{i:02}");
         assert!(tags.iter().any(|t| t["tagFQN"] == fqn.as_str()), "{fqn}");
+    }
+    // The container's token reaches neither the model nor the stored facts: no byte of the
+    // catalog files holds it.
+    assert!(!m.to_string().contains("hf_supersecretvalue"));
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(19).any(|w| w == b"hf_supersecretvalue"),
+            "{} holds the secret",
+            path.display()
+        );
     }
 }
 

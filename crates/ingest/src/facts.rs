@@ -44,6 +44,11 @@ pub struct ModelFacts {
     pub endpoints: Vec<EndpointFacts>,
     pub region: String,
     pub account_id: String,
+    /// Enrichments that could not be read for this model (a permission was denied), e.g.
+    /// `trainingJob`: an incremental run describes such a model again instead of reusing these
+    /// facts, so granting the permission later fills the gap without `--full`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 /// One container definition of a model.

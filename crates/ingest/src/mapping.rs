@@ -429,8 +429,8 @@ fn redact_value(key: &str, value: &str) -> String {
     }
 }
 
-/// The facts with every secret-looking value replaced by [`REDACTED`].
-fn redact(facts: &ModelFacts) -> ModelFacts {
+/// The facts with every secret-looking value replaced by [`REDACTED`]: what may be stored.
+pub fn redact(facts: &ModelFacts) -> ModelFacts {
     let mut redacted = facts.clone();
     let containers = redacted
         .primary_container

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::{MlModelMetadataConfig, WorkflowConfig};
 use crate::facts::ModelFacts;
-use crate::mapping::{to_ml_model, ServiceRef};
+use crate::mapping::{redact, to_ml_model, ServiceRef};
 use crate::openmetadata::{OmError, OpenMetadata};
 use crate::source::Source;
 
@@ -313,7 +313,8 @@ async fn run_target(
             let incremental = incremental.clone();
             async move {
                 if let (true, Some(catalog)) = (unchanged, catalog) {
-                    if let Some(stored) = stored_facts(catalog, service, name.clone()).await {
+                    let stored = stored_facts(catalog, service, name.clone()).await;
+                    if let Some(stored) = stored.filter(|f| f.incomplete.is_empty()) {
                         incremental.fetch_add(1, Ordering::Relaxed);
                         return source.refresh_facts(stored).await;
                     }
@@ -333,7 +334,9 @@ async fn run_target(
                     model,
                     arn: Some(facts.arn.clone()),
                     creation_time: Some(facts.creation_time),
-                    facts: serde_json::to_string(&facts).ok(),
+                    // Stored for incremental runs, secrets redacted like everything else in
+                    // the catalog (the model built from them is the same: it is redacted too).
+                    facts: serde_json::to_string(&redact(&facts)).ok(),
                 });
                 if batch.len() >= BATCH {
                     let written = write(&target, std::mem::take(&mut batch), meta).await?;

@@ -515,6 +515,14 @@ impl Source {
             Some(u) => self.training_job(u).await,
             None => None,
         };
+        let mut incomplete = Vec::new();
+        let has_job = data_url
+            .as_deref()
+            .and_then(job_name_from_artifact)
+            .is_some();
+        if training_job.is_none() && has_job && !self.training_enabled.load(Ordering::Relaxed) {
+            incomplete.push("trainingJob".to_owned());
+        }
         self.load_indexes().await;
         let endpoints = self
             .endpoints
@@ -543,6 +551,7 @@ impl Source {
             endpoints,
             region: self.region.clone(),
             account_id,
+            incomplete,
         })
     }
 
