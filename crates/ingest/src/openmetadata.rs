@@ -17,12 +17,23 @@
 //!    and deleting the unseen ones one by one (soft delete).
 //!
 //! Every request carries `Authorization: Bearer <jwtToken>`; the token is never logged or put
-//! in an error. Only `http://` is supported by this build (no TLS stack in the HTTP client).
+//! in an error. `https://` uses the system's CA roots, plus `sslConfig.caCertificate` (a PEM
+//! file) when set; `verifySSL: ignore` turns certificate checks off (with a warning).
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{header, Method, Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use sagebridge_aws::{AwsConfig, Secret};
 use sagebridge_catalog::MlModel;
 use serde_json::{json, Value};
@@ -42,6 +53,9 @@ const OM_AWS_FIELDS: [&str; 8] = [
     "enabled",
 ];
 
+/// The longest one request to OpenMetadata may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Rows per bulk request (as the OpenMetadata client sends).
 pub const BULK_ROWS: usize = 100;
 
@@ -50,8 +64,10 @@ pub const BULK_ROWS: usize = 100;
 pub enum OmError {
     #[error("workflowConfig.openMetadataServerConfig is required for the metadata-rest sink")]
     NotConfigured,
-    #[error("OpenMetadata hostPort `{0}` must start with http:// (this build has no TLS client; put a plain-HTTP address or a local proxy in front)")]
-    Https(String),
+    #[error("OpenMetadata hostPort `{0}` must start with http:// or https://")]
+    BadAddress(String),
+    #[error("TLS setup for OpenMetadata: {0}")]
+    Tls(String),
     #[error("cannot reach OpenMetadata at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("OpenMetadata rejected the token ({status}) for {what}: check workflowConfig.openMetadataServerConfig.securityConfig.jwtToken")]
@@ -82,19 +98,110 @@ pub struct BulkOutcome {
 /// A client of one OpenMetadata server.
 #[derive(Debug, Clone)]
 pub struct OpenMetadata {
-    http: reqwest::Client,
-    /// `http://host:port/api`
+    http: HttpClient,
+    /// `http(s)://host:port/api`
     base: String,
     token: Option<Secret>,
     known_tags: std::sync::Arc<std::sync::Mutex<HashSet<(String, String)>>>,
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The TLS client configuration: the system's roots, plus the CA of `sslConfig.caCertificate`
+/// (a PEM file, as in OpenMetadata), or no verification at all with `verifySSL: ignore`.
+fn tls_config(cfg: &OpenMetadataServerConfig) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    if cfg.verify_ssl.as_deref() == Some("ignore") {
+        tracing::warn!("verifySSL: ignore: the OpenMetadata server's certificate is not checked");
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = cfg
+        .ssl_config
+        .as_ref()
+        .and_then(|s| s.ca_certificate.as_deref())
+    {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("sslConfig.caCertificate {path}: {e}"))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("sslConfig.caCertificate {path}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("sslConfig.caCertificate {path}: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "sslConfig.caCertificate {path}: no certificate in the file"
+            ));
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `verifySSL: ignore`: accepts any certificate (signatures are still checked).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 impl OpenMetadata {
     pub fn new(cfg: Option<&OpenMetadataServerConfig>) -> Result<Self, OmError> {
         let cfg = cfg.ok_or(OmError::NotConfigured)?;
         let base = cfg.host_port.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") {
-            return Err(OmError::Https(base));
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(OmError::BadAddress(base));
         }
         // OpenMetadata's own convention: hostPort ends with /api.
         let base = if base.ends_with("/api") {
@@ -102,14 +209,16 @@ impl OpenMetadata {
         } else {
             format!("{base}/api")
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| OmError::Unreachable {
-                url: base.clone(),
-                reason: e.to_string(),
-            })?;
+        let tls = tls_config(cfg).map_err(OmError::Tls)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
             http,
             base,
@@ -125,24 +234,56 @@ impl OpenMetadata {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), OmError> {
         let url = format!("{}/v1/{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose());
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
         let what = format!(
             "{method} /api/v1/{}",
             path.split('?').next().unwrap_or(path)
         );
-        let resp = req.send().await.map_err(|e| OmError::Unreachable {
+        let unreachable = |reason: String| OmError::Unreachable {
             url: self.base.clone(),
-            reason: e.without_url().to_string(),
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            reason,
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::ACCEPT, "application/json");
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.expose()));
+        }
+        let payload = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(b).unwrap_or_default())
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(payload))
+            .map_err(|e| unreachable(format!("bad request URL: {e}")))?;
+        let exchange = async {
+            let resp = self.http.request(req).await.map_err(|e| {
+                // The full chain (e.g. "invalid peer certificate: UnknownIssuer").
+                let mut reason = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    reason.push_str(": ");
+                    reason.push_str(&s.to_string());
+                    source = s.source();
+                }
+                unreachable(reason)
+            })?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+                .to_bytes();
+            Ok::<_, OmError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))??;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(OmError::Unauthorized {
                 status: status.as_u16(),
@@ -432,7 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn only_http_is_accepted() {
+    fn addresses() {
         let cfg = |host: &str| OpenMetadataServerConfig {
             host_port: host.into(),
             auth_provider: "openmetadata".into(),
@@ -442,9 +583,11 @@ mod tests {
             ssl_config: None,
         };
         assert!(matches!(
-            OpenMetadata::new(Some(&cfg("https://om.example.com/api"))),
-            Err(OmError::Https(_))
+            OpenMetadata::new(Some(&cfg("om.example.com:8585/api"))),
+            Err(OmError::BadAddress(_))
         ));
+        let om = OpenMetadata::new(Some(&cfg("https://om.example.com/api"))).expect("https");
+        assert_eq!(om.base, "https://om.example.com/api");
         let om = OpenMetadata::new(Some(&cfg("http://localhost:8585"))).expect("http");
         assert_eq!(om.base, "http://localhost:8585/api");
         let om = OpenMetadata::new(Some(&cfg("http://localhost:8585/api/"))).expect("http");

@@ -159,7 +159,7 @@ pub struct RunOptions {
 /// Where a run writes.
 enum Target {
     Catalog(Arc<dyn Catalog>),
-    OpenMetadata(OpenMetadata),
+    OpenMetadata(Box<OpenMetadata>),
 }
 
 /// Runs the workflow into its sink: the embedded catalog (`catalog`, default) or an
@@ -171,7 +171,7 @@ pub async fn run(cfg: &WorkflowConfig, opts: &RunOptions) -> Result<RunReport, R
             let om = OpenMetadata::new(cfg.workflow_config.open_metadata_server_config.as_ref())?;
             let version = om.version().await?;
             tracing::info!(%version, "writing to OpenMetadata");
-            return run_target(cfg, Target::OpenMetadata(om), opts).await;
+            return run_target(cfg, Target::OpenMetadata(Box::new(om)), opts).await;
         }
         other => return Err(RunError::Sink(other.to_owned())),
     }

@@ -15,6 +15,11 @@ const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.om-test-jwt.signature";
 const AWS_SECRET: &str = "aws-secret-key-never-sent";
 
 fn workflow(moto: &str, om: &str, token: &str) -> WorkflowConfig {
+    workflow_with(moto, om, token, "")
+}
+
+/// With more lines under `openMetadataServerConfig` (indented by four spaces).
+fn workflow_with(moto: &str, om: &str, token: &str, om_extra: &str) -> WorkflowConfig {
     let text = format!(
         "source:
   type: sagemaker
@@ -40,7 +45,7 @@ workflowConfig:
     authProvider: openmetadata
     securityConfig:
       jwtToken: ${{OM_JWT}}
-"
+{om_extra}"
     );
     let env = |k: &str| match k {
         "AWS_SECRET" => Some(AWS_SECRET.to_owned()),
@@ -285,4 +290,64 @@ async fn test_connection_checks_the_openmetadata_server_too() {
         .unwrap();
     assert!(!down.passed);
     assert!(down.error.unwrap().contains("cannot reach OpenMetadata"));
+}
+
+/// HTTPS: the fake's certificate is signed by a test CA that is in no system store, so the
+/// connection is refused until `sslConfig.caCertificate` names it (or `verifySSL: ignore`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca() {
+    use sagebridge_ingest::test_connection::check_sink;
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec, TEST_CA_PEM};
+    let om = FakeOpenMetadata::start_tls(TOKEN).await.unwrap();
+    assert!(om.url().starts_with("https://127.0.0.1:"));
+    let sagemaker = FakeSageMaker::start(FakeSpec::with_models(30))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, TEST_CA_PEM).unwrap();
+
+    let untrusted = check_sink(&workflow(&sagemaker.endpoint(), &om.url(), TOKEN))
+        .await
+        .unwrap();
+    assert!(!untrusted.passed);
+    let error = untrusted.error.unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(
+        om.requests().is_empty(),
+        "nothing was sent over the refused connection"
+    );
+
+    let trusted = workflow_with(
+        &sagemaker.endpoint(),
+        &om.url(),
+        TOKEN,
+        &format!("    sslConfig:\n      caCertificate: {}\n", ca.display()),
+    );
+    let step = check_sink(&trusted).await.unwrap();
+    assert!(step.passed, "{step:?}");
+    let report = run(&trusted, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.counts.created, 30, "{report:?}");
+    assert_eq!(om.models().len(), 30);
+
+    let ignoring = workflow_with(
+        &sagemaker.endpoint(),
+        &om.url(),
+        TOKEN,
+        "    verifySSL: ignore\n",
+    );
+    assert!(check_sink(&ignoring).await.unwrap().passed);
+
+    let missing = workflow_with(
+        &sagemaker.endpoint(),
+        &om.url(),
+        TOKEN,
+        "    sslConfig:\n      caCertificate: /nonexistent/ca.pem\n",
+    );
+    let step = check_sink(&missing).await.unwrap();
+    assert!(!step.passed);
+    assert!(step
+        .error
+        .unwrap()
+        .contains("caCertificate /nonexistent/ca.pem"));
 }

@@ -19,6 +19,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+/// The CA that signed the HTTPS fake's certificate (for `sslConfig.caCertificate`).
+pub const TEST_CA_PEM: &str = include_str!("../fixtures/tls/ca.pem");
+const TEST_CERT_PEM: &str = include_str!("../fixtures/tls/cert.pem");
+const TEST_KEY_PEM: &str = include_str!("../fixtures/tls/key.pem");
+
 /// One request the fake received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OmRequest {
@@ -92,6 +97,58 @@ impl FakeOpenMetadata {
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "fake openmetadata stopped");
+            }
+        });
+        Ok(Self { url, shared, task })
+    }
+
+    /// The same over HTTPS on `127.0.0.1:<free port>`, with the test certificate for
+    /// `127.0.0.1` / `localhost` signed by [`TEST_CA_PEM`].
+    pub async fn start_tls(token: &str) -> anyhow::Result<Self> {
+        use hyper_util::rt::TokioIo;
+        use hyper_util::service::TowerToHyperService;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+        let shared = Arc::new(Shared {
+            token: token.to_owned(),
+            store: Mutex::new(Store::default()),
+        });
+        let certs = CertificateDer::pem_slice_iter(TEST_CERT_PEM.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .context("test certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(TEST_KEY_PEM.as_bytes()).context("test key")?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind 127.0.0.1:0")?;
+        let url = format!("https://{}", listener.local_addr()?);
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends its handshake: nothing to do.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
             }
         });
         Ok(Self { url, shared, task })

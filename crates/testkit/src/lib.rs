@@ -47,7 +47,7 @@ pub mod moto;
 pub mod seed;
 
 pub use aws::{sagemaker_client, sts_client, test_sdk_config, TestClientOptions};
-pub use fake_openmetadata::{FakeOpenMetadata, OmRequest};
+pub use fake_openmetadata::{FakeOpenMetadata, OmRequest, TEST_CA_PEM};
 pub use fake_sagemaker::{Failure, FakeHandle, FakeSageMaker, FakeSpec};
 pub use iam::{AccessKey, MotoIam};
 pub use moto::{count, CannedInvokeResult, MotoServer, RecordedCall};
