@@ -74,7 +74,7 @@ enum Command {
         /// Overrides server.listen (e.g. 127.0.0.1:0).
         #[arg(long)]
         listen: Option<String>,
-        /// Catalog file to expose read-only at /api/catalog/models.
+        /// Catalog file shown read-only by the web UI (/) and the catalog API (/api/catalog/...).
         #[arg(long, default_value = "sagebridge.db")]
         catalog: PathBuf,
     },

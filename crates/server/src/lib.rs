@@ -1,84 +1,34 @@
-//! `sagebridge serve`: one axum app for the model gateway and the catalog's read API.
+//! `sagebridge serve`: one axum app for the model gateway, the catalog's read API and the web UI.
 //!
 //! # Layout
 //! - [`app`]: builds the router: the gateway's `/v1/*` and `/metrics` (from
-//!   `sagebridge-gateway`), `GET /healthz`, and `GET /api/catalog/models[/{name}]`, a read-only
-//!   JSON view of the embedded catalog.
+//!   `sagebridge-gateway`), `GET /healthz`, the catalog API and the web UI.
+//! - `catalog_api`: `GET /api/catalog/models[/{name}[/versions]]`, `/api/catalog/services` and
+//!   `/api/catalog/runs`, a read-only JSON view of the embedded catalog with OpenAI-style errors.
+//! - `ui`: the read-only web UI at `/` (assets under `/ui/`), plain HTML, JS and CSS from
+//!   `assets/`, embedded with `include_str!`.
 //! - [`serve`]: binds the listener and runs until Ctrl-C / SIGTERM, draining in-flight requests.
 //!
-//! The web UI and the ingestion scheduler of the product plan are not built yet.
+//! Editing services and ingestion workflows from the UI, and the ingestion scheduler of the
+//! product plan, are not built yet.
+
+mod catalog_api;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sagebridge_catalog::{Catalog, ListQuery, SqliteCatalog};
+use sagebridge_catalog::{Catalog, SqliteCatalog};
 use sagebridge_gateway::{Gateway, GatewayConfig};
-use serde::Deserialize;
-
-/// Shared state of the catalog routes.
-#[derive(Clone)]
-struct CatalogState {
-    catalog: Option<Arc<dyn Catalog>>,
-}
-
-#[derive(Deserialize)]
-struct ListParams {
-    service: Option<String>,
-    #[serde(default)]
-    deleted: bool,
-}
-
-fn catalog_error(e: impl std::fmt::Display) -> Response {
-    tracing::warn!(error = %e, "catalog request failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(serde_json::json!({"error": {"message": "catalog error", "type": "server_error"}})),
-    )
-        .into_response()
-}
-
-async fn list_models(State(s): State<CatalogState>, Query(p): Query<ListParams>) -> Response {
-    let Some(cat) = s.catalog else {
-        return (StatusCode::NOT_FOUND, "no catalog configured").into_response();
-    };
-    let q = ListQuery {
-        service: p.service,
-        include_deleted: p.deleted,
-        ..Default::default()
-    };
-    match tokio::task::spawn_blocking(move || cat.list_models(&q)).await {
-        Ok(Ok(models)) => Json(models).into_response(),
-        Ok(Err(e)) => catalog_error(e),
-        Err(e) => catalog_error(e),
-    }
-}
-
-async fn show_model(State(s): State<CatalogState>, Path(name): Path<String>) -> Response {
-    let Some(cat) = s.catalog else {
-        return (StatusCode::NOT_FOUND, "no catalog configured").into_response();
-    };
-    match tokio::task::spawn_blocking(move || cat.get_model(None, &name)).await {
-        Ok(Ok(Some(m))) => Json(m).into_response(),
-        Ok(Ok(None)) => StatusCode::NOT_FOUND.into_response(),
-        Ok(Err(e)) => catalog_error(e),
-        Err(e) => catalog_error(e),
-    }
-}
 
 /// The whole app. `catalog` is the embedded catalog file to expose read-only, if any.
 pub fn app(gateway: Arc<Gateway>, catalog: Option<Arc<dyn Catalog>>) -> Router {
-    let catalog_routes = Router::new()
-        .route("/api/catalog/models", get(list_models))
-        .route("/api/catalog/models/{name}", get(show_model))
-        .with_state(CatalogState { catalog });
     sagebridge_gateway::router(gateway)
-        .merge(catalog_routes)
+        .merge(catalog_api::router(catalog))
+        .merge(ui::router())
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),

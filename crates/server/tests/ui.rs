@@ -1,0 +1,633 @@
+//! The web UI and the catalog API over real sockets: `app()` on 127.0.0.1:0 with a temp SQLite
+//! catalog filled through `SqliteCatalog`, and the gateway in front of the fake SageMaker runtime.
+//! The served script's pure helpers (escaping, SSE parsing) are also run under `node` when it is
+//! installed.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sagebridge_catalog::{
+    Catalog, EntityReference, IngestionRun, MlHyperParameter, MlModel, MlModelService, MlStore,
+    ModelWrite, RunStatus, SqliteCatalog, TagLabel,
+};
+use sagebridge_gateway::{config, Gateway};
+use sagebridge_testkit::fake_runtime::{Behaviour, EndpointBehaviour, FakeRuntime};
+use serde_json::{json, Value};
+
+const KEY: &str = "ui-test-gateway-key-5f1e9a";
+const AWS_SECRET: &str = "ui-test-aws-secret-value-77c2";
+/// A secret stored in clear by some other writer: the API must not send it.
+const LEGACY_SECRET: &str = "legacy-plaintext-secret-3b9d";
+const XSS: &str = "<script>alert(1)</script>";
+
+struct Stack {
+    base: String,
+    http: reqwest::Client,
+    _fake: FakeRuntime,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Stack {
+    async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.unwrap())
+    }
+
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, headers, body) = self.get(path).await;
+        assert_eq!(
+            headers[reqwest::header::CONTENT_TYPE],
+            "application/json",
+            "{path}: {body}"
+        );
+        (status, serde_json::from_str(&body).unwrap())
+    }
+}
+
+fn model(service: &str, name: &str, hash: &str, tags: &[&str]) -> ModelWrite {
+    MlModel {
+        name: name.to_owned(),
+        fully_qualified_name: format!("{service}.{name}"),
+        algorithm: "xgboost".to_owned(),
+        ml_store: Some(MlStore {
+            storage: Some(format!("s3://bucket/{name}/model.tar.gz")),
+            image_repository: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1".into()),
+        }),
+        ml_hyper_parameters: vec![MlHyperParameter {
+            name: "eta".into(),
+            value: hash.into(),
+            description: None,
+        }],
+        tags: tags
+            .iter()
+            .map(|t| TagLabel {
+                tag_fqn: (*t).to_owned(),
+                name: None,
+                display_name: None,
+                description: None,
+                source: Default::default(),
+                label_type: Default::default(),
+                state: Default::default(),
+                href: None,
+            })
+            .collect(),
+        extension: Some(json!({"endpoints": [format!("ep-{hash}")]})),
+        service: EntityReference::ml_model_service("svc-id", service),
+        source_hash: Some(hash.to_owned()),
+        ..MlModel::default()
+    }
+    .into()
+}
+
+fn run(id: &str, service: &str, started_at: i64, status: RunStatus, report: Value) -> IngestionRun {
+    IngestionRun {
+        id: id.to_owned(),
+        service: service.to_owned(),
+        started_at,
+        finished_at: Some(started_at + 1500),
+        status,
+        report,
+    }
+}
+
+/// Fills a catalog file: two services (one with a clear-text secret), three models of which one
+/// has two versions and one has a `<script>` name and tag, and three runs.
+fn seed(path: &std::path::Path) -> Arc<dyn Catalog> {
+    let cat = SqliteCatalog::open(path).unwrap();
+    cat.upsert_service(&MlModelService {
+        name: "prod".into(),
+        connection: Some(json!({"config": {"type": "SageMaker", "awsConfig": {
+            "awsRegion": "us-east-1",
+            "awsSecretAccessKey": "<redacted>",
+            "awsSessionToken": "<redacted>",
+        }}})),
+        ..Default::default()
+    })
+    .unwrap();
+    cat.upsert_service(&MlModelService {
+        name: "legacy".into(),
+        connection: Some(json!({"config": {"awsConfig": {
+            "awsRegion": "eu-west-1",
+            "awsSecretAccessKey": LEGACY_SECRET,
+        }}})),
+        ..Default::default()
+    })
+    .unwrap();
+    cat.write_models(&[
+        model("prod", "churn", "h1", &["Team.ml"]),
+        model("prod", XSS, "h1", &[&format!("Team.{XSS}")]),
+        model("legacy", "fraud", "h1", &[]),
+    ])
+    .unwrap();
+    // A second version of `churn`.
+    cat.write_models(&[model("prod", "churn", "h2", &["Team.ml", "Tier.gold"])])
+        .unwrap();
+    cat.record_run(&run(
+        "run-1",
+        "prod",
+        1_700_000_000_000,
+        RunStatus::Success,
+        json!({"counts": {"listed": 2, "created": 2, "failed": 0}, "failures": [], "warnings": []}),
+    ))
+    .unwrap();
+    cat.record_run(&run(
+        "run-2",
+        "prod",
+        1_700_000_100_000,
+        RunStatus::PartialSuccess,
+        json!({"counts": {"listed": 3, "updated": 1, "failed": 1},
+               "failures": [{"model": "broken", "error": "AccessDenied on DescribeModel", "errorKind": "accessDenied"}],
+               "warnings": ["feature group fg-1 not found"]}),
+    ))
+    .unwrap();
+    cat.record_run(&run(
+        "run-3",
+        "legacy",
+        1_700_000_050_000,
+        RunStatus::Failed,
+        json!({"counts": {"listed": 0}, "failures": [], "warnings": []}),
+    ))
+    .unwrap();
+    Arc::new(cat)
+}
+
+/// The app on 127.0.0.1:0, with a seeded catalog or none, and the gateway over the fake runtime.
+async fn stack(with_catalog: bool) -> Stack {
+    let fake = FakeRuntime::start().await.unwrap();
+    fake.set("ep-chat", EndpointBehaviour::new(Behaviour::OpenAiChat));
+    fake.set("ep-embed", EndpointBehaviour::new(Behaviour::TeiEmbed));
+    let yaml = format!(
+        r#"
+server:
+  apiKeys: ["{KEY}"]
+awsConfig:
+  awsRegion: us-east-1
+  awsAccessKeyId: testing
+  awsSecretAccessKey: {AWS_SECRET}
+  endPointURL: {url}
+models:
+  - {{name: chat-a, kind: chat, endpointName: ep-chat, format: openai}}
+  - {{name: embed-a, kind: embedding, endpointName: ep-embed, format: tei}}
+"#,
+        url = fake.endpoint()
+    );
+    let cfg = config::load_str("ui.yaml", &yaml, &|_: &str| None).unwrap_or_else(|e| panic!("{e}"));
+    let gateway = Arc::new(Gateway::new(&cfg).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = with_catalog.then(|| seed(&dir.path().join("catalog.db")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = sagebridge_server::app(gateway, catalog);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Stack {
+        base,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        _fake: fake,
+        _dir: dir,
+        _server: server,
+    }
+}
+
+/// The three assets as served, checked for status, content type and security headers.
+async fn assets(s: &Stack) -> (String, String, String) {
+    let mut bodies = Vec::new();
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+    ] {
+        let (status, headers, body) = s.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        bodies.push(body);
+    }
+    let css = bodies.pop().unwrap();
+    let js = bodies.pop().unwrap();
+    (bodies.pop().unwrap(), js, css)
+}
+
+#[tokio::test]
+async fn the_page_has_the_four_views_and_only_local_assets() {
+    let s = stack(true).await;
+    let (html, js, css) = assets(&s).await;
+    for marker in [
+        r#"data-view="models""#,
+        r#"data-view="model""#,
+        r#"data-view="services""#,
+        r#"data-view="gateway""#,
+        r#"data-view="chat""#,
+        r#"id="models-filter""#,
+        r#"id="models-service""#,
+        r#"id="runs-body""#,
+        r#"id="key-input" type="password""#,
+        r#"id="chat-model""#,
+        r#"<script src="/ui/app.js" defer></script>"#,
+        r#"<link rel="stylesheet" href="/ui/app.css">"#,
+    ] {
+        assert!(html.contains(marker), "no {marker} in the page");
+    }
+    // One script tag, with a src: no inline script (the CSP would block it anyway).
+    assert_eq!(html.matches("<script").count(), 1);
+    // Nothing from another origin: no CDN, no fonts, no absolute URLs.
+    for text in [&html, &js, &css] {
+        assert!(!text.contains("http://") && !text.contains("https://"));
+        assert!(!text.contains("//cdn") && !text.contains("@import"));
+    }
+    // Every endpoint the views use is referenced by the script.
+    for path in [
+        "/api/catalog/models",
+        "/versions",
+        "/api/catalog/services",
+        "/api/catalog/runs",
+        "/v1/models",
+        "/v1/chat/completions",
+        "stream: true",
+        "[DONE]",
+        "getReader()",
+    ] {
+        assert!(js.contains(path), "the script does not use {path}");
+    }
+    // The footer says configuration from the UI is not built.
+    assert!(html.contains("not built yet"));
+    // Unknown UI paths are plain 404s.
+    assert_eq!(s.get("/ui/nope.js").await.0, 404);
+}
+
+#[tokio::test]
+async fn the_script_puts_data_in_the_page_as_text_and_keeps_no_secret() {
+    let s = stack(true).await;
+    let (html, js, css) = assets(&s).await;
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "localStorage",
+    ] {
+        assert!(!js.contains(sink), "the script uses {sink}");
+    }
+    assert!(js.contains("document.createTextNode(String(child))"));
+    assert!(js.contains("textContent"));
+    assert!(js.contains("sessionStorage.setItem(KEY_STORE"));
+    // The key input is emptied once the key is stored, and the status never echoes it.
+    assert!(js.contains(r#"input.value = """#));
+    assert!(js.contains(r#""key set for this tab""#));
+    for text in [&html, &js, &css] {
+        for secret in [KEY, AWS_SECRET, LEGACY_SECRET, "testing"] {
+            assert!(!text.contains(secret), "an asset contains {secret}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn models_list_detail_and_versions() {
+    let s = stack(true).await;
+    let (status, models) = s.get_json("/api/catalog/models").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fraud", XSS, "churn"]);
+
+    let (_, prod) = s.get_json("/api/catalog/models?service=prod").await;
+    assert_eq!(prod.as_array().unwrap().len(), 2);
+    let (_, filtered) = s.get_json("/api/catalog/models?q=CHU").await;
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+    assert_eq!(filtered[0]["name"], "churn");
+    let (_, all) = s
+        .get_json("/api/catalog/models?service=&deleted=true")
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 3);
+
+    let (status, churn) = s.get_json("/api/catalog/models/prod.churn").await;
+    assert_eq!(status, 200);
+    assert_eq!(churn["version"], 0.2);
+    assert_eq!(churn["tags"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        churn["mlStore"]["storage"],
+        "s3://bucket/churn/model.tar.gz"
+    );
+    assert_eq!(churn["extension"]["endpoints"], json!(["ep-h2"]));
+    // A unique bare name works too.
+    assert_eq!(s.get_json("/api/catalog/models/churn").await.1, churn);
+
+    let (status, versions) = s.get_json("/api/catalog/models/prod.churn/versions").await;
+    assert_eq!(status, 200);
+    let history: Vec<(f64, &str)> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_f64().unwrap(),
+                v["mlHyperParameters"][0]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(history, [(0.2, "h2"), (0.1, "h1")]);
+    let (_, bare) = s.get_json("/api/catalog/models/churn/versions").await;
+    assert_eq!(bare, versions);
+
+    // The name with markup comes back as data (the UI shows it as text), also URL-encoded.
+    let (status, xss) = s
+        .get_json("/api/catalog/models/prod.%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(xss["name"], XSS);
+    assert_eq!(xss["tags"][0]["tagFQN"], format!("Team.{XSS}"));
+}
+
+#[tokio::test]
+async fn unknown_models_are_404_in_the_openai_error_shape() {
+    let s = stack(true).await;
+    for path in [
+        "/api/catalog/models/prod.nope",
+        "/api/catalog/models/nope/versions",
+    ] {
+        let (status, body) = s.get_json(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body["error"]["code"], "model_not_found", "{path}");
+        assert_eq!(body["error"]["type"], "not_found_error", "{path}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
+    }
+}
+
+#[tokio::test]
+async fn services_are_listed_with_every_secret_redacted() {
+    let s = stack(true).await;
+    let (status, headers, text) = s.get("/api/catalog/services").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(!text.contains(LEGACY_SECRET), "{text}");
+    let services: Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["legacy", "prod"]);
+    let legacy = &services[0]["connection"]["config"]["awsConfig"];
+    assert_eq!(
+        *legacy,
+        json!({"awsRegion": "eu-west-1", "awsSecretAccessKey": "<redacted>"})
+    );
+    let prod = &services[1]["connection"]["config"]["awsConfig"];
+    assert_eq!(prod["awsSecretAccessKey"], "<redacted>");
+    assert_eq!(prod["awsSessionToken"], "<redacted>");
+    assert_eq!(prod["awsRegion"], "us-east-1");
+}
+
+#[tokio::test]
+async fn runs_are_newest_first_filtered_and_limited() {
+    let s = stack(true).await;
+    let ids = |runs: &Value| -> Vec<String> {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, runs) = s.get_json("/api/catalog/runs").await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&runs), ["run-2", "run-3", "run-1"]);
+    assert_eq!(runs[0]["status"], "partialSuccess");
+    assert_eq!(runs[0]["report"]["counts"]["failed"], 1);
+    assert_eq!(runs[0]["report"]["failures"][0]["model"], "broken");
+    assert_eq!(
+        runs[0]["report"]["warnings"],
+        json!(["feature group fg-1 not found"])
+    );
+
+    let (_, prod) = s.get_json("/api/catalog/runs?service=prod").await;
+    assert_eq!(ids(&prod), ["run-2", "run-1"]);
+    let (_, one) = s.get_json("/api/catalog/runs?service=prod&limit=1").await;
+    assert_eq!(ids(&one), ["run-2"]);
+    let (_, none) = s.get_json("/api/catalog/runs?service=other").await;
+    assert_eq!(none, json!([]));
+    // `limit=0` is raised to 1 rather than answering nothing.
+    let (_, zero) = s.get_json("/api/catalog/runs?limit=0").await;
+    assert_eq!(ids(&zero), ["run-2"]);
+    // A limit that is not a number is a 400 from the query extractor.
+    assert_eq!(s.get("/api/catalog/runs?limit=many").await.0, 400);
+}
+
+#[tokio::test]
+async fn without_a_catalog_the_api_says_so_and_the_page_still_loads() {
+    let s = stack(false).await;
+    for path in [
+        "/api/catalog/models",
+        "/api/catalog/models/prod.churn",
+        "/api/catalog/models/prod.churn/versions",
+        "/api/catalog/services",
+        "/api/catalog/runs?limit=5",
+    ] {
+        let (status, body) = s.get_json(path).await;
+        assert_eq!(status, 503, "{path}");
+        assert_eq!(body["error"]["code"], "catalog_unavailable", "{path}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--catalog"),
+            "{path}: {body}"
+        );
+    }
+    let (html, js, _) = assets(&s).await;
+    assert!(html.contains(r#"data-view="models""#));
+    // The script turns that error code into a message on the page.
+    assert!(js.contains(r#"err.code === "catalog_unavailable""#));
+}
+
+/// What the gateway views call, with and without the key.
+#[tokio::test]
+async fn gateway_views_use_v1_models_and_streamed_chat() {
+    let s = stack(false).await;
+    let r = s
+        .http
+        .get(format!("{}/v1/models", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_api_key");
+
+    let models: Value = s
+        .http
+        .get(format!("{}/v1/models", s.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, &str)> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("chat-a", "chat"), ("embed-a", "embedding")]);
+
+    let body = chat_stream(&s).await;
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    // The SSE body the playground parses gives the fake runtime's tokens back, under node,
+    // fed in 7-byte pieces that split events and lines.
+    if let Some(out) = run_node(&format!(
+        "const p = new m.SseParser(); const body = {body}; let text = '';\n\
+         for (let i = 0; i < body.length; i += 7) {{\n\
+           for (const d of p.push(body.slice(i, i + 7))) {{\n\
+             if (d === '[DONE]') break;\n\
+             for (const c of JSON.parse(d).choices) text += c.delta.content || '';\n\
+           }}\n\
+         }}\n\
+         console.log(text);",
+        body = serde_json::to_string(&body).unwrap()
+    )) {
+        assert_eq!(out.trim(), "Hello, world!");
+    }
+
+    // A model of the wrong kind is refused in the OpenAI error shape the playground shows.
+    let r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "embed-a", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    let err: Value = r.json().await.unwrap();
+    assert!(err["error"]["message"].is_string(), "{err}");
+}
+
+async fn chat_stream(s: &Stack) -> String {
+    let r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "chat-a", "stream": true, "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    r.text().await.unwrap()
+}
+
+/// Runs `script` under node with the served `app.js` loaded as `m`; `None` when node is not
+/// installed (the static checks above still hold then).
+fn run_node(script: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.js");
+    std::fs::write(
+        &app,
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/app.js")),
+    )
+    .unwrap();
+    let prelude = format!(
+        "const m = require({});\n",
+        serde_json::to_string(&app.to_string_lossy()).unwrap()
+    );
+    let out = match Command::new("node")
+        .arg("-e")
+        .arg(format!("{prelude}{script}"))
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("node is not installed: the script's helpers were not run");
+            return None;
+        }
+        Err(e) => panic!("cannot run node: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn the_scripts_helpers_escape_markup_and_split_sse() {
+    // A minimal DOM: elements record children; text nodes record their text. The served `el`
+    // must turn a `<script>` string into a text node, not into markup or an element.
+    let script = r#"
+globalThis.document = {
+  createElement: (tag) => ({ tag, children: [], attrs: {},
+    appendChild(c) { this.children.push(c); }, setAttribute(k, v) { this.attrs[k] = v; },
+    addEventListener() {} }),
+  createTextNode: (text) => ({ text }),
+};
+const x = "<script>alert(1)</script>";
+const td = m.el("td", { title: x }, x, m.el("code", {}, "Team." + x));
+const out = {
+  escaped: m.escapeHtml(x + "&\"'"),
+  first: td.children[0],
+  nested: td.children[1].children[0],
+  nestedTag: td.children[1].tag,
+  title: td.attrs.title,
+  safe: [m.safeUrl("javascript:alert(1)"), m.safeUrl("https://x.example/a")],
+  filter: [m.modelMatches({ name: "a", tags: [{ tagFQN: "Team." + x }] }, "SCRIPT"),
+           m.modelMatches({ name: "a" }, "zzz")],
+  served: [m.servedBy({ extension: { endpoints: ["e1", "e2"] } }), m.servedBy({ server: "u" })],
+  sse: new m.SseParser().push('data: {"a":1}\r\n\r\n: comment\ndata:[DONE]\n\ndata: partial'),
+  error: m.errorOf(404, '{"error":{"message":"gone","type":"not_found_error"}}').error,
+  plain: m.errorOf(502, "bad gateway").error,
+};
+console.log(JSON.stringify(out));
+"#;
+    let Some(out) = run_node(script) else {
+        // Without node, check at least that the helper is the text-node one.
+        let js = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/app.js"));
+        assert!(js.contains("document.createTextNode(String(child))"));
+        return;
+    };
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        out,
+        json!({
+            "escaped": "&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&#39;",
+            "first": {"text": XSS},
+            "nested": {"text": format!("Team.{XSS}")},
+            "nestedTag": "code",
+            "title": XSS,
+            "safe": [null, "https://x.example/a"],
+            "filter": [true, false],
+            "served": ["e1, e2", "u"],
+            "sse": ["{\"a\":1}", "[DONE]"],
+            "error": {"message": "gone", "type": "not_found_error"},
+            "plain": {"message": "bad gateway", "type": "http_error"},
+        })
+    );
+}
