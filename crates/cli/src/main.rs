@@ -340,13 +340,6 @@ async fn ingest_on_schedule(
             return ExitCode::from(2);
         }
     };
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot wait for SIGTERM: {e}");
-            return ExitCode::from(1);
-        }
-    };
     loop {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -360,8 +353,7 @@ async fn ingest_on_schedule(
         let wait = std::time::Duration::from_secs(u64::try_from(next - now).unwrap_or(0));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = term.recv() => return ExitCode::SUCCESS,
-            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+            _ = sagebridge_server::shutdown_signal() => return ExitCode::SUCCESS,
         }
         // The workflow file is read again for every run, so edits apply without a restart;
         // a run's failure (exit code) is reported and the schedule goes on.

@@ -150,13 +150,6 @@ impl Pacer {
         let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
         l.on_answer(Instant::now(), throttled);
     }
-
-    /// The learned rate of `api`, if it has been throttled.
-    pub fn rate(&self, api: &str) -> Option<f64> {
-        let l = self.limiter(api);
-        let l = l.lock().unwrap_or_else(|e| e.into_inner());
-        l.rate
-    }
 }
 
 /// Whether an HTTP answer is a throttling error (status 429, or an AWS throttling error code

@@ -334,9 +334,13 @@ async fn run_target(
                     model,
                     arn: Some(facts.arn.clone()),
                     creation_time: Some(facts.creation_time),
-                    // Stored for incremental runs, secrets redacted like everything else in
-                    // the catalog (the model built from them is the same: it is redacted too).
-                    facts: serde_json::to_string(&redact(&facts)).ok(),
+                    // Stored in the catalog for incremental runs, secrets redacted like
+                    // everything else there (the model built from them is the same: it is
+                    // redacted too). OpenMetadata keeps no facts.
+                    facts: catalog
+                        .is_some()
+                        .then(|| serde_json::to_string(&redact(&facts)).ok())
+                        .flatten(),
                 });
                 if batch.len() >= BATCH {
                     let written = write(&target, std::mem::take(&mut batch), meta).await?;
@@ -399,8 +403,7 @@ async fn run_target(
     } else {
         RunStatus::PartialSuccess
     };
-    drop(stream);
-    if let Some(cat) = catalog {
+    if let Some(cat) = catalog.clone() {
         let rec = run_record(status, Some(now_ms()), &report);
         tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
     }

@@ -523,17 +523,9 @@ impl Source {
         if training_job.is_none() && has_job && !self.training_enabled.load(Ordering::Relaxed) {
             incomplete.push("trainingJob".to_owned());
         }
-        self.load_indexes().await;
-        let endpoints = self
-            .endpoints
-            .get()
-            .and_then(|m| m.get(name))
-            .cloned()
-            .unwrap_or_default();
-        let features = self.features_for(training_job.as_ref(), &tags);
         let creation = d.creation_time();
         let account_id = arn.split(':').nth(4).unwrap_or_default().to_owned();
-        Ok(ModelFacts {
+        let mut facts = ModelFacts {
             name: name.to_owned(),
             arn,
             creation_time: creation
@@ -547,12 +539,28 @@ impl Source {
             containers,
             tags,
             training_job,
-            features,
-            endpoints,
+            features: Vec::new(),
+            endpoints: Vec::new(),
             region: self.region.clone(),
             account_id,
             incomplete,
-        })
+        };
+        self.link(&mut facts).await;
+        Ok(facts)
+    }
+
+    /// What links a model to the rest of the account and can change while the model does not:
+    /// the endpoints serving it and the feature groups it read (through its training job's
+    /// inputs or its tags).
+    async fn link(&self, facts: &mut ModelFacts) {
+        self.load_indexes().await;
+        facts.endpoints = self
+            .endpoints
+            .get()
+            .and_then(|m| m.get(&facts.name))
+            .cloned()
+            .unwrap_or_default();
+        facts.features = self.features_for(facts.training_job.as_ref(), &facts.tags);
     }
 
     /// Facts for a model already ingested whose ARN and creation time have not changed: a
@@ -564,14 +572,7 @@ impl Source {
             model: facts.name.clone(),
             error,
         })?;
-        self.load_indexes().await;
-        facts.endpoints = self
-            .endpoints
-            .get()
-            .and_then(|m| m.get(&facts.name))
-            .cloned()
-            .unwrap_or_default();
-        facts.features = self.features_for(facts.training_job.as_ref(), &facts.tags);
+        self.link(&mut facts).await;
         Ok(facts)
     }
 

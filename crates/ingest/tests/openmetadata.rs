@@ -165,6 +165,17 @@ async fn ingest_into_openmetadata_speaks_its_rest_api() {
         );
     }
     assert_eq!(rows, n);
+    // The service as stored, and a tag for every tag label the models carry.
+    let service = om.service("sm_prod").expect("service created");
+    assert_eq!(service["serviceType"], "SageMaker");
+    assert!(!service.to_string().contains(AWS_SECRET));
+    let tags = om.tags();
+    for m in om.models().values() {
+        for label in m["tags"].as_array().into_iter().flatten() {
+            let fqn = label["tagFQN"].as_str().unwrap();
+            assert!(tags.iter().any(|t| t == fqn), "{fqn} was never created");
+        }
+    }
 
     // What OpenMetadata now holds, for every seeded model: the same facts as the catalog gets.
     for seeded in &summary.models {

@@ -64,12 +64,16 @@ pub async fn serve(cfg: &GatewayConfig, opts: &ServeOptions) -> anyhow::Result<(
     println!("sagebridge listening on http://{bound}");
     tracing::info!(addr = %bound, models = cfg.models.len(), "serving");
     axum::serve(listener, app(gateway, catalog))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+        })
         .await?;
     Ok(())
 }
 
-async fn shutdown() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -83,5 +87,4 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
 }

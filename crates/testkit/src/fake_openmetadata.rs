@@ -318,18 +318,15 @@ async fn handle(
             reply(status, entity)
         }
         ("PUT", "classifications") => {
-            let name = body["name"].as_str().unwrap_or_default().to_owned();
-            let created = !store.classifications.contains_key(&name);
-            let mut e = body.clone();
-            e["id"] = json!(store.id());
-            e["fullyQualifiedName"] = json!(quote(&name));
-            store.classifications.entry(name).or_insert(e.clone());
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            reply(status, e)
+            let name = body["name"].as_str().unwrap_or_default();
+            let id = store.id();
+            put_named(
+                &mut store.classifications,
+                name.to_owned(),
+                quote(name),
+                id,
+                &body,
+            )
         }
         ("PUT", "tags") => {
             let classification = body["classification"].as_str().unwrap_or_default();
@@ -338,17 +335,8 @@ async fn handle(
             }
             let name = body["name"].as_str().unwrap_or_default();
             let fqn = format!("{}.{}", quote(classification), quote(name));
-            let created = !store.tags.contains_key(&fqn);
-            let mut e = body.clone();
-            e["id"] = json!(store.id());
-            e["fullyQualifiedName"] = json!(fqn);
-            store.tags.entry(fqn).or_insert(e.clone());
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            reply(status, e)
+            let id = store.id();
+            put_named(&mut store.tags, fqn.clone(), fqn, id, &body)
         }
         ("PUT", "mlmodels/bulk") => {
             let Some(rows) = body.as_array() else {
@@ -490,6 +478,24 @@ async fn handle(
             json!({"code": 404, "message": "HTTP 404 Not Found"}),
         ),
     }
+}
+
+/// Creates (201) an entity under `key`, or answers the one already there (200).
+fn put_named(
+    map: &mut BTreeMap<String, Value>,
+    key: String,
+    fqn: String,
+    id: String,
+    body: &Value,
+) -> Response {
+    if let Some(existing) = map.get(&key) {
+        return reply(StatusCode::OK, existing.clone());
+    }
+    let mut e = body.clone();
+    e["id"] = json!(id);
+    e["fullyQualifiedName"] = json!(fqn);
+    map.insert(key, e.clone());
+    reply(StatusCode::CREATED, e)
 }
 
 /// Whether a PUT changes nothing (same fields as stored, ignoring server-side ones).

@@ -52,3 +52,20 @@ pub use fake_sagemaker::{Failure, FakeHandle, FakeSageMaker, FakeSpec};
 pub use iam::{AccessKey, MotoIam};
 pub use moto::{count, CannedInvokeResult, MotoServer, RecordedCall};
 pub use seed::{seed, ModelFamily, SeedSpec, SeedSummary, SeededModel};
+
+/// Resolves on Ctrl-C or SIGTERM (the testkit's standalone fakes stop on either).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

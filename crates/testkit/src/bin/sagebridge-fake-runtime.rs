@@ -86,22 +86,6 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     writeln!(out, "fake runtime listening on {}", fake.endpoint())?;
     out.flush()?;
     drop(out);
-    shutdown_signal().await;
+    sagebridge_testkit::shutdown_signal().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -54,17 +54,7 @@ async fn main() -> ExitCode {
     }
     println!("fake sagemaker listening on {}", fake.endpoint());
 
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot wait for SIGTERM: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    sagebridge_testkit::shutdown_signal().await;
     let stats = serde_json::json!({
         "calls": handle.all_calls(),
         "throttled": handle.throttled(),
