@@ -9,6 +9,7 @@
 //! - [`pacing`]: per-API client-side rate limits learned from throttling answers.
 //! - [`runner`]: one run: filter, bounded concurrency, catalog writes, mark-deleted, report.
 //! - [`schedule`]: cron schedules for `sagebridge ingest --schedule`.
+//! - [`shutdown`]: the one shutdown signal shared by the server, the schedule loop and runs.
 //! - [`mapping`]: `to_ml_model()`, the pure mapping from facts to OpenMetadata's `MlModel`.
 
 pub mod config;
@@ -18,5 +19,6 @@ pub mod openmetadata;
 pub mod pacing;
 pub mod runner;
 pub mod schedule;
+pub mod shutdown;
 pub mod source;
 pub mod test_connection;

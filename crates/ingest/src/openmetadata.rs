@@ -1,6 +1,6 @@
 //! The `metadata-rest` sink: writes the run into an OpenMetadata server over its REST API,
 //! speaking what the OpenMetadata 2.0.x ingestion client speaks (recorded in
-//! `shared/contracts/openmetadata/`):
+//! `crates/ingest/tests/contracts/openmetadata/`):
 //!
 //! 1. `GET /api/v1/system/version` (checks the server answers and the token is accepted);
 //! 2. `GET /api/v1/services/mlmodelServices/name/<service>`, and on 404

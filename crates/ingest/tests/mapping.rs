@@ -1,6 +1,6 @@
 //! The SageMaker-to-OpenMetadata mapping on realistic fixtures: snapshots of the mapped model and
 //! of the CreateMlModel request, both validated against OpenMetadata's own JSON Schemas (the
-//! contract in `shared/contracts/openmetadata/schemas`, beside the repository).
+//! contract fixtures in `tests/contracts/openmetadata/schemas`).
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
 //! The `metadata-rest` sink end to end: moto seeded with the demo account, ingested into the
 //! testkit's fake OpenMetadata server. The requests are compared with what the real 2.0.7
-//! client sends (`shared/contracts/openmetadata/recorded/`) and every body is validated against
+//! client sends (`tests/contracts/openmetadata/recorded/`) and every body is validated against
 //! OpenMetadata's JSON Schemas.
 
 use sagebridge_ingest::config::WorkflowConfig;

@@ -1,7 +1,7 @@
 //! A fake OpenMetadata server (the part of its REST API the `metadata-rest` sink uses), for
 //! integration tests: no real OpenMetadata server can run here (it needs Java, MySQL or
 //! PostgreSQL and Elasticsearch). It answers as described in
-//! `shared/contracts/openmetadata/README.md` ("How the stand-in server answered"), keeps the
+//! `crates/ingest/tests/contracts/openmetadata/README.md` ("How the stand-in server answered"), keeps the
 //! entities in memory and records every request (method, path with query, body, whether the
 //! bearer token matched) so tests can compare them with the recorded 2.0.7 client and validate
 //! the bodies against OpenMetadata's JSON Schemas.

@@ -1,6 +1,6 @@
 //! A `moto_server` child process per test, and typed wrappers for moto's admin API.
 //!
-//! moto is our real AWS peer (see `shared/design/TESTING.md`). Each [`MotoServer`] is its own
+//! moto is our real AWS peer (see "Testing against real peers" in `ARCHITECTURE.md`). Each [`MotoServer`] is its own
 //! process on its own port, so tests never share state; IAM enforcement in particular is global
 //! to one server. The child is killed by its own PID when the value is dropped.
 

@@ -1,4 +1,4 @@
-//! OpenMetadata's JSON Schemas from the contract folder beside the repository, compiled with
+//! OpenMetadata's JSON Schemas from the contract fixtures (`tests/contracts/openmetadata/`), compiled with
 //! every `$ref` resolved to a local file. Shared by the tests that validate what we send.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use jsonschema::{Retrieve, Uri, Validator};
 use serde_json::Value;
 
 fn schemas_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/contracts/openmetadata/schemas")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/openmetadata/schemas")
 }
 
 /// Resolves every OpenMetadata schema URI to its file in the contract folder.
