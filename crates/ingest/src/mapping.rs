@@ -17,6 +17,8 @@ use sagebridge_catalog::{
     MlHyperParameter, MlModel, MlModelServiceType, MlStore, TagLabel, TagSource, TagState,
 };
 
+use sagebridge_aws::secret::is_secret_key;
+
 use crate::facts::{ContainerFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts};
 
 /// Bumped whenever the mapping's output changes for the same facts, so that the next run
@@ -27,7 +29,7 @@ pub const MAPPING_VERSION: u32 = 1;
 pub const DEFAULT_ALGORITHM: &str = "mlmodel";
 
 /// What replaces a secret value.
-pub const REDACTED: &str = "<redacted>";
+pub use sagebridge_aws::secret::REDACTED_IN_DOCUMENTS as REDACTED;
 
 /// The catalog service a model belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -244,60 +246,6 @@ pub fn algorithm_from_image(image: &str) -> Option<String> {
         name = name.strip_suffix(suffix).unwrap_or(name);
     }
     (!name.is_empty()).then(|| name.to_owned())
-}
-
-/// Whether a configuration key (environment variable, hyperparameter) probably holds a secret.
-///
-/// The key is split into words at `_`, `-`, `.` and lower-to-upper case changes
-/// (`HF_API_TOKEN`, `hf-api-token` and `hfApiToken` all give `HF API TOKEN`); it is secret when a
-/// word is one of `TOKEN`, `SECRET`, `PASSWORD`, `PASSWD`, `PASS`, `PWD`, `CREDENTIAL(S)`, `AUTH`,
-/// `AUTHORIZATION`, `APIKEY`, or when two words read `API KEY`, `ACCESS KEY` or `PRIVATE KEY`.
-/// Whole words matter: `MAX_TOTAL_TOKENS` is a TGI setting, not a secret.
-pub fn is_secret_key(key: &str) -> bool {
-    const WORDS: [&str; 11] = [
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "PASS",
-        "PWD",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "AUTH",
-        "AUTHORIZATION",
-        "APIKEY",
-    ];
-    const PAIRS: [(&str, &str); 3] = [("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY")];
-    let words = key_words(key);
-    words.iter().any(|word| WORDS.contains(&word.as_str()))
-        || words
-            .windows(2)
-            .any(|pair| PAIRS.contains(&(pair[0].as_str(), pair[1].as_str())))
-}
-
-/// The upper-cased words of a key, split at punctuation and at lower-to-upper case changes.
-fn key_words(key: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut previous_lower = false;
-    for c in key.chars() {
-        if !c.is_alphanumeric() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
-            }
-            previous_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && previous_lower && !current.is_empty() {
-            words.push(std::mem::take(&mut current));
-        }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
-        current.extend(c.to_uppercase());
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
 }
 
 /// The source hash: the first 32 hex digits of the SHA-256 of a canonical JSON serialization of
@@ -705,40 +653,6 @@ mod tests {
             source_hash(&first, &service),
             source_hash(&with_token("hf_rotated_456"), &service)
         );
-    }
-
-    #[test]
-    fn secret_keys() {
-        for key in [
-            "HF_TOKEN",
-            "hugging-face-hub-token",
-            "HUGGING_FACE_HUB_TOKEN",
-            "DB_PASSWORD",
-            "aws_secret_access_key",
-            "AWS_ACCESS_KEY_ID",
-            "OpenAI_Api_Key",
-            "openaiApiKey",
-            "authToken",
-            "BASIC_AUTH",
-            "wandb.apikey",
-            "TLS_PRIVATE_KEY",
-        ] {
-            assert!(is_secret_key(key), "{key}");
-        }
-        for key in [
-            "HF_MODEL_ID",
-            "SM_NUM_GPUS",
-            "MAX_INPUT_LENGTH",
-            "MAX_TOTAL_TOKENS",
-            "MAX_BATCH_PREFILL_TOKENS",
-            "SAGEMAKER_PROGRAM",
-            "max_depth",
-            "AUTHOR",
-            "PASSTHROUGH",
-            "KEY_COLUMN",
-        ] {
-            assert!(!is_secret_key(key), "{key}");
-        }
     }
 
     #[test]

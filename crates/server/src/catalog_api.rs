@@ -13,10 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use sagebridge_aws::secret::redact_secret_keys;
 use sagebridge_catalog::{Catalog, CatalogError, ListQuery, MlModelService};
-use sagebridge_ingest::mapping::{is_secret_key, REDACTED};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Runs listed when the request gives no `limit`.
 const DEFAULT_RUNS: usize = 20;
@@ -151,34 +151,12 @@ async fn model_versions(State(s): State<CatalogState>, Path(name): Path<String>)
     .into_response()
 }
 
-/// Replaces the value of every secret-looking key (by the ingest crate's rule) with the
-/// redaction marker.
-///
-/// The catalog stores connections already redacted by whoever wrote them; this second pass keeps a
-/// secret written by another tool (or an older sagebridge) from reaching a browser.
-fn redact_connection(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                let is_leaf = !(v.is_object() || v.is_array() || v.is_null());
-                if is_leaf && is_secret_key(key) {
-                    *v = Value::String(REDACTED.to_owned());
-                } else {
-                    redact_connection(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_connection),
-        _ => {}
-    }
-}
-
 async fn list_services(State(s): State<CatalogState>) -> Response {
     with_catalog(s, |cat| {
         let mut services: Vec<MlModelService> = cat.list_services()?;
         for service in &mut services {
             if let Some(c) = service.connection.as_mut() {
-                redact_connection(c);
+                redact_secret_keys(c);
             }
         }
         Ok(services)
@@ -212,31 +190,4 @@ pub(crate) fn router(catalog: Option<Arc<dyn Catalog>>) -> Router {
         .route("/api/catalog/services", get(list_services))
         .route("/api/catalog/runs", get(list_runs))
         .with_state(CatalogState { catalog })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(input: Value, expected: Value) {
-        let mut v = input;
-        redact_connection(&mut v);
-        assert_eq!(v, expected);
-    }
-
-    #[test]
-    fn secrets_in_connections_are_redacted_again() {
-        check(
-            json!({"config": {"awsConfig": {"awsSecretAccessKey": "abc", "awsRegion": "us-east-1"}}}),
-            json!({"config": {"awsConfig": {"awsSecretAccessKey": REDACTED, "awsRegion": "us-east-1"}}}),
-        );
-        check(
-            json!({"awsSessionToken": REDACTED, "password": 12, "list": [{"apiKey": "k"}]}),
-            json!({"awsSessionToken": REDACTED, "password": REDACTED, "list": [{"apiKey": REDACTED}]}),
-        );
-        check(
-            json!({"maxTotalTokens": 5, "credentials": {"roleArn": "arn:x"}, "token": null}),
-            json!({"maxTotalTokens": 5, "credentials": {"roleArn": "arn:x"}, "token": null}),
-        );
-    }
 }
