@@ -13,6 +13,7 @@
 //! product plan, are not built yet.
 
 mod catalog_api;
+pub mod discover;
 mod ui;
 
 use std::net::SocketAddr;
