@@ -395,7 +395,7 @@ pub trait ControlStore: Send + Sync {
     /// One run with its log lines.
     fn pipeline_run(&self, id: &str) -> Result<PipelineRun>;
 
-    /// The runs of a pipeline, newest first, at most `limit`, without log lines.
+    /// The runs of a pipeline, newest (last created) first, at most `limit`, without log lines.
     fn pipeline_runs(&self, pipeline_id: &str, limit: usize) -> Result<Vec<PipelineRun>>;
 
     /// The queued or running run of a pipeline, if any.

@@ -1028,7 +1028,7 @@ impl ControlStore for SqliteCatalog {
         pipeline_by(&conn, "id", pipeline_id)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut statement = conn.prepare_cached(&format!(
-            "{RUN_SELECT} WHERE pipeline_id = ?1 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
+            "{RUN_SELECT} WHERE pipeline_id = ?1 ORDER BY rowid DESC LIMIT ?2"
         ))?;
         let rows = statement
             .query_map(params![pipeline_id, limit], read_run_row)?

@@ -317,9 +317,16 @@ impl SecretFlags {
 ///
 /// Not `Serialize`, and `Debug` shows secrets as [`REDACTED`]: the only way to the plaintext is
 /// [`ClearAwsConfig::expose`], so every use of it is easy to find.
-#[derive(Clone, PartialEq, Default, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct ClearAwsConfig(Value);
+
+impl Default for ClearAwsConfig {
+    /// An empty object: no setting, the default credential chain.
+    fn default() -> Self {
+        Self(Value::Object(Map::new()))
+    }
+}
 
 impl ClearAwsConfig {
     /// Wraps an `awsConfig` JSON object.
@@ -597,6 +604,15 @@ mod tests {
         let (shown, flags) = clear.redacted();
         assert_eq!(shown, json!({"awsRegion": "eu-west-1"}));
         assert!(flags.aws_secret_access_key && !flags.aws_session_token);
+        assert_eq!(ClearAwsConfig::default().expose(), &json!({}));
+        assert!(matches!(
+            seal(
+                None,
+                &ClearAwsConfig::new(json!({"awsSecretAccessKey": "x"})),
+                None
+            ),
+            Err(CatalogError::SecretKeyMissing)
+        ));
     }
 
     #[test]
