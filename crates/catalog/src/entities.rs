@@ -283,6 +283,8 @@ impl MlModelService {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RunStatus {
+    /// Waiting to start (a pipeline run that was triggered).
+    Queued,
     /// Started and not finished (or interrupted before it could record its end).
     Running,
     /// Every model was processed.
@@ -291,29 +293,44 @@ pub enum RunStatus {
     PartialSuccess,
     /// The run stopped on an error.
     Failed,
+    /// Stopped by a shutdown, or found unfinished after a crash.
+    Interrupted,
+    /// A schedule fire time that came while the previous run was still going.
+    Skipped,
 }
 
 impl RunStatus {
+    const ALL: [Self; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Success,
+        Self::PartialSuccess,
+        Self::Failed,
+        Self::Interrupted,
+        Self::Skipped,
+    ];
+
     /// The name stored in the database and shown in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Queued => "queued",
             Self::Running => "running",
             Self::Success => "success",
             Self::PartialSuccess => "partialSuccess",
             Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
         }
     }
 
     /// The inverse of [`RunStatus::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Running,
-            Self::Success,
-            Self::PartialSuccess,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Whether the run is queued or running (not finished).
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
     }
 }
 

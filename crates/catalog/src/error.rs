@@ -44,6 +44,61 @@ pub enum CatalogError {
     /// A lookup by bare name matched models of several services.
     #[error("model name {name:?} exists in several services ({services}); name the service")]
     AmbiguousName { name: String, services: String },
+    /// No entity of this kind has this id or name.
+    #[error("{kind} {key:?} not found; check the id or name")]
+    NotFound { kind: &'static str, key: String },
+    /// Another entity of this kind already has this name.
+    #[error("a {kind} named {name:?} already exists; choose another name or update that one")]
+    Conflict { kind: &'static str, name: String },
+    /// A service still has pipelines, gateway models or models, and the delete was not
+    /// recursive.
+    #[error(
+        "service {name:?} still has {pipelines} ingestion pipeline(s), {gateway_models} gateway \
+         model(s) and {models} model(s); delete them first or delete the service recursively"
+    )]
+    HasDependents {
+        name: String,
+        pipelines: usize,
+        gateway_models: usize,
+        models: usize,
+    },
+    /// A pipeline already has a queued or running run.
+    #[error("ingestion pipeline {pipeline:?} already has run {run_id} queued or running; wait for it to finish")]
+    PipelineBusy { pipeline: String, run_id: String },
+    /// The secret key does not decrypt what the catalog holds.
+    #[error(
+        "the secret key does not decrypt the stored secrets: set SAGEBRIDGE_SECRET_KEY to the key \
+         used when they were stored"
+    )]
+    SecretKeyMismatch,
+    /// A secret had to be encrypted or decrypted, but the catalog was opened without a key.
+    #[error(
+        "this catalog was opened without a secret key, so it cannot store or read secrets; \
+         open it with SqliteCatalog::open_with_key"
+    )]
+    SecretKeyMissing,
+    /// `SAGEBRIDGE_SECRET_KEY` or the key file does not hold a 32-byte key.
+    #[error(
+        "the secret key from {origin} is not usable: {reason}; it must be 32 bytes in standard \
+         base64 or 64 hexadecimal digits"
+    )]
+    SecretKeyInvalid { origin: String, reason: String },
+    /// The key file could not be read or created.
+    #[error("cannot read or create the secret key file {path}: {source}; check the folder's permissions")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file can be read by other users.
+    #[error(
+        "the secret key file {path} is accessible by group or other users (mode {mode:o}); \
+         run chmod 600 on it"
+    )]
+    KeyFilePermissions { path: PathBuf, mode: u32 },
+    /// A stored encrypted value is not in the `enc:v1:` format.
+    #[error("the stored secret {field} is damaged; set it again")]
+    SecretCorrupt { field: String },
 }
 
 impl CatalogError {
@@ -51,6 +106,20 @@ impl CatalogError {
         Self::Json {
             what: what.into(),
             source,
+        }
+    }
+
+    pub(crate) fn not_found(kind: &'static str, key: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            key: key.into(),
+        }
+    }
+
+    pub(crate) fn conflict(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::Conflict {
+            kind,
+            name: name.into(),
         }
     }
 

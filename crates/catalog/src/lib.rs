@@ -20,21 +20,38 @@
 //! - `sqlite`: [`SqliteCatalog`], one connection in WAL mode with cached prepared statements and
 //!   one transaction per call.
 //! - `schema`: the tables and their migrations, numbered by `PRAGMA user_version`.
+//! - `control`: the control plane's records (services with their connection, ingestion
+//!   pipelines and their runs, gateway models, gateway API keys) and the [`ControlStore`] trait;
+//!   `control_sqlite` implements it for [`SqliteCatalog`].
+//! - `secrets`: encryption of secrets at rest (AES-256-GCM) and the [`SecretKey`].
 //! - `error`: [`CatalogError`].
 
 mod catalog;
+mod control;
+mod control_sqlite;
 mod entities;
 mod error;
 mod schema;
+mod secrets;
 mod sqlite;
 
 pub use catalog::{Catalog, KnownModel, ListQuery, ModelWrite, WriteOutcome};
+pub use control::{
+    ApiKeyEntry, ApiKeyInput, ControlStore, CreatedApiKey, GatewayCredentials, GatewayModelEntry,
+    GatewayModelInput, GatewayModelWithSecrets, IngestionPipeline, NewRun, PipelineInput,
+    PipelineRun, RunLogLine, RunProgress, RunTrigger, ServiceDeletion, ServiceEntry, ServiceInput,
+    ServiceWithSecrets, RUN_LOG_LINES, RUN_LOG_LINE_CHARS,
+};
 pub use entities::{
     new_id, EntityReference, FeatureSource, FeatureSourceDataType, GatewayModel, IngestionRun,
     LabelType, MlFeature, MlFeatureDataType, MlHyperParameter, MlModel, MlModelService,
     MlModelServiceType, MlStore, RunStatus, TagLabel, TagSource, TagState,
 };
 pub use error::{CatalogError, Result};
+pub use secrets::{
+    hash_api_key, ApiKeySecret, ClearAwsConfig, KeySource, SecretFlags, SecretKey,
+    API_KEY_DISPLAY_CHARS, API_KEY_PREFIX, REDACTED, SECRET_FIELDS, SECRET_KEY_ENV,
+};
 pub use sqlite::SqliteCatalog;
 
 /// The schema version a freshly opened database has (its `PRAGMA user_version`).

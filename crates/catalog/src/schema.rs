@@ -68,6 +68,100 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE models ADD COLUMN facts TEXT;
     "#,
+    // 3: the control plane. Services get the connection the admin API stores (`aws_config`,
+    // secrets encrypted by the store); pipelines, run progress and log lines, gateway model
+    // credentials and API keys are new. Secrets that older versions may have left in clear in
+    // a service document are replaced by the redaction marker. The tables of migration 1 this one
+    // alters are created first if a file lacks them (a partial file, as tests build), so the
+    // ALTERs cannot fail on it.
+    r#"
+    CREATE TABLE IF NOT EXISTS services (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        version     REAL NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        document    TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS ingestion_runs (
+        id           TEXT PRIMARY KEY,
+        service      TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        finished_at  INTEGER,
+        status       TEXT NOT NULL,
+        report       TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS gateway_models (
+        name        TEXT PRIMARY KEY,
+        spec        TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+
+    ALTER TABLE services ADD COLUMN description TEXT;
+    ALTER TABLE services ADD COLUMN aws_config TEXT;
+    ALTER TABLE services ADD COLUMN created_at INTEGER;
+    UPDATE services SET created_at = updated_at,
+                        description = json_extract(document, '$.description');
+    UPDATE services
+       SET document = json_set(document, '$.connection.config.awsConfig.awsSecretAccessKey',
+                               '**********')
+     WHERE json_type(document, '$.connection.config.awsConfig.awsSecretAccessKey') = 'text';
+    UPDATE services
+       SET document = json_set(document, '$.connection.config.awsConfig.awsSessionToken',
+                               '**********')
+     WHERE json_type(document, '$.connection.config.awsConfig.awsSessionToken') = 'text';
+
+    CREATE TABLE ingestion_pipelines (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE,
+        service_id     TEXT NOT NULL REFERENCES services (id),
+        description    TEXT,
+        source_config  TEXT NOT NULL,
+        schedule       TEXT,
+        enabled        INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );
+    CREATE INDEX ingestion_pipelines_by_service ON ingestion_pipelines (service_id, name);
+
+    ALTER TABLE ingestion_runs ADD COLUMN pipeline_id TEXT;
+    ALTER TABLE ingestion_runs ADD COLUMN run_trigger TEXT NOT NULL DEFAULT 'cli';
+    ALTER TABLE ingestion_runs ADD COLUMN models_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ingestion_runs ADD COLUMN models_total INTEGER;
+    CREATE INDEX ingestion_runs_by_pipeline ON ingestion_runs (pipeline_id, started_at);
+    -- At most one queued or running run per pipeline, whoever writes.
+    CREATE UNIQUE INDEX ingestion_runs_one_active ON ingestion_runs (pipeline_id)
+        WHERE pipeline_id IS NOT NULL AND status IN ('queued', 'running');
+
+    CREATE TABLE run_log_lines (
+        run_id  TEXT NOT NULL REFERENCES ingestion_runs (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        line    TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+
+    ALTER TABLE gateway_models ADD COLUMN service_id TEXT REFERENCES services (id);
+    ALTER TABLE gateway_models ADD COLUMN aws_config TEXT;
+    ALTER TABLE gateway_models ADD COLUMN created_at INTEGER;
+    UPDATE gateway_models SET created_at = updated_at;
+    CREATE INDEX gateway_models_by_service ON gateway_models (service_id);
+
+    CREATE TABLE api_keys (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        prefix          TEXT NOT NULL,
+        key_hash        TEXT NOT NULL UNIQUE,
+        expires_at      INTEGER,
+        allowed_models  TEXT,
+        created_at      INTEGER NOT NULL,
+        last_used_at    INTEGER
+    );
+
+    -- Small named values, e.g. the encrypted check value of the secret key.
+    CREATE TABLE settings (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

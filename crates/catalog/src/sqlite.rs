@@ -14,6 +14,7 @@ use crate::catalog::{Catalog, KnownModel, ListQuery, ModelWrite, WriteOutcome};
 use crate::entities::{new_id, GatewayModel, IngestionRun, MlModel, MlModelService, RunStatus};
 use crate::error::{CatalogError, Result};
 use crate::schema;
+use crate::secrets::{self, SecretBox, SecretKey};
 
 /// How long a writer waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +33,9 @@ pub(crate) const FIRST_VERSION: f64 = 0.1;
 pub struct SqliteCatalog {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// The cipher for secrets at rest; `None` when opened without a key (then the control
+    /// store refuses to write or read secrets).
+    secrets: Option<SecretBox>,
 }
 
 impl SqliteCatalog {
@@ -58,7 +62,55 @@ impl SqliteCatalog {
         Ok(Self {
             conn: Mutex::new(conn),
             path: Some(path.to_owned()),
+            secrets: None,
         })
+    }
+
+    /// [`SqliteCatalog::open`] with the key that encrypts secrets at rest (see
+    /// [`SecretKey::for_catalog`]). A key other than the one the catalog's secrets were stored
+    /// with is refused here with [`CatalogError::SecretKeyMismatch`]; the first key a catalog is
+    /// opened with becomes its key.
+    pub fn open_with_key(path: impl AsRef<Path>, key: SecretKey) -> Result<Self> {
+        Self::open(path)?.with_key(key)
+    }
+
+    /// [`SqliteCatalog::open_in_memory`] with a secret key.
+    pub fn open_in_memory_with_key(key: SecretKey) -> Result<Self> {
+        Self::open_in_memory()?.with_key(key)
+    }
+
+    fn with_key(mut self, key: SecretKey) -> Result<Self> {
+        let cipher = SecretBox::new(&key);
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let check: Option<String> = tx
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .query_row([secrets::KEY_CHECK_FIELD], |row| row.get(0))
+                .optional()?;
+            match check {
+                Some(sealed) => {
+                    let plain = cipher.decrypt(secrets::KEY_CHECK_FIELD, &sealed)?;
+                    if plain != secrets::KEY_CHECK_PLAINTEXT {
+                        return Err(CatalogError::SecretKeyMismatch);
+                    }
+                }
+                None => {
+                    let sealed =
+                        cipher.encrypt(secrets::KEY_CHECK_FIELD, secrets::KEY_CHECK_PLAINTEXT)?;
+                    tx.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2)")?
+                        .execute([secrets::KEY_CHECK_FIELD, sealed.as_str()])?;
+                }
+            }
+            tx.commit()?;
+        }
+        self.secrets = Some(cipher);
+        Ok(self)
+    }
+
+    /// The cipher for secrets, when the catalog was opened with a key.
+    pub(crate) fn cipher(&self) -> Option<&SecretBox> {
+        self.secrets.as_ref()
     }
 
     /// Opens a private database that lives as long as this value (for tests and dry runs).
@@ -68,6 +120,7 @@ impl SqliteCatalog {
         Ok(Self {
             conn: Mutex::new(conn),
             path: None,
+            secrets: None,
         })
     }
 
@@ -96,7 +149,7 @@ impl SqliteCatalog {
 
     /// The connection. A panic in another thread cannot leave it mid-transaction (a dropped
     /// transaction rolls back), so a poisoned lock is safe to take over.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -116,11 +169,11 @@ pub(crate) fn next_version(version: f64) -> f64 {
     ((version * 10.0).round() + 1.0) / 10.0
 }
 
-fn to_json<T: Serialize>(what: &str, value: &T) -> Result<String> {
+pub(crate) fn to_json<T: Serialize>(what: &str, value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|source| CatalogError::json(what, source))
 }
 
-fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+pub(crate) fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|source| CatalogError::json(what, source))
 }
 
@@ -204,6 +257,10 @@ impl Catalog for SqliteCatalog {
             .optional()?;
         let what = format!("service {}", service.name);
         let mut next = service.clone();
+        // Writers redact secrets before this; a clear one must still never reach the file.
+        if let Some(connection) = next.connection.as_mut() {
+            secrets::scrub_secrets(connection);
+        }
         if next.fully_qualified_name.is_empty() {
             next.fully_qualified_name.clone_from(&next.name);
         }
@@ -215,15 +272,17 @@ impl Catalog for SqliteCatalog {
                 next.version = Some(FIRST_VERSION);
                 next.updated_at = Some(now_millis());
                 tx.prepare_cached(
-                    "INSERT INTO services (id, name, version, updated_at, document)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO services (id, name, version, updated_at, document, description,
+                                           created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?4)",
                 )?
                 .execute(params![
                     next.id,
                     next.name,
                     FIRST_VERSION,
                     next.updated_at,
-                    to_json(&what, &next)?
+                    to_json(&what, &next)?,
+                    next.description
                 ])?;
                 next
             }
@@ -643,7 +702,8 @@ impl Catalog for SqliteCatalog {
         let spec = to_json(&format!("gateway model {}", model.name), &model.spec)?;
         self.conn()
             .prepare_cached(
-                "INSERT INTO gateway_models (name, spec, updated_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO gateway_models (name, spec, updated_at, created_at)
+                 VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec,
                                                   updated_at = excluded.updated_at",
             )?
