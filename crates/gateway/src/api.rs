@@ -381,12 +381,33 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn to_json(self) -> Value {
-        serde_json::json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
+    /// The `usage` of an OpenAI answer or chunk (`v.usage`), if it has one. Missing counts are 0.
+    pub fn from_openai(v: &Value) -> Option<Self> {
+        let u = v.get("usage").filter(|u| u.is_object())?;
+        let count = |field: &str| u.get(field).and_then(Value::as_u64).unwrap_or(0);
+        Some(Usage {
+            prompt_tokens: count("prompt_tokens"),
+            completion_tokens: count("completion_tokens"),
         })
+    }
+
+    pub fn to_json(self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// OpenAI's `usage` object: the two counts and their sum.
+impl serde::Serialize for Usage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut u = s.serialize_struct("Usage", 3)?;
+        u.serialize_field("prompt_tokens", &self.prompt_tokens)?;
+        u.serialize_field("completion_tokens", &self.completion_tokens)?;
+        u.serialize_field(
+            "total_tokens",
+            &(self.prompt_tokens + self.completion_tokens),
+        )?;
+        u.end()
     }
 }
 

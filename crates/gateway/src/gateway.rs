@@ -1,16 +1,21 @@
 //! The running gateway: the model registry built from the config, the invoker, the API keys
 //! and the metrics. One `Arc<Gateway>` is the state of the axum router.
+//!
+//! The registry keeps each kind of model in a map of its own, as a handle that carries the
+//! kind's adapter ([`ChatModel`], [`EmbeddingModel`], [`RerankModel`]): a chat request looks a
+//! chat model up and gets a chat adapter, so no handler checks an adapter's kind at run time.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sagebridge_aws::{ClientOptions, Secret};
 
-use crate::adapter::{self, Adapter, Defaults};
+use crate::adapter::{self, Adapter, ChatAdapter, Defaults, EmbeddingAdapter, RerankAdapter};
 use crate::config::{Format, GatewayConfig, ModelKind, DEFAULT_MAX_BATCH_SIZE};
 use crate::error::GatewayError;
-use crate::invoker::{Invoker, Target};
+use crate::invoker::{InvokeTarget, Invoker};
 use crate::metrics::{Metrics, ModelMetrics};
 
 /// How the gateway behaves apart from its config file.
@@ -40,14 +45,15 @@ pub struct BuildError {
     pub message: String,
 }
 
-/// One servable model.
+/// One servable model, whatever its kind.
 #[derive(Debug)]
 pub struct Model {
     pub name: String,
     pub kind: ModelKind,
     pub format: Format,
     pub owned_by: String,
-    pub target: Target,
+    /// The endpoint requests for this model are sent to.
+    pub target: InvokeTarget,
     pub adapter: Adapter,
     pub defaults: Defaults,
     pub max_batch_size: usize,
@@ -55,10 +61,68 @@ pub struct Model {
     pub index: usize,
 }
 
+/// A model of the kind whose adapter is `A`: what a lookup by kind returns. It derefs to the
+/// [`Model`]; [`adapter`](Self::adapter) is the kind's own adapter.
+#[derive(Debug)]
+pub struct KindModel<A: ?Sized> {
+    model: Arc<Model>,
+    adapter: Arc<A>,
+}
+
+/// A chat model: `POST /v1/chat/completions`.
+pub type ChatModel = KindModel<dyn ChatAdapter>;
+/// An embedding model: `POST /v1/embeddings`.
+pub type EmbeddingModel = KindModel<dyn EmbeddingAdapter>;
+/// A rerank model: `POST /v1/rerank`.
+pub type RerankModel = KindModel<dyn RerankAdapter>;
+
+impl<A: ?Sized> KindModel<A> {
+    fn new(model: &Arc<Model>, adapter: Arc<A>) -> Self {
+        Self {
+            model: model.clone(),
+            adapter,
+        }
+    }
+
+    pub fn adapter(&self) -> &A {
+        &self.adapter
+    }
+}
+
+impl<A: ?Sized> Clone for KindModel<A> {
+    fn clone(&self) -> Self {
+        Self {
+            model: self.model.clone(),
+            adapter: self.adapter.clone(),
+        }
+    }
+}
+
+impl<A: ?Sized> Deref for KindModel<A> {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
+/// The route that serves models of `kind`, for wrong-kind errors.
+fn route_of(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Chat => "POST /v1/chat/completions",
+        ModelKind::Embedding => "POST /v1/embeddings",
+        ModelKind::Rerank => "POST /v1/rerank",
+    }
+}
+
 /// The gateway's state.
 #[derive(Debug)]
 pub struct Gateway {
+    /// Every model by name, for wrong-kind errors.
     models: HashMap<String, Arc<Model>>,
+    chat: HashMap<String, ChatModel>,
+    embedding: HashMap<String, EmbeddingModel>,
+    rerank: HashMap<String, RerankModel>,
     order: Vec<Arc<Model>>,
     api_keys: Vec<Secret>,
     pub(crate) invoker: Invoker,
@@ -78,6 +142,8 @@ impl Gateway {
         let timeout = Duration::from_secs(cfg.server.timeout_seconds.max(1));
         let mut invoker = Invoker::new(options.client, timeout);
         let mut models = HashMap::new();
+        let (mut chat, mut embedding, mut rerank) =
+            (HashMap::new(), HashMap::new(), HashMap::new());
         let mut order = Vec::new();
         for (index, m) in cfg.models.iter().enumerate() {
             let err = |message: String| BuildError {
@@ -94,7 +160,7 @@ impl Gateway {
                 kind: m.kind,
                 format: m.format(),
                 owned_by: m.owned_by.clone().unwrap_or_else(|| "sagemaker".to_owned()),
-                target: Target {
+                target: InvokeTarget {
                     model: m.name.clone(),
                     endpoint_name: m.endpoint_name.clone(),
                     inference_component: m.inference_component.clone(),
@@ -104,7 +170,7 @@ impl Gateway {
                     region: aws.region().to_owned(),
                     slot,
                 },
-                adapter,
+                adapter: adapter.clone(),
                 defaults: Defaults {
                     max_tokens: m.max_tokens,
                     temperature: m.temperature,
@@ -115,6 +181,18 @@ impl Gateway {
             });
             if models.insert(m.name.clone(), model.clone()).is_some() {
                 return Err(err("the name is used twice".into()));
+            }
+            let name = m.name.clone();
+            match adapter {
+                Adapter::Chat(a) => {
+                    chat.insert(name, KindModel::new(&model, a));
+                }
+                Adapter::Embedding(a) => {
+                    embedding.insert(name, KindModel::new(&model, a));
+                }
+                Adapter::Rerank(a) => {
+                    rerank.insert(name, KindModel::new(&model, a));
+                }
             }
             order.push(model);
         }
@@ -131,6 +209,9 @@ impl Gateway {
         );
         Ok(Self {
             models,
+            chat,
+            embedding,
+            rerank,
             order,
             api_keys: cfg.server.api_keys.clone(),
             invoker,
@@ -145,25 +226,42 @@ impl Gateway {
         &self.order
     }
 
-    /// The model `name`, which must be of `kind`.
-    pub fn model(&self, name: &str, kind: ModelKind) -> Result<&Arc<Model>, GatewayError> {
-        let Some(m) = self.models.get(name) else {
-            self.metrics.unknown_model();
-            return Err(GatewayError::ModelNotFound(name.to_owned()));
-        };
-        if m.kind != kind {
-            let route = match m.kind {
-                ModelKind::Chat => "POST /v1/chat/completions",
-                ModelKind::Embedding => "POST /v1/embeddings",
-                ModelKind::Rerank => "POST /v1/rerank",
-            };
-            return Err(GatewayError::WrongKind {
-                model: name.to_owned(),
-                kind: m.kind.as_str(),
-                route,
-            });
+    /// The chat model `name`.
+    pub fn chat_model(&self, name: &str) -> Result<&ChatModel, GatewayError> {
+        self.lookup(&self.chat, name)
+    }
+
+    /// The embedding model `name`.
+    pub fn embedding_model(&self, name: &str) -> Result<&EmbeddingModel, GatewayError> {
+        self.lookup(&self.embedding, name)
+    }
+
+    /// The rerank model `name`.
+    pub fn rerank_model(&self, name: &str) -> Result<&RerankModel, GatewayError> {
+        self.lookup(&self.rerank, name)
+    }
+
+    /// `name` in the map of one kind; a model of another kind is `WrongKind` (naming the route
+    /// that serves it), no model at all is `ModelNotFound`.
+    fn lookup<'a, M>(
+        &self,
+        kind: &'a HashMap<String, M>,
+        name: &str,
+    ) -> Result<&'a M, GatewayError> {
+        if let Some(m) = kind.get(name) {
+            return Ok(m);
         }
-        Ok(m)
+        match self.models.get(name) {
+            Some(other) => Err(GatewayError::WrongKind {
+                model: name.to_owned(),
+                kind: other.kind.as_str(),
+                route: route_of(other.kind),
+            }),
+            None => {
+                self.metrics.unknown_model();
+                Err(GatewayError::ModelNotFound(name.to_owned()))
+            }
+        }
     }
 
     pub(crate) fn model_metrics(&self, m: &Model) -> &ModelMetrics {
@@ -230,14 +328,29 @@ mod tests {
         let gw = Gateway::new(&cfg).unwrap();
         assert_eq!(gw.invoker.client_count(), 2);
         assert_eq!(gw.models().len(), 3);
-        assert!(matches!(
-            gw.model("a", ModelKind::Embedding),
-            Err(GatewayError::WrongKind { .. })
-        ));
-        assert!(matches!(
-            gw.model("zzz", ModelKind::Chat),
-            Err(GatewayError::ModelNotFound(_))
-        ));
+        assert_eq!(gw.chat_model("a").unwrap().name, "a");
+        assert_eq!(gw.embedding_model("b").unwrap().name, "b");
+        assert_eq!(gw.rerank_model("c").unwrap().name, "c");
+        assert_eq!(
+            gw.embedding_model("a").unwrap_err(),
+            GatewayError::WrongKind {
+                model: "a".into(),
+                kind: "chat",
+                route: "POST /v1/chat/completions",
+            }
+        );
+        assert_eq!(
+            gw.chat_model("c").unwrap_err(),
+            GatewayError::WrongKind {
+                model: "c".into(),
+                kind: "rerank",
+                route: "POST /v1/rerank",
+            }
+        );
+        assert_eq!(
+            gw.chat_model("zzz").unwrap_err(),
+            GatewayError::ModelNotFound("zzz".into())
+        );
         assert_eq!(gw.models()[2].target.region, "eu-west-1");
     }
 }

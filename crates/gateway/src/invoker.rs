@@ -2,10 +2,13 @@
 //!
 //! One runtime client per distinct AWS configuration (credentials, role, region, endpoint
 //! URL), built on first use and shared by every model that uses it, so credentials are
-//! resolved and refreshed once per set. Failures are mapped to [`GatewayError`]s: SageMaker's
-//! own runtime errors (ModelError with the container's status, ModelNotReady, ...) first, then
-//! the classification of `sagebridge_aws` (access denied, not found, throttled, ...).
+//! resolved and refreshed once per set. Both invocations go through one path ([`Invoker::send`]):
+//! the same timeout and the same mapping of failures to [`GatewayError`]s: SageMaker's own
+//! runtime errors (ModelError with the container's status, ModelNotReady, ...) first, then the
+//! classification of `sagebridge_aws` (access denied, not found, throttled, ...).
 
+use std::error::Error as StdError;
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
@@ -35,9 +38,10 @@ const RETRY_AFTER_NOT_READY: u64 = 10;
 /// The events of a streamed invocation.
 pub type Events = EventReceiver<ResponseStream, ResponseStreamError>;
 
-/// Where and how one model is invoked.
+/// Where and how one model is invoked: the SageMaker endpoint (and component, variant or
+/// model behind it) a request goes to. Not to be confused with an ingestion sink.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct InvokeTarget {
     /// The gateway's name of the model, for messages.
     pub model: String,
     pub endpoint_name: String,
@@ -49,6 +53,46 @@ pub struct Target {
     pub region: String,
     /// Index of the client slot (one per distinct AWS configuration).
     pub slot: usize,
+}
+
+/// The operation errors of both invocations: the same runtime errors, in two SDK types.
+trait InvokeError: ProvideErrorMetadata + StdError + 'static {
+    /// The container's own failure, with its status and message.
+    fn model_error(&self) -> Option<&ModelError>;
+}
+
+impl InvokeError for InvokeEndpointError {
+    fn model_error(&self) -> Option<&ModelError> {
+        match self {
+            InvokeEndpointError::ModelError(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl InvokeError for InvokeEndpointWithResponseStreamError {
+    fn model_error(&self) -> Option<&ModelError> {
+        match self {
+            InvokeEndpointWithResponseStreamError::ModelError(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Sets what both invocations send the same way: endpoint, component, variant, custom
+/// attributes, content types and body. (The two SDK builders are distinct types with the
+/// same setters; only InvokeEndpoint has `TargetModel`.)
+macro_rules! addressed {
+    ($builder:expr, $t:expr, $body:expr) => {
+        $builder
+            .endpoint_name(&$t.endpoint_name)
+            .content_type("application/json")
+            .accept("application/json")
+            .set_inference_component_name($t.inference_component.clone())
+            .set_target_variant($t.target_variant.clone())
+            .set_custom_attributes($t.custom_attributes.clone())
+            .body(Blob::new($body))
+    };
 }
 
 #[derive(Debug)]
@@ -95,7 +139,10 @@ impl Invoker {
         self.timeout
     }
 
-    async fn client(&self, t: &Target) -> Result<&aws_sdk_sagemakerruntime::Client, GatewayError> {
+    async fn client(
+        &self,
+        t: &InvokeTarget,
+    ) -> Result<&aws_sdk_sagemakerruntime::Client, GatewayError> {
         let slot = &self.slots[t.slot];
         slot.client
             .get_or_try_init(|| async {
@@ -108,108 +155,64 @@ impl Invoker {
     }
 
     /// InvokeEndpoint: the container's whole answer.
-    pub async fn invoke(&self, t: &Target, body: Vec<u8>) -> Result<Bytes, GatewayError> {
+    pub async fn invoke(&self, t: &InvokeTarget, body: Vec<u8>) -> Result<Bytes, GatewayError> {
         let client = self.client(t).await?;
-        let call = client
-            .invoke_endpoint()
-            .endpoint_name(&t.endpoint_name)
-            .content_type("application/json")
-            .accept("application/json")
-            .set_inference_component_name(t.inference_component.clone())
-            .set_target_variant(t.target_variant.clone())
+        let call = addressed!(client.invoke_endpoint(), t, body)
             .set_target_model(t.target_model.clone())
-            .set_custom_attributes(t.custom_attributes.clone())
-            .body(Blob::new(body))
             .send();
-        match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(GatewayError::Timeout {
-                seconds: self.timeout.as_secs(),
-            }),
-            Ok(Ok(out)) => Ok(out
-                .body
-                .map(|b| Bytes::from(b.into_inner()))
-                .unwrap_or_default()),
-            Ok(Err(e)) => Err(self.map_invoke(&e, t)),
-        }
+        let out = self.send(t, call).await?;
+        Ok(out
+            .body
+            .map(|b| Bytes::from(b.into_inner()))
+            .unwrap_or_default())
     }
 
     /// InvokeEndpointWithResponseStream: the event receiver once SageMaker has accepted the
     /// call (errors before the first event are returned here, as proper HTTP statuses).
-    pub async fn invoke_stream(&self, t: &Target, body: Vec<u8>) -> Result<Events, GatewayError> {
+    pub async fn invoke_stream(
+        &self,
+        t: &InvokeTarget,
+        body: Vec<u8>,
+    ) -> Result<Events, GatewayError> {
         let client = self.client(t).await?;
-        let call = client
-            .invoke_endpoint_with_response_stream()
-            .endpoint_name(&t.endpoint_name)
-            .content_type("application/json")
-            .accept("application/json")
-            .set_inference_component_name(t.inference_component.clone())
-            .set_target_variant(t.target_variant.clone())
-            .set_custom_attributes(t.custom_attributes.clone())
-            .body(Blob::new(body))
-            .send();
+        let call = addressed!(client.invoke_endpoint_with_response_stream(), t, body).send();
+        Ok(self.send(t, call).await?.body)
+    }
+
+    /// Awaits one invocation within the timeout and maps its failure.
+    async fn send<T, E: InvokeError>(
+        &self,
+        t: &InvokeTarget,
+        call: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, GatewayError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(GatewayError::Timeout {
-                seconds: self.timeout.as_secs(),
-            }),
-            Ok(Ok(out)) => Ok(out.body),
-            Ok(Err(e)) => Err(self.map_stream_start(&e, t)),
+            Err(_) => Err(self.timed_out()),
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(self.map_error(&e, t)),
         }
     }
 
-    fn map_invoke(
-        &self,
-        err: &SdkError<InvokeEndpointError, HttpResponse>,
-        t: &Target,
-    ) -> GatewayError {
-        let config = &self.slots[t.slot].config;
-        if let SdkError::ServiceError(ctx) = err {
-            let model_error = match ctx.err() {
-                InvokeEndpointError::ModelError(m) => Some(m),
-                _ => None,
-            };
-            if let Some(e) = runtime_error(
-                ctx.err().code(),
-                ctx.err().message(),
-                model_error,
-                t,
-                config,
-            ) {
-                return e;
-            }
+    fn timed_out(&self) -> GatewayError {
+        GatewayError::Timeout {
+            seconds: self.timeout.as_secs(),
         }
-        if let SdkError::TimeoutError(_) = err {
-            return GatewayError::Timeout {
-                seconds: self.timeout.as_secs(),
-            };
-        }
-        from_aws(classify(INVOKE_ACTION, err), t, config)
     }
 
-    fn map_stream_start(
+    /// The one mapping of a failed invocation, streamed or not.
+    fn map_error<E: InvokeError>(
         &self,
-        err: &SdkError<InvokeEndpointWithResponseStreamError, HttpResponse>,
-        t: &Target,
+        err: &SdkError<E, HttpResponse>,
+        t: &InvokeTarget,
     ) -> GatewayError {
         let config = &self.slots[t.slot].config;
-        if let SdkError::ServiceError(ctx) = err {
-            let model_error = match ctx.err() {
-                InvokeEndpointWithResponseStreamError::ModelError(m) => Some(m),
-                _ => None,
-            };
-            if let Some(e) = runtime_error(
-                ctx.err().code(),
-                ctx.err().message(),
-                model_error,
-                t,
-                config,
-            ) {
-                return e;
+        match err {
+            SdkError::ServiceError(ctx) => {
+                if let Some(e) = runtime_error(ctx.err(), t, config) {
+                    return e;
+                }
             }
-        }
-        if let SdkError::TimeoutError(_) = err {
-            return GatewayError::Timeout {
-                seconds: self.timeout.as_secs(),
-            };
+            SdkError::TimeoutError(_) => return self.timed_out(),
+            _ => {}
         }
         from_aws(classify(INVOKE_ACTION, err), t, config)
     }
@@ -218,7 +221,7 @@ impl Invoker {
     pub fn map_stream_event_error(
         &self,
         err: &SdkError<ResponseStreamError, RawMessage>,
-        t: &Target,
+        t: &InvokeTarget,
     ) -> GatewayError {
         let config = &self.slots[t.slot].config;
         let secrets = config.secrets();
@@ -263,17 +266,15 @@ impl Invoker {
 
 /// SageMaker runtime's own errors, which `classify` does not know.
 fn runtime_error(
-    code: Option<&str>,
-    message: Option<&str>,
-    model_error: Option<&ModelError>,
-    t: &Target,
+    err: &impl InvokeError,
+    t: &InvokeTarget,
     config: &AwsConfig,
 ) -> Option<GatewayError> {
     let secrets = config.secrets();
-    let message = scrub(message.unwrap_or_default(), &secrets);
-    match code? {
+    let message = scrub(err.message().unwrap_or_default(), &secrets);
+    match err.code()? {
         "ModelError" => {
-            let (status, original) = match model_error {
+            let (status, original) = match err.model_error() {
                 Some(m) => (
                     m.original_status_code(),
                     m.original_message().map(|s| scrub(s, &secrets)),
@@ -318,7 +319,7 @@ fn runtime_error(
 }
 
 /// Maps a classified AWS failure.
-pub fn from_aws(e: AwsError, t: &Target, config: &AwsConfig) -> GatewayError {
+pub fn from_aws(e: AwsError, t: &InvokeTarget, config: &AwsConfig) -> GatewayError {
     let secrets = config.secrets();
     let text = scrub(&e.to_string(), &secrets);
     match e {

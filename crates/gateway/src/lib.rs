@@ -2,19 +2,22 @@
 //!
 //! Dify (through its OpenAI-API-compatible provider), LangChain, the `openai` SDKs and curl
 //! talk to SageMaker-hosted chat, embedding and rerank models through it. A request flows one
-//! way: auth -> model lookup by `model` -> the model's adapter encodes the container's request
-//! -> the invoker calls InvokeEndpoint (or InvokeEndpointWithResponseStream) with one cached
-//! runtime client per credential set -> the adapter decodes the answer into OpenAI JSON, or
-//! the stream decoder turns `PayloadPart`s into SSE chunks as they arrive.
+//! way: auth -> model lookup by `model` in the registry of the route's kind (a chat request
+//! gets a `ChatModel`, whose adapter is a chat adapter) -> the adapter encodes the container's
+//! request -> the invoker calls InvokeEndpoint (or InvokeEndpointWithResponseStream) with one
+//! cached runtime client per credential set -> the adapter decodes the answer into OpenAI
+//! JSON, or the stream decoder turns `PayloadPart`s into SSE chunks as they arrive.
 //!
 //! # Layout
 //! - [`config`]: `sagebridge.yaml` types, strict loading and validation.
 //! - [`api`]: OpenAI request parsing with errors that name the field.
 //! - [`adapter`]: one adapter per container family (`openai`, `tgi`, `lmi`, `tei`,
 //!   `jumpstart`, `dify`) and the chat templates (`adapter::template`).
-//! - [`stream`]: the `PayloadPart` stream decoder, correct under any split.
+//! - [`stream`]: the `PayloadPart` stream decoder, correct under any split, and the streamed
+//!   chat answer built on it (OpenAI chunks serialized from structs).
 //! - [`invoker`]: the SageMaker runtime calls, the client cache and AWS error mapping.
-//! - [`gateway`]: [`Gateway`], the state built from the config (models, keys, metrics).
+//! - [`gateway`]: [`Gateway`], the state built from the config (models by kind, keys,
+//!   metrics).
 //! - [`routes`]: the axum [`router`]: `/v1/chat/completions`, `/v1/embeddings`,
 //!   `/v1/rerank`, `/v1/models`, `/metrics`, API-key auth.
 //! - [`error`]: [`GatewayError`] and its OpenAI-shaped responses.
@@ -35,5 +38,5 @@ pub mod stream;
 pub use checks::{check_models, CheckResult};
 pub use config::{load_file, GatewayConfig, ModelConfig, ModelKind};
 pub use error::GatewayError;
-pub use gateway::{Gateway, GatewayOptions};
+pub use gateway::{ChatModel, EmbeddingModel, Gateway, GatewayOptions, RerankModel};
 pub use routes::{api_router, router};

@@ -1,16 +1,15 @@
 //! The HTTP API: OpenAI-compatible routes, API-key auth and `/metrics`.
 //!
-//! Streams are passed through as they arrive: each `PayloadPart` is decoded and the chunks it
-//! completes are written at once; nothing is buffered beyond an incomplete line. When the
-//! client goes away, axum drops the response body, which drops the SageMaker event receiver
-//! and with it the upstream connection.
+//! Each handler looks its model up by kind ([`Gateway::chat_model`], ...), so it holds the
+//! kind's adapter without checking it. Streams are passed through as they arrive
+//! ([`crate::stream`]): each `PayloadPart` is decoded and the chunks it completes are written at
+//! once; nothing is buffered beyond an incomplete line. When the client goes away, axum drops
+//! the response body, which drops the SageMaker event receiver and with it the upstream
+//! connection.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_sagemakerruntime::types::ResponseStream;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -23,14 +22,13 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use crate::adapter::embed::{base64_f32, batches, estimate_tokens, shorten};
-use crate::adapter::{new_id, now_secs, Adapter, ResponseCtx};
-use crate::api::{ChatRequest, EmbeddingsRequest, RerankRequest, Usage};
-use crate::config::{Format, ModelKind, SAGEMAKER_MAX_PAYLOAD};
+use crate::adapter::{now_secs, response_id, ResponseCtx};
+use crate::api::{ChatRequest, EmbeddingsRequest, RerankRequest};
+use crate::config::SAGEMAKER_MAX_PAYLOAD;
 use crate::error::GatewayError;
-use crate::gateway::{Gateway, Model};
-use crate::invoker::Events;
+use crate::gateway::Gateway;
 use crate::metrics::Route;
-use crate::stream::{LineSplitter, StreamEvent};
+use crate::stream::chat_stream;
 
 /// Room left in each embedding invocation for SageMaker's own framing.
 const PAYLOAD_MARGIN: usize = 16 * 1024;
@@ -142,13 +140,9 @@ async fn chat_inner(
 ) -> Result<Response, GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = ChatRequest::parse(&body)?;
-    let model = gw.model(&req.model, ModelKind::Chat)?.clone();
+    let model = gw.chat_model(&req.model)?.clone();
     *model_name = Some(model.name.clone());
-    let Adapter::Chat(adapter) = &model.adapter else {
-        return Err(GatewayError::Internal(
-            "chat model without a chat adapter".into(),
-        ));
-    };
+    let adapter = model.adapter();
     let mm = gw.model_metrics(&model);
     let payload = adapter.encode(&req, &model.defaults, req.stream)?;
     if req.stream {
@@ -166,7 +160,7 @@ async fn chat_inner(
     mm.request(Route::Chat);
     let answer = gw.invoker.invoke(&model.target, payload).await?;
     mm.upstream_latency.observe(started.elapsed());
-    let id = new_id("chatcmpl");
+    let id = response_id("chatcmpl");
     let completion = adapter.decode(
         &answer,
         &ResponseCtx {
@@ -193,235 +187,6 @@ fn sse_response(body: Body) -> Response {
     // Proxies such as nginx would otherwise hold chunks back.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
-}
-
-/// The state of one streamed chat answer.
-struct ChatStream {
-    gw: Arc<Gateway>,
-    model: Arc<Model>,
-    events: Events,
-    lines: LineSplitter,
-    parsed: Vec<StreamEvent>,
-    out: VecDeque<Bytes>,
-    id: String,
-    created: u64,
-    /// The model name as a JSON string, ready to splice into chunks.
-    model_json: String,
-    include_usage: bool,
-    role_sent: bool,
-    finished: bool,
-    usage: Option<Usage>,
-    started: Instant,
-    first_token_seen: bool,
-    done: bool,
-}
-
-impl Drop for ChatStream {
-    fn drop(&mut self) {
-        self.gw.model_metrics(&self.model).stream_closed();
-        if !self.done {
-            tracing::debug!(model = %self.model.name, "client went away; upstream stream dropped");
-        }
-    }
-}
-
-fn chat_stream(
-    gw: Arc<Gateway>,
-    model: Arc<Model>,
-    events: Events,
-    include_usage: bool,
-    started: Instant,
-) -> Body {
-    gw.model_metrics(&model).stream_opened();
-    let model_json = serde_json::to_string(&model.name).unwrap_or_else(|_| "\"\"".into());
-    let state = ChatStream {
-        gw,
-        model,
-        events,
-        lines: LineSplitter::default(),
-        parsed: Vec::new(),
-        out: VecDeque::new(),
-        id: new_id("chatcmpl"),
-        created: now_secs(),
-        model_json,
-        include_usage,
-        role_sent: false,
-        finished: false,
-        usage: None,
-        started,
-        first_token_seen: false,
-        done: false,
-    };
-    Body::from_stream(futures::stream::unfold(state, |mut s| async move {
-        let chunk = s.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), s))
-    }))
-}
-
-impl ChatStream {
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        // Bounded: every turn either yields, ends, or consumes one upstream event, and each
-        // upstream wait is bounded by the timeout.
-        loop {
-            if let Some(b) = self.out.pop_front() {
-                return Some(b);
-            }
-            if self.done {
-                return None;
-            }
-            let timeout = self.gw.invoker.timeout();
-            match tokio::time::timeout(timeout, self.events.recv()).await {
-                Err(_) => self.fail(GatewayError::Timeout {
-                    seconds: timeout.as_secs(),
-                }),
-                Ok(Ok(Some(ResponseStream::PayloadPart(part)))) => {
-                    if let Some(bytes) = part.bytes() {
-                        self.feed(bytes.as_ref());
-                    }
-                }
-                Ok(Ok(Some(_))) => {}
-                Ok(Ok(None)) => self.finish(),
-                Ok(Err(e)) => {
-                    let err = self
-                        .gw
-                        .invoker
-                        .map_stream_event_error(&e, &self.model.target);
-                    self.fail(err);
-                }
-            }
-        }
-    }
-
-    fn feed(&mut self, bytes: &[u8]) {
-        let mut parsed = std::mem::take(&mut self.parsed);
-        let Adapter::Chat(adapter) = &self.model.adapter else {
-            return;
-        };
-        self.lines
-            .push(bytes, |line| adapter.parse_line(line, &mut parsed));
-        for ev in parsed.drain(..) {
-            self.event(ev);
-            if self.done {
-                break;
-            }
-        }
-        self.parsed = parsed;
-    }
-
-    fn first_token(&mut self) {
-        if !self.first_token_seen {
-            self.first_token_seen = true;
-            self.gw
-                .model_metrics(&self.model)
-                .time_to_first_token
-                .observe(self.started.elapsed());
-        }
-    }
-
-    fn chunk(&self, delta: &str, finish: Option<&str>) -> Bytes {
-        let finish = finish
-            .map(|f| format!("\"{f}\""))
-            .unwrap_or_else(|| "null".into());
-        Bytes::from(format!(
-            "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\"choices\":[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}]}}\n\n",
-            self.id, self.created, self.model_json
-        ))
-    }
-
-    fn event(&mut self, ev: StreamEvent) {
-        match ev {
-            StreamEvent::Chunk(json) => {
-                if json.contains("\"content\"") {
-                    self.first_token();
-                }
-                if json.contains("\"usage\"") {
-                    if let Ok(v) = serde_json::from_str::<Value>(&json) {
-                        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-                            self.usage = Some(Usage {
-                                prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
-                                completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
-                            });
-                        }
-                    }
-                }
-                let mut b = Vec::with_capacity(json.len() + 8);
-                b.extend_from_slice(b"data: ");
-                b.extend_from_slice(json.as_bytes());
-                b.extend_from_slice(b"\n\n");
-                self.out.push_back(Bytes::from(b));
-            }
-            StreamEvent::Text(text) => {
-                self.first_token();
-                let content = serde_json::to_string(&text).unwrap_or_default();
-                let delta = if self.role_sent {
-                    format!("{{\"content\":{content}}}")
-                } else {
-                    self.role_sent = true;
-                    format!("{{\"role\":\"assistant\",\"content\":{content}}}")
-                };
-                let c = self.chunk(&delta, None);
-                self.out.push_back(c);
-            }
-            StreamEvent::Finish { reason, usage } => {
-                if !self.finished {
-                    self.finished = true;
-                    self.usage = usage.or(self.usage);
-                    let c = self.chunk("{}", Some(&reason));
-                    self.out.push_back(c);
-                }
-            }
-            StreamEvent::Error(message) => self.fail(GatewayError::ModelError {
-                original_status: None,
-                message,
-            }),
-            // Our own `[DONE]` is sent when SageMaker's stream ends.
-            StreamEvent::Done => {}
-        }
-    }
-
-    fn finish(&mut self) {
-        let mut parsed = std::mem::take(&mut self.parsed);
-        if let Adapter::Chat(adapter) = &self.model.adapter {
-            self.lines
-                .finish(|line| adapter.parse_line(line, &mut parsed));
-        }
-        for ev in parsed.drain(..) {
-            self.event(ev);
-        }
-        if self.done {
-            return;
-        }
-        if self.model.format != Format::Openai {
-            if !self.finished {
-                let c = self.chunk("{}", Some("stop"));
-                self.out.push_back(c);
-            }
-            if self.include_usage {
-                let usage = self.usage.unwrap_or_default().to_json();
-                self.out.push_back(Bytes::from(format!(
-                    "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\"choices\":[],\"usage\":{usage}}}\n\n",
-                    self.id, self.created, self.model_json
-                )));
-            }
-        }
-        if let Some(u) = self.usage {
-            self.gw
-                .model_metrics(&self.model)
-                .tokens(u.prompt_tokens, u.completion_tokens);
-        }
-        self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
-        self.done = true;
-    }
-
-    /// Ends the stream with an OpenAI error object, so clients see the failure rather than a
-    /// silently shortened answer.
-    fn fail(&mut self, e: GatewayError) {
-        tracing::warn!(model = %self.model.name, code = e.code(), error = %e, "stream failed");
-        self.gw.metrics.error(Some(&self.model.name), e.code());
-        self.out
-            .push_back(Bytes::from(format!("data: {}\n\n", e.body())));
-        self.done = true;
-    }
 }
 
 async fn embeddings(
@@ -455,17 +220,13 @@ async fn embeddings_inner(
 ) -> Result<Response, GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = EmbeddingsRequest::parse(&body)?;
-    let model = gw.model(&req.model, ModelKind::Embedding)?;
+    let model = gw.embedding_model(&req.model)?;
     *model_name = Some(model.name.clone());
-    let Adapter::Embedding(adapter) = &model.adapter else {
-        return Err(GatewayError::Internal(
-            "embedding model without an embedding adapter".into(),
-        ));
-    };
+    let adapter = model.adapter();
     let mm = gw.model_metrics(model);
     mm.request(Route::Embeddings);
     let ranges = batches(
-        adapter.as_ref(),
+        adapter,
         &req.input,
         &model.name,
         model.max_batch_size,
@@ -546,13 +307,9 @@ async fn rerank_inner(
 ) -> Result<Response, GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = RerankRequest::parse(&body)?;
-    let model = gw.model(&req.model, ModelKind::Rerank)?;
+    let model = gw.rerank_model(&req.model)?;
     *model_name = Some(model.name.clone());
-    let Adapter::Rerank(adapter) = &model.adapter else {
-        return Err(GatewayError::Internal(
-            "rerank model without a rerank adapter".into(),
-        ));
-    };
+    let adapter = model.adapter();
     let mm = gw.model_metrics(model);
     mm.request(Route::Rerank);
     let mut scores = if req.documents.is_empty() {
@@ -580,7 +337,7 @@ async fn rerank_inner(
         })
         .collect();
     Ok(Json(json!({
-        "id": new_id("rerank"),
+        "id": response_id("rerank"),
         "object": "rerank",
         "model": model.name,
         "results": results,

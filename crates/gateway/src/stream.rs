@@ -1,15 +1,35 @@
-//! Decoding a container's streamed output from SageMaker `PayloadPart`s.
+//! Streamed chat answers: from SageMaker `PayloadPart`s to OpenAI `chat.completion.chunk`s.
 //!
 //! SageMaker cuts the container's byte stream into `PayloadPart`s wherever it likes: one SSE
 //! event or JSON line may be split across parts (even inside a UTF-8 character), and one part
 //! may hold several events. So bytes are first reassembled into lines ([`LineSplitter`]), and
-//! only complete lines are parsed ([`parse_line`]) into [`StreamEvent`]s. The result does not
-//! depend on how the bytes were cut; a property test checks exactly that.
+//! only complete lines are parsed ([`parse_line`]) into [`StreamEvent`]s; [`StreamDecoder`]
+//! does both. The result does not depend on how the bytes were cut; a property test checks
+//! exactly that.
+//!
+//! [`ChatChunks`] turns those events into the SSE frames the client reads (serialized from
+//! the structs of the OpenAI chunk, never spliced by hand), with no I/O, so it is tested on
+//! its own; [`ChatStream`] drives it from SageMaker's event receiver and keeps the metrics.
+//! A TGI/LMI generation's end is read by [`GenerationEnd`], the same for streamed and
+//! buffered answers, so both report the same usage.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_sagemakerruntime::types::ResponseStream;
+use axum::body::Body;
+use bytes::Bytes;
+use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapter::{now_secs, response_id};
 use crate::api::Usage;
 use crate::config::Format;
+use crate::error::GatewayError;
+use crate::gateway::{ChatModel, Gateway};
+use crate::invoker::Events;
 
 /// One thing the container said in its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,11 +83,6 @@ impl LineSplitter {
             let rest = std::mem::take(&mut self.partial);
             f(&line_str(&rest));
         }
-    }
-
-    /// How many bytes wait for the rest of their line.
-    pub fn pending(&self) -> usize {
-        self.partial.len()
     }
 }
 
@@ -172,25 +187,54 @@ fn parse_generation(data: &str, out: &mut Vec<StreamEvent>) {
         }
     }
     if final_line {
-        let reason = details
-            .and_then(|d| d.get("finish_reason"))
+        let end = GenerationEnd::from_details(details);
+        out.push(StreamEvent::Finish {
+            reason: end.reason.to_owned(),
+            usage: end.usage,
+        });
+    }
+}
+
+/// How a TGI or LMI generation ended, from its `details` (the last stream event's, or the
+/// buffered answer's): one reading for both, so a streamed and a buffered answer of the same
+/// generation report the same finish reason and token counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerationEnd {
+    /// OpenAI's `finish_reason`.
+    pub reason: &'static str,
+    /// Known when the container counted the generated tokens.
+    pub usage: Option<Usage>,
+}
+
+impl GenerationEnd {
+    /// Reads `details` (absent or null: a plain stop with no counts). Prompt tokens are the
+    /// first count the container gives: `prompt_tokens`, `input_tokens`, `input_length` (TGI's
+    /// stream details), or the length of `prefill` (TGI's `decoder_input_details`); else 0.
+    pub fn from_details(details: Option<&Value>) -> Self {
+        let details = details.filter(|d| !d.is_null());
+        let field = |name: &str| details.and_then(|d| d.get(name));
+        let reason = field("finish_reason")
             .and_then(Value::as_str)
             .map(finish_reason)
             .unwrap_or("stop");
-        let usage = details
-            .and_then(|d| d.get("generated_tokens"))
+        let usage = field("generated_tokens")
             .and_then(Value::as_u64)
-            .map(|n| Usage {
-                prompt_tokens: details
-                    .and_then(|d| d.get("prompt_tokens").or_else(|| d.get("input_tokens")))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                completion_tokens: n,
+            .map(|completion_tokens| {
+                let prompt_tokens = ["prompt_tokens", "input_tokens", "input_length"]
+                    .into_iter()
+                    .find_map(|name| field(name).and_then(Value::as_u64))
+                    .or_else(|| {
+                        field("prefill")
+                            .and_then(Value::as_array)
+                            .map(|a| a.len() as u64)
+                    })
+                    .unwrap_or(0);
+                Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                }
             });
-        out.push(StreamEvent::Finish {
-            reason: reason.to_owned(),
-            usage,
-        });
+        Self { reason, usage }
     }
 }
 
@@ -209,6 +253,10 @@ impl StreamDecoder {
         }
     }
 
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// Decodes one `PayloadPart`'s bytes, appending the events it completes to `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
         let format = self.format;
@@ -219,6 +267,327 @@ impl StreamDecoder {
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         let format = self.format;
         self.lines.finish(|line| parse_line(format, line, out));
+    }
+}
+
+/// An OpenAI `chat.completion.chunk`.
+#[derive(Debug, Serialize)]
+struct ChunkBody<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [ChunkChoice<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    /// Always `null`: prompt-only containers do not stream log-probabilities.
+    logprobs: Option<()>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+}
+
+/// One SSE event carrying `data` as it is (a container's own OpenAI chunk).
+fn sse_data(data: &str) -> Bytes {
+    let mut b = Vec::with_capacity(data.len() + 8);
+    b.extend_from_slice(b"data: ");
+    b.extend_from_slice(data.as_bytes());
+    b.extend_from_slice(b"\n\n");
+    Bytes::from(b)
+}
+
+/// One SSE event carrying `value` as JSON.
+pub fn sse_json(value: &impl Serialize) -> Bytes {
+    let mut b = b"data: ".to_vec();
+    if let Err(e) = serde_json::to_writer(&mut b, value) {
+        // Only maps with non-string keys fail, and no chunk has one.
+        tracing::error!(error = %e, "cannot serialize a stream chunk");
+        b.extend_from_slice(b"{}");
+    }
+    b.extend_from_slice(b"\n\n");
+    Bytes::from(b)
+}
+
+/// The end of every successful stream.
+const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// A container's stream turned into the SSE frames of an OpenAI streamed chat answer.
+///
+/// Format `openai` chunks are forwarded as the container wrote them (only their usage is
+/// read); `tgi` and `lmi` text becomes chunks of our own, then a finish chunk, the usage chunk
+/// when the client asked for it (`stream_options.include_usage`), and `[DONE]`.
+#[derive(Debug)]
+pub struct ChatChunks {
+    decoder: StreamDecoder,
+    events: Vec<StreamEvent>,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    role_sent: bool,
+    finished: bool,
+    usage: Option<Usage>,
+    first_token_seen: bool,
+}
+
+impl ChatChunks {
+    /// The chunks of one answer of `model` (the name the client asked for).
+    pub fn new(decoder: StreamDecoder, model: &str, include_usage: bool) -> Self {
+        Self {
+            decoder,
+            events: Vec::new(),
+            id: response_id("chatcmpl"),
+            created: now_secs(),
+            model: model.to_owned(),
+            include_usage,
+            role_sent: false,
+            finished: false,
+            usage: None,
+            first_token_seen: false,
+        }
+    }
+
+    /// Decodes one `PayloadPart` and appends the frames it completes to `out`. An error the
+    /// container reported in its stream ends the answer: it is returned, and the frames before
+    /// it are in `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<Bytes>) -> Result<(), GatewayError> {
+        self.decoder.feed(bytes, &mut self.events);
+        self.emit(out)
+    }
+
+    /// The container's stream ended: appends the last frames and `[DONE]`.
+    pub fn finish(&mut self, out: &mut VecDeque<Bytes>) -> Result<(), GatewayError> {
+        self.decoder.finish(&mut self.events);
+        self.emit(out)?;
+        if self.decoder.format() != Format::Openai {
+            if !self.finished {
+                out.push_back(self.chunk(Delta::default(), Some("stop")));
+            }
+            if self.include_usage {
+                out.push_back(sse_json(&ChunkBody {
+                    choices: &[],
+                    usage: Some(self.usage.unwrap_or_default()),
+                    ..self.body()
+                }));
+            }
+        }
+        out.push_back(Bytes::from_static(SSE_DONE));
+        Ok(())
+    }
+
+    /// The token counts, once the container reported them.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Whether any generated text has been sent.
+    pub fn first_token_seen(&self) -> bool {
+        self.first_token_seen
+    }
+
+    fn emit(&mut self, out: &mut VecDeque<Bytes>) -> Result<(), GatewayError> {
+        let mut events = std::mem::take(&mut self.events);
+        let result = events.drain(..).try_for_each(|ev| self.event(ev, out));
+        self.events = events;
+        result
+    }
+
+    fn body(&self) -> ChunkBody<'_> {
+        ChunkBody {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: &[],
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
+        sse_json(&ChunkBody {
+            choices: &[ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
+            ..self.body()
+        })
+    }
+
+    fn event(&mut self, ev: StreamEvent, out: &mut VecDeque<Bytes>) -> Result<(), GatewayError> {
+        match ev {
+            StreamEvent::Chunk(json) => {
+                if json.contains("\"content\"") {
+                    self.first_token_seen = true;
+                }
+                if json.contains("\"usage\"") {
+                    if let Some(u) = serde_json::from_str::<Value>(&json)
+                        .ok()
+                        .as_ref()
+                        .and_then(Usage::from_openai)
+                    {
+                        self.usage = Some(u);
+                    }
+                }
+                out.push_back(sse_data(&json));
+            }
+            StreamEvent::Text(text) => {
+                self.first_token_seen = true;
+                let role = (!self.role_sent).then_some("assistant");
+                self.role_sent = true;
+                let delta = Delta {
+                    role,
+                    content: Some(&text),
+                };
+                out.push_back(self.chunk(delta, None));
+            }
+            StreamEvent::Finish { reason, usage } => {
+                if !self.finished {
+                    self.finished = true;
+                    self.usage = usage.or(self.usage);
+                    out.push_back(self.chunk(Delta::default(), Some(reason.as_str())));
+                }
+            }
+            StreamEvent::Error(message) => {
+                return Err(GatewayError::ModelError {
+                    original_status: None,
+                    message,
+                })
+            }
+            // Our own `[DONE]` is sent when SageMaker's stream ends.
+            StreamEvent::Done => {}
+        }
+        Ok(())
+    }
+}
+
+/// One streamed chat answer in flight: SageMaker's events in, [`ChatChunks`] out, metrics
+/// kept. When the client goes away, axum drops the body and with it this stream and the
+/// upstream connection.
+struct ChatStream {
+    gw: Arc<Gateway>,
+    model: ChatModel,
+    events: Events,
+    chunks: ChatChunks,
+    out: VecDeque<Bytes>,
+    started: Instant,
+    first_token_observed: bool,
+    done: bool,
+}
+
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        self.gw.model_metrics(&self.model).stream_closed();
+        if !self.done {
+            tracing::debug!(model = %self.model.name, "client went away; upstream stream dropped");
+        }
+    }
+}
+
+/// The SSE body of a streamed chat answer from `events`.
+pub(crate) fn chat_stream(
+    gw: Arc<Gateway>,
+    model: ChatModel,
+    events: Events,
+    include_usage: bool,
+    started: Instant,
+) -> Body {
+    gw.model_metrics(&model).stream_opened();
+    let chunks = ChatChunks::new(model.adapter().stream_decoder(), &model.name, include_usage);
+    let state = ChatStream {
+        gw,
+        model,
+        events,
+        chunks,
+        out: VecDeque::new(),
+        started,
+        first_token_observed: false,
+        done: false,
+    };
+    Body::from_stream(futures::stream::unfold(state, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), s))
+    }))
+}
+
+impl ChatStream {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        // Bounded: every turn either yields, ends, or consumes one upstream event, and each
+        // upstream wait is bounded by the timeout.
+        loop {
+            if let Some(b) = self.out.pop_front() {
+                return Some(b);
+            }
+            if self.done {
+                return None;
+            }
+            let timeout = self.gw.invoker.timeout();
+            match tokio::time::timeout(timeout, self.events.recv()).await {
+                Err(_) => self.fail(GatewayError::Timeout {
+                    seconds: timeout.as_secs(),
+                }),
+                Ok(Ok(Some(ResponseStream::PayloadPart(part)))) => {
+                    if let Some(bytes) = part.bytes() {
+                        let fed = self.chunks.feed(bytes.as_ref(), &mut self.out);
+                        self.observe_first_token();
+                        if let Err(e) = fed {
+                            self.fail(e);
+                        }
+                    }
+                }
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => match self.chunks.finish(&mut self.out) {
+                    Ok(()) => {
+                        if let Some(u) = self.chunks.usage() {
+                            self.gw
+                                .model_metrics(&self.model)
+                                .tokens(u.prompt_tokens, u.completion_tokens);
+                        }
+                        self.done = true;
+                    }
+                    Err(e) => self.fail(e),
+                },
+                Ok(Err(e)) => {
+                    let err = self
+                        .gw
+                        .invoker
+                        .map_stream_event_error(&e, &self.model.target);
+                    self.fail(err);
+                }
+            }
+        }
+    }
+
+    fn observe_first_token(&mut self) {
+        if !self.first_token_observed && self.chunks.first_token_seen() {
+            self.first_token_observed = true;
+            self.gw
+                .model_metrics(&self.model)
+                .time_to_first_token
+                .observe(self.started.elapsed());
+        }
+    }
+
+    /// Ends the stream with an OpenAI error object, so clients see the failure rather than a
+    /// silently shortened answer.
+    fn fail(&mut self, e: GatewayError) {
+        tracing::warn!(model = %self.model.name, code = e.code(), error = %e, "stream failed");
+        self.gw.metrics.error(Some(&self.model.name), e.code());
+        self.out.push_back(sse_json(&e.body()));
+        self.done = true;
     }
 }
 
@@ -332,6 +701,210 @@ mod tests {
             }
         }
         out.into_bytes()
+    }
+
+    fn prompt_chat(format: Format) -> crate::adapter::chat::PromptChat {
+        crate::adapter::chat::PromptChat {
+            format,
+            template: crate::adapter::template::ChatTemplate::new("chatml").unwrap(),
+        }
+    }
+
+    /// The JSON of each SSE frame, and whether the last frame was `[DONE]`.
+    fn frames(out: &VecDeque<Bytes>) -> (Vec<Value>, bool) {
+        let mut done = false;
+        let mut values = Vec::new();
+        for b in out {
+            let text = std::str::from_utf8(b).unwrap();
+            let data = text
+                .strip_prefix("data: ")
+                .and_then(|t| t.strip_suffix("\n\n"))
+                .unwrap_or_else(|| panic!("not one SSE data frame: {text:?}"));
+            assert!(!done, "a frame after [DONE]: {text:?}");
+            if data == "[DONE]" {
+                done = true;
+            } else {
+                values.push(serde_json::from_str(data).unwrap());
+            }
+        }
+        (values, done)
+    }
+
+    fn stream_chunks(
+        adapter: &dyn ChatAdapter,
+        include_usage: bool,
+        parts: &[&[u8]],
+    ) -> (ChatChunks, Result<(), GatewayError>, VecDeque<Bytes>) {
+        let mut chunks = ChatChunks::new(adapter.stream_decoder(), "m", include_usage);
+        let mut out = VecDeque::new();
+        let mut result = Ok(());
+        for p in parts {
+            result = chunks.feed(p, &mut out);
+            if result.is_err() {
+                return (chunks, result, out);
+            }
+        }
+        let result = chunks.finish(&mut out);
+        (chunks, result, out)
+    }
+
+    use crate::adapter::{ChatAdapter, ResponseCtx};
+    use serde_json::json;
+
+    #[test]
+    fn streamed_and_buffered_tgi_answers_report_the_same_usage() {
+        let tgi = prompt_chat(Format::Tgi);
+        let ctx = ResponseCtx {
+            model: "m",
+            id: "chatcmpl-1",
+            created: 7,
+        };
+        let prefill =
+            json!([{"id": 1, "text": "<s>"}, {"id": 2, "text": "Hi"}, {"id": 3, "text": "!"}]);
+        let cases = [
+            (
+                json!({"finish_reason": "length", "generated_tokens": 2, "seed": null}),
+                0,
+                "length",
+            ),
+            (
+                json!({"finish_reason": "eos_token", "generated_tokens": 2, "prefill": prefill}),
+                3,
+                "stop",
+            ),
+            (
+                json!({"finish_reason": "length", "generated_tokens": 2, "input_length": 5}),
+                5,
+                "length",
+            ),
+            (
+                json!({"finish_reason": "stop_sequence", "generated_tokens": 2, "prompt_tokens": 4}),
+                4,
+                "stop",
+            ),
+        ];
+        for (details, prompt_tokens, reason) in cases {
+            let buffered = tgi
+                .decode(
+                    json!([{"generated_text": "Hello", "details": details}])
+                        .to_string()
+                        .as_bytes(),
+                    &ctx,
+                )
+                .unwrap();
+            let stream = format!(
+                "data:{}\n\ndata:{}\n\n",
+                json!({"token": {"id": 1, "text": "Hel", "special": false}, "generated_text": null, "details": null}),
+                json!({"token": {"id": 2, "text": "lo", "special": false}, "generated_text": "Hello", "details": details}),
+            );
+            let (chunks, result, out) = stream_chunks(&tgi, true, &[stream.as_bytes()]);
+            result.unwrap();
+            let (values, done) = frames(&out);
+            assert!(done, "{details}");
+            let text: String = values
+                .iter()
+                .filter_map(|v| v["choices"][0]["delta"]["content"].as_str())
+                .collect();
+            assert_eq!(text, buffered.body["choices"][0]["message"]["content"]);
+            let want = Usage {
+                prompt_tokens,
+                completion_tokens: 2,
+            };
+            assert_eq!(buffered.usage, Some(want), "{details}");
+            assert_eq!(chunks.usage(), Some(want), "{details}");
+            let usage_frames: Vec<&Value> =
+                values.iter().filter(|v| v.get("usage").is_some()).collect();
+            assert_eq!(usage_frames.len(), 1, "{values:?}");
+            assert_eq!(
+                usage_frames[0]["usage"], buffered.body["usage"],
+                "{details}"
+            );
+            assert_eq!(usage_frames[0]["usage"]["total_tokens"], prompt_tokens + 2);
+            let finish: Vec<&Value> = values
+                .iter()
+                .map(|v| &v["choices"][0]["finish_reason"])
+                .filter(|f| !f.is_null())
+                .collect();
+            assert_eq!(finish, vec![&json!(reason)], "{details}");
+            assert_eq!(buffered.body["choices"][0]["finish_reason"], reason);
+        }
+    }
+
+    #[test]
+    fn chunks_have_the_openai_shape() {
+        let lmi = prompt_chat(Format::Lmi);
+        let (chunks, result, out) = stream_chunks(
+            &lmi,
+            true,
+            &[b"{\"token\":{\"text\":\"Hi\"}}\n{\"token\":{\"text\":\" you\"}}\n"],
+        );
+        result.unwrap();
+        let (values, done) = frames(&out);
+        assert!(done);
+        let id = values[0]["id"].as_str().unwrap();
+        assert!(id.starts_with("chatcmpl-"), "{id}");
+        let created = values[0]["created"].as_u64().unwrap();
+        let chunk = |choices: Value| json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": "m", "choices": choices});
+        let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        let mut usage_chunk = chunk(json!([]));
+        usage_chunk["usage"] =
+            json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0});
+        assert_eq!(
+            values,
+            vec![
+                chunk(choice(
+                    json!({"role": "assistant", "content": "Hi"}),
+                    Value::Null
+                )),
+                chunk(choice(json!({"content": " you"}), Value::Null)),
+                chunk(choice(json!({}), json!("stop"))),
+                usage_chunk,
+            ]
+        );
+        assert!(chunks.first_token_seen());
+        assert_eq!(chunks.usage(), None);
+    }
+
+    #[test]
+    fn openai_chunks_forwarded_and_errors_end_the_stream() {
+        let openai = crate::adapter::chat::OpenAiChat;
+        let first = r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}"#;
+        let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+        let stream = format!("data: {first}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
+        let (chunks, result, out) = stream_chunks(&openai, false, &[stream.as_bytes()]);
+        result.unwrap();
+        let sent: Vec<&[u8]> = out.iter().map(|b| b.as_ref()).collect();
+        let want = [
+            format!("data: {first}\n\n"),
+            format!("data: {usage}\n\n"),
+            "data: [DONE]\n\n".to_owned(),
+        ];
+        assert_eq!(sent, want.iter().map(|s| s.as_bytes()).collect::<Vec<_>>());
+        assert_eq!(
+            chunks.usage(),
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 1
+            })
+        );
+
+        let tgi = prompt_chat(Format::Tgi);
+        let (_, result, out) = stream_chunks(
+            &tgi,
+            true,
+            &[b"data:{\"token\":{\"text\":\"x\",\"special\":false}}\n\ndata:{\"error\":\"out of memory\"}\n\ndata:{\"token\":{\"text\":\"y\"}}\n\n"],
+        );
+        assert_eq!(
+            result.unwrap_err(),
+            GatewayError::ModelError {
+                original_status: None,
+                message: "out of memory".into()
+            }
+        );
+        let (values, done) = frames(&out);
+        assert!(!done);
+        assert_eq!(values.len(), 1, "{values:?}");
+        assert_eq!(values[0]["choices"][0]["delta"]["content"], "x");
     }
 
     fn format_strategy() -> impl Strategy<Value = Format> {

@@ -8,7 +8,7 @@ use super::{bad_upstream, ChatAdapter, Completion, Defaults, ResponseCtx};
 use crate::api::{ChatRequest, Usage};
 use crate::config::Format;
 use crate::error::GatewayError;
-use crate::stream::finish_reason;
+use crate::stream::GenerationEnd;
 
 /// How many tokens prompt-only containers generate when neither the request nor the model
 /// config says (TGI's own default is only 20).
@@ -24,17 +24,6 @@ fn check_context(max_tokens: Option<u32>, defaults: &Defaults) -> Result<(), Gat
         }
     }
     Ok(())
-}
-
-fn usage_of(v: &Value) -> Option<Usage> {
-    let u = v.get("usage")?;
-    Some(Usage {
-        prompt_tokens: u.get("prompt_tokens")?.as_u64()?,
-        completion_tokens: u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-    })
 }
 
 /// vLLM, TGI's Messages API, LMI with messages, SGLang: the OpenAI request is the body.
@@ -85,7 +74,7 @@ impl ChatAdapter for OpenAiChat {
             .or_insert_with(|| "chat.completion".into());
         obj.entry("id").or_insert_with(|| ctx.id.into());
         obj.entry("created").or_insert_with(|| ctx.created.into());
-        let usage = usage_of(&v);
+        let usage = Usage::from_openai(&v);
         Ok(Completion { body: v, usage })
     }
 }
@@ -194,23 +183,7 @@ impl ChatAdapter for PromptChat {
         let Some(text) = first.get("generated_text").and_then(Value::as_str) else {
             return Err(bad_upstream("JSON with `generated_text`", body));
         };
-        let details = first.get("details").filter(|d| !d.is_null());
-        let reason = details
-            .and_then(|d| d.get("finish_reason"))
-            .and_then(Value::as_str)
-            .map(finish_reason)
-            .unwrap_or("stop");
-        let usage = details
-            .and_then(|d| d.get("generated_tokens"))
-            .and_then(Value::as_u64)
-            .map(|n| Usage {
-                prompt_tokens: details
-                    .and_then(|d| d.get("prefill"))
-                    .and_then(Value::as_array)
-                    .map(|a| a.len() as u64)
-                    .unwrap_or(0),
-                completion_tokens: n,
-            });
+        let GenerationEnd { reason, usage } = GenerationEnd::from_details(first.get("details"));
         let mut out = json!({
             "id": ctx.id,
             "object": "chat.completion",

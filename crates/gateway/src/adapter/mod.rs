@@ -2,7 +2,9 @@
 //! request body and its answers back into OpenAI responses.
 //!
 //! Three small traits, one per model kind ([`ChatAdapter`], [`EmbeddingAdapter`],
-//! [`RerankAdapter`]); [`build`] picks the implementation from the model's `format`.
+//! [`RerankAdapter`]); [`build`] picks the implementation from the model's `format`. The
+//! [`Adapter`] it returns is taken apart once, when the gateway is built, into typed handles
+//! (`ChatModel`, ...), so request handlers never ask which kind an adapter is.
 
 pub mod chat;
 pub mod embed;
@@ -10,14 +12,15 @@ pub mod rerank;
 pub mod template;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::api::{ChatRequest, Usage};
 use crate::config::{Format, ModelConfig, ModelKind};
 use crate::error::GatewayError;
-use crate::stream::StreamEvent;
+use crate::stream::StreamDecoder;
 
 /// The model's configured defaults, which apply when a request does not set them.
 #[derive(Debug, Clone, Default)]
@@ -55,9 +58,9 @@ pub trait ChatAdapter: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<u8>, GatewayError>;
     /// The OpenAI answer for the container's whole response.
     fn decode(&self, body: &[u8], ctx: &ResponseCtx<'_>) -> Result<Completion, GatewayError>;
-    /// Parses one complete line of the container's stream.
-    fn parse_line(&self, line: &str, out: &mut Vec<StreamEvent>) {
-        crate::stream::parse_line(self.format(), line, out);
+    /// The decoder of the container's streamed answer.
+    fn stream_decoder(&self) -> StreamDecoder {
+        StreamDecoder::new(self.format())
     }
 }
 
@@ -84,19 +87,19 @@ pub trait RerankAdapter: Send + Sync + std::fmt::Debug {
     fn decode(&self, body: &[u8], documents: usize) -> Result<Vec<(usize, f64)>, GatewayError>;
 }
 
-/// The adapter of one configured model.
-#[derive(Debug)]
+/// The adapter of one configured model, whatever its kind.
+#[derive(Debug, Clone)]
 pub enum Adapter {
-    Chat(Box<dyn ChatAdapter>),
-    Embedding(Box<dyn EmbeddingAdapter>),
-    Rerank(Box<dyn RerankAdapter>),
+    Chat(Arc<dyn ChatAdapter>),
+    Embedding(Arc<dyn EmbeddingAdapter>),
+    Rerank(Arc<dyn RerankAdapter>),
 }
 
 /// The adapter for a (validated) model config.
 pub fn build(m: &ModelConfig) -> Result<Adapter, String> {
     let format = m.format();
     Ok(match (m.kind, format) {
-        (ModelKind::Chat, Format::Openai) => Adapter::Chat(Box::new(chat::OpenAiChat)),
+        (ModelKind::Chat, Format::Openai) => Adapter::Chat(Arc::new(chat::OpenAiChat)),
         (ModelKind::Chat, Format::Tgi | Format::Lmi) => {
             let name = m
                 .chat_template
@@ -104,13 +107,13 @@ pub fn build(m: &ModelConfig) -> Result<Adapter, String> {
                 .unwrap_or(template::DEFAULT_TEMPLATE);
             let template =
                 template::ChatTemplate::new(name).map_err(|e| format!("chatTemplate: {e}"))?;
-            Adapter::Chat(Box::new(chat::PromptChat { format, template }))
+            Adapter::Chat(Arc::new(chat::PromptChat { format, template }))
         }
         (ModelKind::Embedding, f) if ModelKind::Embedding.formats().contains(&f) => {
-            Adapter::Embedding(Box::new(embed::Embed { format: f }))
+            Adapter::Embedding(Arc::new(embed::Embed { format: f }))
         }
         (ModelKind::Rerank, f) if ModelKind::Rerank.formats().contains(&f) => {
-            Adapter::Rerank(Box::new(rerank::Rerank { format: f }))
+            Adapter::Rerank(Arc::new(rerank::Rerank { format: f }))
         }
         (kind, f) => {
             return Err(format!(
@@ -122,23 +125,25 @@ pub fn build(m: &ModelConfig) -> Result<Adapter, String> {
     })
 }
 
-/// A short unique id for responses (`chatcmpl-…`).
-pub fn new_id(prefix: &str) -> String {
+/// The `id` of one answer to a client (`chatcmpl-…`, `rerank-…`): unique within this process
+/// and unlikely to repeat across restarts. Not a catalog id.
+pub fn response_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos = since_epoch().as_nanos() as u64;
     format!("{prefix}-{nanos:x}{n:04x}")
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch: the `created` of answers.
 pub fn now_secs() -> u64 {
+    since_epoch().as_secs()
+}
+
+/// The gateway's one reading of the wall clock (zero if the clock is before 1970).
+fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 /// The container answered something we cannot read.
