@@ -927,8 +927,8 @@ async fn moto_invoke_endpoint_canned_results() {
     assert_eq!(results.len(), 1);
     assert!(!results[0].passed);
     assert_eq!(
-        results[0].error_kind.as_deref(),
-        Some("NotFound"),
+        results[0].error_kind,
+        Some(sagebridge_aws::ErrorKind::NotFound),
         "{results:?}"
     );
     assert!(results[0]
