@@ -14,6 +14,8 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use regex::Regex;
 
+use crate::check::ErrorKind;
+
 /// What went wrong, classified. Every message says what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
@@ -30,12 +32,8 @@ pub enum AwsError {
     #[error("region mismatch: {message}; set awsRegion to the region the resource lives in")]
     RegionMismatch { message: String },
 
-    #[error("{kind} `{name}` not found{}; check the name and awsRegion", region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default())]
-    NotFound {
-        kind: String,
-        name: String,
-        region: Option<String>,
-    },
+    #[error("{kind} `{name}` not found; check the name and awsRegion")]
+    NotFound { kind: String, name: String },
 
     #[error("throttled by AWS on {action} and retries ran out; lower the concurrency or ask AWS for a higher limit")]
     Throttled { action: String },
@@ -59,27 +57,21 @@ pub enum AwsError {
 }
 
 impl AwsError {
-    /// The cause's name, stable for JSON output and tests.
-    pub fn kind(&self) -> &'static str {
+    /// The cause, as health checks and run reports name it (`AccessDenied`, `NotFound`, ...).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            AwsError::AccessDenied { .. } => "AccessDenied",
-            AwsError::InvalidArn { .. } => "InvalidArn",
-            AwsError::RegionMismatch { .. } => "RegionMismatch",
-            AwsError::NotFound { .. } => "NotFound",
-            AwsError::Throttled { .. } => "Throttled",
-            AwsError::ExpiredCredentials { .. } => "ExpiredCredentials",
-            AwsError::InvalidCredentials { .. } => "InvalidCredentials",
-            AwsError::Unreachable { .. } => "Unreachable",
-            AwsError::Other { .. } => "Other",
+            AwsError::AccessDenied { action, .. } => ErrorKind::AccessDenied {
+                action: action.clone(),
+            },
+            AwsError::InvalidArn { .. } => ErrorKind::InvalidArn,
+            AwsError::RegionMismatch { .. } => ErrorKind::RegionMismatch,
+            AwsError::NotFound { .. } => ErrorKind::NotFound,
+            AwsError::Throttled { .. } => ErrorKind::Throttled,
+            AwsError::ExpiredCredentials { .. } => ErrorKind::ExpiredCredentials,
+            AwsError::InvalidCredentials { .. } => ErrorKind::InvalidCredentials,
+            AwsError::Unreachable { .. } => ErrorKind::Unreachable,
+            AwsError::Other { .. } => ErrorKind::Other,
         }
-    }
-
-    /// Whether trying again later may help.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            AwsError::Throttled { .. } | AwsError::Unreachable { .. }
-        )
     }
 }
 
@@ -175,8 +167,9 @@ fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("static regex"))
 }
 
-/// Classification from what was on the wire. Public so that the gateway's own HTTP errors
-/// and tests share it.
+/// Classification from what was on the wire: the HTTP status, the error code and message the
+/// SDK parsed (if any) and the raw body, which is read when the SDK found no code (an XML
+/// answer to a JSON-protocol service).
 pub fn classify_parts(
     action: &str,
     status: Option<u16>,
@@ -343,7 +336,6 @@ fn not_found(action: &str, message: &str, quoted: &'static OnceLock<Regex>) -> A
             kind
         },
         name,
-        region: None,
     }
 }
 
@@ -365,6 +357,19 @@ mod tests {
 
     #[test]
     fn moto_iam_denial_as_xml() {
+        let e = classify_parts(
+            "sagemaker:ListTags",
+            Some(403),
+            None,
+            None,
+            b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/limited is not authorized to perform: sagemaker:ListTags</Message></Error></ErrorResponse>",
+        );
+        assert_eq!(
+            e.kind(),
+            ErrorKind::AccessDenied {
+                action: "sagemaker:ListTags".into()
+            }
+        );
         check(
             "sagemaker:ListTags",
             403,

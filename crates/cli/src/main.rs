@@ -200,7 +200,7 @@ async fn test_connection(path: &std::path::Path, json: bool) -> ExitCode {
     if let Some(sink) = sagebridge_ingest::test_connection::check_sink(&cfg).await {
         let mut steps = report.steps;
         steps.push(sink);
-        report = sagebridge_ingest::test_connection::TestConnectionReport::from_steps(steps);
+        report = sagebridge_aws::CheckReport::from_steps(steps);
     }
     if json {
         match serde_json::to_string_pretty(&report) {
@@ -242,7 +242,7 @@ async fn gateway_check(
         }
     };
     let results = sagebridge_gateway::check_models(&cfg, model, invoke).await;
-    let passed = results.iter().all(|r| r.passed || !r.mandatory);
+    let passed = results.iter().all(|r| r.passed() || !r.mandatory);
     if json {
         println!(
             "{}",
@@ -253,7 +253,7 @@ async fn gateway_check(
             println!(
                 "{:<28} {:<6} {}",
                 r.name,
-                if r.passed { "ok" } else { "FAILED" },
+                if r.passed() { "ok" } else { "FAILED" },
                 r.error.as_deref().or(r.detail.as_deref()).unwrap_or("")
             );
         }

@@ -347,7 +347,7 @@ async fn missing_list_tags_permission_fails_exactly_at_list_tags() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let report = json_steps(&out);
     assert_eq!(report["passed"], false);
-    for ok in ["CheckAccess", "GetModels", "DescribeModel"] {
+    for ok in ["GetCallerIdentity", "ListModels", "DescribeModel"] {
         assert_eq!(step(&report, ok)["passed"], true, "{ok}: {report}");
     }
     let tags = step(&report, "ListTags");
@@ -360,7 +360,7 @@ async fn missing_list_tags_permission_fails_exactly_at_list_tags() {
         "{msg}"
     );
     // Optional steps fail as warnings that say what the permission would add.
-    let training = step(&report, "ListTrainingJobs");
+    let training = step(&report, "DescribeTrainingJob");
     assert_eq!(
         (
             training["passed"].as_bool(),
@@ -391,7 +391,7 @@ async fn missing_list_tags_permission_fails_exactly_at_list_tags() {
 }
 
 #[tokio::test]
-async fn wrong_external_id_fails_at_check_access() {
+async fn wrong_external_id_fails_at_get_caller_identity() {
     let moto = MotoServer::start().await.unwrap();
     let iam = MotoIam::new(&moto.endpoint());
     let key = iam
@@ -425,14 +425,14 @@ async fn wrong_external_id_fails_at_check_access() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let report = json_steps(&out);
-    let check = step(&report, "CheckAccess");
+    let check = step(&report, "GetCallerIdentity");
     assert_eq!(check["passed"], false);
     assert_eq!(check["errorKind"], "AccessDenied");
     assert!(
         check["error"].as_str().unwrap().contains("sts:AssumeRole"),
         "{check}"
     );
-    assert!(step(&report, "GetModels")["error"]
+    assert!(step(&report, "ListModels")["error"]
         .as_str()
         .unwrap()
         .starts_with("skipped"));

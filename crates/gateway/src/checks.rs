@@ -4,84 +4,46 @@
 //! credentials may see it, it is `InService`), then, with `invoke`, one tiny invocation through
 //! the model's own adapter, which also proves the configured `format` matches the container.
 //! Each cause is reported distinctly (`errorKind`): AccessDenied, InvalidArn, RegionMismatch,
-//! NotFound, NotInService, InvalidCredentials, ModelError, FormatMismatch, ...
+//! NotFound, NotInService, InvalidCredentials, ModelError, FormatMismatch, ... Steps are
+//! `sagebridge_aws::Step`s, the type ingestion's `test-connection` reports too.
 
 use std::time::Instant;
 
-use sagebridge_aws::{classify, AwsConfig, AwsError, ClientOptions, Clients};
-use serde::Serialize;
+use sagebridge_aws::{classify, AwsConfig, AwsError, ClientOptions, Clients, ErrorKind, Step};
 
 use crate::adapter::{now_secs, Adapter, ResponseCtx};
 use crate::api::ChatRequest;
 use crate::config::{GatewayConfig, ModelConfig};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayOptions};
+use crate::invoker::INVOKE_ACTION;
 
-/// One step of the check, in the shape `test-connection` prints and returns as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub name: String,
-    pub mandatory: bool,
-    pub passed: bool,
-    pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl CheckResult {
-    fn new(name: String, started: Instant) -> Self {
-        Self {
-            name,
-            mandatory: true,
-            passed: true,
-            duration_ms: started.elapsed().as_millis() as u64,
-            error: None,
-            error_kind: None,
-            detail: None,
-        }
-    }
-
-    fn failed(mut self, kind: &str, error: String) -> Self {
-        self.passed = false;
-        self.error_kind = Some(kind.to_owned());
-        self.error = Some(error);
-        self
-    }
-}
-
-/// The cause name of a gateway error, in the vocabulary of `AwsError::kind`.
-pub fn error_kind(e: &GatewayError) -> &'static str {
+/// The cause of a failed invocation, in the vocabulary of `AwsError::kind`.
+pub fn error_kind(e: &GatewayError) -> ErrorKind {
     match e {
-        GatewayError::AccessDenied { .. } => "AccessDenied",
-        GatewayError::EndpointNotFound { .. } => "NotFound",
-        GatewayError::Throttled { .. } => "Throttled",
-        GatewayError::ModelError { .. } => "ModelError",
-        GatewayError::Timeout { .. } => "Timeout",
-        GatewayError::Unavailable { .. } => "Unavailable",
-        GatewayError::Upstream { code, .. } => match *code {
-            "aws_credentials" => "InvalidCredentials",
-            "aws_region_mismatch" => "RegionMismatch",
-            "aws_invalid_arn" => "InvalidArn",
-            "upstream_unreachable" => "Unreachable",
-            "bad_upstream_response" => "FormatMismatch",
-            _ => "Other",
+        GatewayError::AccessDenied { .. } => ErrorKind::AccessDenied {
+            action: INVOKE_ACTION.to_owned(),
         },
-        _ => "Other",
+        GatewayError::EndpointNotFound { .. } => ErrorKind::NotFound,
+        GatewayError::Throttled { .. } => ErrorKind::Throttled,
+        GatewayError::ModelError { .. } => ErrorKind::ModelError,
+        GatewayError::Timeout { .. } => ErrorKind::Timeout,
+        GatewayError::Unavailable { .. } => ErrorKind::Unavailable,
+        GatewayError::Upstream { code, .. } => match *code {
+            "aws_credentials" => ErrorKind::InvalidCredentials,
+            "aws_region_mismatch" => ErrorKind::RegionMismatch,
+            "aws_invalid_arn" => ErrorKind::InvalidArn,
+            "upstream_unreachable" => ErrorKind::Unreachable,
+            "bad_upstream_response" => ErrorKind::FormatMismatch,
+            _ => ErrorKind::Other,
+        },
+        _ => ErrorKind::Other,
     }
 }
 
 /// Checks every model of `cfg` (or only the one named `only`); with `invoke`, also sends one
 /// tiny request to each. Never fails as a whole: every problem is a failed step.
-pub async fn check_models(
-    cfg: &GatewayConfig,
-    only: Option<&str>,
-    invoke: bool,
-) -> Vec<CheckResult> {
+pub async fn check_models(cfg: &GatewayConfig, only: Option<&str>, invoke: bool) -> Vec<Step> {
     check_models_with(cfg, only, invoke, &ClientOptions::no_retries()).await
 }
 
@@ -91,7 +53,7 @@ pub async fn check_models_with(
     only: Option<&str>,
     invoke: bool,
     options: &ClientOptions,
-) -> Vec<CheckResult> {
+) -> Vec<Step> {
     let mut out = Vec::new();
     let models: Vec<&ModelConfig> = cfg
         .models
@@ -100,15 +62,16 @@ pub async fn check_models_with(
         .collect();
     if let (Some(name), true) = (only, models.is_empty()) {
         let names: Vec<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
-        out.push(
-            CheckResult::new(format!("model {name}"), Instant::now()).failed(
-                "NotFound",
-                format!(
-                    "no model named `{name}` in the config; configured: {}",
-                    names.join(", ")
-                ),
+        out.push(Step::failed(
+            format!("model {name}"),
+            true,
+            Instant::now(),
+            ErrorKind::NotFound,
+            format!(
+                "no model named `{name}` in the config; configured: {}",
+                names.join(", ")
             ),
-        );
+        ));
         return out;
     }
     let mut clients: Vec<(AwsConfig, Result<Clients, AwsError>)> = Vec::new();
@@ -116,10 +79,13 @@ pub async fn check_models_with(
         let started = Instant::now();
         let step = format!("model {}: DescribeEndpoint {}", m.name, m.endpoint_name);
         let Some(aws) = cfg.effective_aws(m) else {
-            out.push(
-                CheckResult::new(step, started)
-                    .failed("Config", "no awsConfig for this model".into()),
-            );
+            out.push(Step::failed(
+                step,
+                true,
+                started,
+                ErrorKind::Config,
+                "no awsConfig for this model",
+            ));
             continue;
         };
         let idx = match clients.iter().position(|(c, _)| c == &aws) {
@@ -143,33 +109,37 @@ pub async fn check_models_with(
         let secrets = aws.secrets();
         let scrub = |s: String| sagebridge_aws::secret::scrub(&s, &secrets);
         let result = match described {
-            Err(AwsError::NotFound { .. }) => CheckResult::new(step, started).failed(
-                "NotFound",
+            Err(AwsError::NotFound { .. }) => Step::failed(
+                step,
+                true,
+                started,
+                ErrorKind::NotFound,
                 format!(
                     "endpoint `{}` not found in {}; is it in another region or account? check endpointName, awsRegion and assumeRoleArn",
                     m.endpoint_name,
                     aws.region()
                 ),
             ),
-            Err(e) => {
-                let kind = e.kind();
-                CheckResult::new(step, started).failed(kind, scrub(e.to_string()))
-            }
+            Err(e) => Step::failed(step, true, started, e.kind(), scrub(e.to_string())),
             Ok(d) => {
                 let status = d.endpoint_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-                let mut r = CheckResult::new(step, started);
-                r.detail = Some(format!("status {status}, {}", aws.credential_source()));
-                if status != "InService" {
+                let detail = format!("status {status}, {}", aws.credential_source());
+                if status == "InService" {
+                    Step::ok(step, true, started).with_detail(detail)
+                } else {
                     let reason = d.failure_reason().map(|f| format!(": {f}")).unwrap_or_default();
-                    r = r.failed(
-                        "NotInService",
+                    Step::failed(
+                        step,
+                        true,
+                        started,
+                        ErrorKind::NotInService,
                         format!("endpoint `{}` is {status}{reason}; invocations work only once it is InService", m.endpoint_name),
-                    );
+                    )
+                    .with_detail(detail)
                 }
-                r
             }
         };
-        let described_ok = result.passed;
+        let described_ok = result.passed();
         out.push(result);
         if invoke && described_ok {
             out.push(invoke_once(cfg, m, options).await);
@@ -178,7 +148,7 @@ pub async fn check_models_with(
     out
 }
 
-async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptions) -> CheckResult {
+async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptions) -> Step {
     let started = Instant::now();
     let step = format!(
         "model {}: InvokeEndpoint {} ({})",
@@ -199,7 +169,7 @@ async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptio
         },
     ) {
         Ok(gw) => gw,
-        Err(e) => return CheckResult::new(step, started).failed("Config", e.to_string()),
+        Err(e) => return Step::failed(step, true, started, ErrorKind::Config, e.to_string()),
     };
     let model = &gw.models()[0];
     let result: Result<String, GatewayError> = async {
@@ -227,11 +197,7 @@ async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptio
     }
     .await;
     match result {
-        Ok(detail) => {
-            let mut r = CheckResult::new(step, started);
-            r.detail = Some(detail);
-            r
-        }
-        Err(e) => CheckResult::new(step, started).failed(error_kind(&e), e.to_string()),
+        Ok(detail) => Step::ok(step, true, started).with_detail(detail),
+        Err(e) => Step::failed(step, true, started, error_kind(&e), e.to_string()),
     }
 }

@@ -35,7 +35,7 @@ pub mod metrics;
 pub mod routes;
 pub mod stream;
 
-pub use checks::{check_models, CheckResult};
+pub use checks::check_models;
 pub use config::{load_file, GatewayConfig, ModelConfig, ModelKind};
 pub use error::GatewayError;
 pub use gateway::{ChatModel, EmbeddingModel, Gateway, GatewayOptions, RerankModel};

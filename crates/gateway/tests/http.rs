@@ -925,10 +925,10 @@ async fn moto_invoke_endpoint_canned_results() {
     // test-connection: an endpoint that is not there is reported as NotFound with the region.
     let results = sagebridge_gateway::check_models(&cfg, None, false).await;
     assert_eq!(results.len(), 1);
-    assert!(!results[0].passed);
+    assert!(!results[0].passed());
     assert_eq!(
-        results[0].error_kind.as_deref(),
-        Some("NotFound"),
+        results[0].error_kind,
+        Some(sagebridge_aws::ErrorKind::NotFound),
         "{results:?}"
     );
     assert!(results[0]

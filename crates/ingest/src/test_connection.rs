@@ -1,139 +1,98 @@
-//! `test-connection`: the calls ingestion makes, one step each, with the cause of any failure.
+//! `test-connection` for a workflow: the calls a run makes, on real objects, one step each,
+//! with the cause of any failure.
 //!
-//! Mandatory steps are exactly what the documented least-privilege policy allows
-//! (`sagemaker:ListModels`, `DescribeModel`, `ListTags`) plus STS GetCallerIdentity, which
-//! needs no permission and shows which identity is in use. Optional steps cover the
-//! enrichments; their failure is a warning that says what the permission would add.
+//! A check that calls something else than the run (ListTrainingJobs instead of
+//! DescribeTrainingJob, an empty listing instead of a described object) passes for identities
+//! the run then fails with. So every step is the run's own call, named after the AWS API:
+//! GetCallerIdentity (no permission needed; shows the identity in use), then the mandatory
+//! ListModels, DescribeModel and ListTags on a listed model (the least-privilege policy), then
+//! the optional enrichments: DescribeTrainingJob on the job of a model that has one,
+//! ListFeatureGroups (or Search, the run's fallback) and DescribeFeatureGroup on one group,
+//! ListEndpoints, DescribeEndpoint and DescribeEndpointConfig on one endpoint. A failed
+//! optional step is a warning that names the enrichment the run goes without; a step with
+//! nothing to run on (no models, no endpoints) is skipped with the reason, never passed.
 
 use std::future::Future;
 use std::time::Instant;
 
-use aws_sdk_sagemaker::types::{ResourceType, SearchSortOrder};
-use sagebridge_aws::{classify, AwsError, Clients};
-use serde::Serialize;
+use aws_sdk_sagemaker::operation::describe_model::DescribeModelOutput;
+use aws_sdk_sagemaker::types::ResourceType;
+use aws_sdk_sagemaker::Client;
+use sagebridge_aws::{classify, AwsError, CheckReport, Clients, ErrorKind, Step, StepStatus};
 
-/// One step's outcome.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StepResult {
-    pub name: String,
-    pub mandatory: bool,
-    pub passed: bool,
-    pub duration_ms: u64,
-    /// The classified error, as a sentence that says what to do.
-    pub error: Option<String>,
-    /// The error's cause (`AccessDenied`, `InvalidCredentials`, ...).
-    pub error_kind: Option<String>,
-    /// What the step found (identity in use, first model) or, for a failed optional step,
-    /// what the missing permission would add.
-    pub detail: Option<String>,
-}
+use crate::source::job_name_from_artifact;
 
-/// All steps; `passed` is true when every mandatory step passed.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TestConnectionReport {
-    pub steps: Vec<StepResult>,
-    pub passed: bool,
-}
+/// What each optional step enables: a warning names it.
+const TRAINING: &str = "hyperparameters and algorithm from training jobs";
+const FEATURES: &str = "ML features from Feature Store";
+const ENDPOINTS: &str = "the serving endpoints of models";
 
-impl TestConnectionReport {
-    /// Builds the report from steps; also used by the gateway's checks.
-    pub fn from_steps(steps: Vec<StepResult>) -> Self {
-        let passed = steps.iter().all(|s| s.passed || !s.mandatory);
-        Self { steps, passed }
-    }
+/// At most this many models (the first included) are described to find one with a training
+/// job.
+const MODELS_SEARCHED_FOR_A_TRAINING_JOB: usize = 10;
 
-    /// A fixed-width table for people.
-    pub fn to_table(&self) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "{:<22} {:<9} {:<6} {:>8}  {}\n",
-            "STEP", "REQUIRED", "RESULT", "TIME", "DETAIL"
-        ));
-        for s in &self.steps {
-            let result = match (s.passed, s.mandatory) {
-                (true, _) => "ok",
-                (false, true) => "FAILED",
-                (false, false) => "warn",
-            };
-            let detail = match (&s.error, &s.detail) {
-                (Some(e), Some(d)) => format!("{e} ({d})"),
-                (Some(e), None) => e.clone(),
-                (None, Some(d)) => d.clone(),
-                (None, None) => String::new(),
-            };
-            out.push_str(&format!(
-                "{:<22} {:<9} {:<6} {:>6}ms  {}\n",
-                s.name,
-                if s.mandatory { "yes" } else { "optional" },
-                result,
-                s.duration_ms,
-                detail
-            ));
-        }
-        out.push_str(if self.passed {
-            "connection OK: every mandatory step passed\n"
-        } else {
-            "connection FAILED: see the failed mandatory steps above\n"
-        });
-        out
-    }
-}
+/// Every step after GetCallerIdentity, in order, with whether it is mandatory.
+const AWS_STEPS: [(&str, bool); 9] = [
+    ("ListModels", true),
+    ("DescribeModel", true),
+    ("ListTags", true),
+    ("DescribeTrainingJob", false),
+    ("ListFeatureGroups", false),
+    ("DescribeFeatureGroup", false),
+    ("ListEndpoints", false),
+    ("DescribeEndpoint", false),
+    ("DescribeEndpointConfig", false),
+];
 
-async fn step<F, T>(name: &str, mandatory: bool, f: F) -> (StepResult, Option<T>)
+/// Runs one call as a step. `f` returns what later steps need and the step's detail.
+async fn call<T, F>(name: &str, mandatory: bool, f: F) -> (Step, Option<T>)
 where
     F: Future<Output = Result<(T, String), AwsError>>,
 {
-    let start = Instant::now();
-    let r = f.await;
-    let duration_ms = start.elapsed().as_millis() as u64;
-    match r {
+    let started = Instant::now();
+    match f.await {
         Ok((v, detail)) => (
-            StepResult {
-                name: name.into(),
-                mandatory,
-                passed: true,
-                duration_ms,
-                error: None,
-                error_kind: None,
-                detail: Some(detail),
-            },
+            Step::ok(name, mandatory, started).with_detail(detail),
             Some(v),
         ),
-        Err(e) => (
-            StepResult {
-                name: name.into(),
-                mandatory,
-                passed: false,
-                duration_ms,
-                error: Some(e.to_string()),
-                error_kind: Some(e.kind().into()),
-                detail: None,
-            },
-            None,
-        ),
+        Err(e) => (Step::from_aws(name, mandatory, started, &e), None),
     }
 }
 
-fn skipped(name: &str, mandatory: bool, why: &str) -> StepResult {
-    StepResult {
-        name: name.into(),
-        mandatory,
-        passed: false,
-        duration_ms: 0,
-        error: Some(format!("skipped: {why}")),
-        error_kind: Some("Skipped".into()),
-        detail: None,
+/// [`call`] for an optional step: its warning says what the run goes without.
+async fn optional<T, F>(name: &str, enables: &str, f: F) -> (Step, Option<T>)
+where
+    F: Future<Output = Result<(T, String), AwsError>>,
+{
+    let (step, v) = call(name, false, f).await;
+    (warn_about(step, enables), v)
+}
+
+fn warn_about(step: Step, enables: &str) -> Step {
+    if step.status != StepStatus::Warning {
+        return step;
+    }
+    let detail = match step.error_kind.as_ref().and_then(ErrorKind::iam_action) {
+        Some(action) => format!("without {action}, ingestion skips {enables}"),
+        None => format!("while this fails, ingestion skips {enables}"),
+    };
+    step.with_detail(detail)
+}
+
+fn skip_all(steps: &mut Vec<Step>, names: &[&str], reason: &str) {
+    for name in names {
+        let mandatory = AWS_STEPS
+            .iter()
+            .any(|(n, mandatory)| n == name && *mandatory);
+        steps.push(Step::skipped(*name, mandatory, reason));
     }
 }
 
-/// Runs every step against the clients' account. `CheckAccess` failing (wrong credentials,
-/// role that cannot be assumed) skips the rest: they would fail the same way.
-pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
+/// Runs every step against the clients' account. GetCallerIdentity failing (wrong
+/// credentials, a role that cannot be assumed) skips the rest: they would fail the same way.
+pub async fn test_connection(clients: &Clients) -> CheckReport {
     let mut steps = Vec::new();
-
-    let (check, identity) = step("CheckAccess", true, async {
+    let (identity, known) = call("GetCallerIdentity", true, async {
         let out = clients
             .sts
             .get_caller_identity()
@@ -148,24 +107,23 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
         Ok(((), detail))
     })
     .await;
-    steps.push(check);
-    if identity.is_none() {
-        for (name, mandatory) in [
-            ("GetModels", true),
-            ("DescribeModel", true),
-            ("ListTags", true),
-            ("ListTrainingJobs", false),
-            ("SearchFeatureGroups", false),
-            ("ListEndpoints", false),
-        ] {
-            steps.push(skipped(name, mandatory, "CheckAccess failed"));
-        }
-        return TestConnectionReport::from_steps(steps);
+    steps.push(identity);
+    if known.is_none() {
+        let names: Vec<&str> = AWS_STEPS.iter().map(|(n, _)| *n).collect();
+        skip_all(&mut steps, &names, "GetCallerIdentity failed");
+        return CheckReport::from_steps(steps);
     }
+    let sm = &clients.sagemaker;
+    model_steps(sm, &mut steps).await;
+    feature_group_steps(sm, &mut steps).await;
+    endpoint_steps(sm, &mut steps).await;
+    CheckReport::from_steps(steps)
+}
 
-    let (list, first) = step("GetModels", true, async {
-        let out = clients
-            .sagemaker
+/// ListModels, DescribeModel and ListTags on the first model, then DescribeTrainingJob.
+async fn model_steps(sm: &Client, steps: &mut Vec<Step>) {
+    let (list, first) = call("ListModels", true, async {
+        let out = sm
             .list_models()
             .max_results(1)
             .send()
@@ -183,154 +141,386 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
     })
     .await;
     steps.push(list);
-    let first = first.flatten();
-
-    match (&first, steps.last().is_some_and(|s| s.passed)) {
-        (Some(name), _) => {
-            let (describe, arn) = step("DescribeModel", true, async {
-                let out = clients
-                    .sagemaker
-                    .describe_model()
-                    .model_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| classify("sagemaker:DescribeModel", &e))?;
-                let arn = out.model_arn().unwrap_or_default().to_owned();
-                Ok((arn, format!("described {name}")))
-            })
-            .await;
-            steps.push(describe);
-            match arn {
-                Some(arn) => {
-                    let (tags, _) = step("ListTags", true, async {
-                        let out = clients
-                            .sagemaker
-                            .list_tags()
-                            .resource_arn(&arn)
-                            .max_results(50)
-                            .send()
-                            .await
-                            .map_err(|e| classify("sagemaker:ListTags", &e))?;
-                        Ok(((), format!("{} tag(s) on {name}", out.tags().len())))
-                    })
-                    .await;
-                    steps.push(tags);
-                }
-                None => steps.push(skipped("ListTags", true, "DescribeModel failed")),
-            }
+    let rest = ["DescribeModel", "ListTags", "DescribeTrainingJob"];
+    let name = match first {
+        None => return skip_all(steps, &rest, "ListModels failed"),
+        Some(None) => {
+            return skip_all(steps, &rest, "the account has no models in this region");
         }
-        (None, true) => {
-            for n in ["DescribeModel", "ListTags"] {
-                steps.push(StepResult {
-                    name: n.into(),
-                    mandatory: true,
-                    passed: true,
-                    duration_ms: 0,
-                    error: None,
-                    error_kind: None,
-                    detail: Some("no model to check it on".into()),
-                });
-            }
-        }
-        (None, false) => {
-            steps.push(skipped("DescribeModel", true, "GetModels failed"));
-            steps.push(skipped("ListTags", true, "GetModels failed"));
-        }
-    }
-
-    let optional = |mut r: StepResult, adds: &str| {
-        if !r.passed {
-            r.detail = Some(format!("without it ingestion skips {adds}"));
-        }
-        r
+        Some(Some(name)) => name,
     };
-    let (r, _) = step("ListTrainingJobs", false, async {
-        let out = clients
-            .sagemaker
-            .list_training_jobs()
-            .max_results(1)
+
+    let (describe, model) = call("DescribeModel", true, async {
+        let out = describe_model(sm, &name).await?;
+        Ok((out, format!("described {name}")))
+    })
+    .await;
+    steps.push(describe);
+    let Some(model) = model else {
+        return skip_all(steps, &rest[1..], "DescribeModel failed");
+    };
+
+    let arn = model.model_arn().unwrap_or_default();
+    let (tags, _) = call("ListTags", true, async {
+        let out = sm
+            .list_tags()
+            .resource_arn(arn)
+            .max_results(50)
             .send()
             .await
-            .map_err(|e| classify("sagemaker:ListTrainingJobs", &e))?;
+            .map_err(|e| classify("sagemaker:ListTags", &e))?;
+        Ok(((), format!("{} tag(s) on {name}", out.tags().len())))
+    })
+    .await;
+    steps.push(tags);
+
+    steps.push(training_job_step(sm, &name, &model).await);
+}
+
+async fn describe_model(sm: &Client, name: &str) -> Result<DescribeModelOutput, AwsError> {
+    sm.describe_model()
+        .model_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("sagemaker:DescribeModel", &e))
+}
+
+/// The training job a run reads for this model, found as the source finds it: named in the
+/// artifact path of the primary container (else the first container).
+fn training_job_of(model: &DescribeModelOutput) -> Option<String> {
+    model
+        .primary_container()
+        .or(model.containers().first())
+        .and_then(|c| c.model_data_url())
+        .and_then(job_name_from_artifact)
+}
+
+/// The first model with a training job: `first` (already described), else one of the next
+/// few listed models.
+async fn find_training_job(
+    sm: &Client,
+    first_name: &str,
+    first: &DescribeModelOutput,
+) -> Result<Option<(String, String)>, AwsError> {
+    if let Some(job) = training_job_of(first) {
+        return Ok(Some((first_name.to_owned(), job)));
+    }
+    let listed = sm
+        .list_models()
+        .max_results(MODELS_SEARCHED_FOR_A_TRAINING_JOB as i32)
+        .send()
+        .await
+        .map_err(|e| classify("sagemaker:ListModels", &e))?;
+    let others = listed
+        .models()
+        .iter()
+        .filter_map(|m| m.model_name())
+        .filter(|n| *n != first_name)
+        .take(MODELS_SEARCHED_FOR_A_TRAINING_JOB - 1);
+    for name in others {
+        if let Some(job) = training_job_of(&describe_model(sm, name).await?) {
+            return Ok(Some((name.to_owned(), job)));
+        }
+    }
+    Ok(None)
+}
+
+async fn training_job_step(sm: &Client, first_name: &str, first: &DescribeModelOutput) -> Step {
+    const NAME: &str = "DescribeTrainingJob";
+    let (model, job) = match find_training_job(sm, first_name, first).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Step::skipped(
+                NAME,
+                false,
+                format!(
+                    "none of the first {MODELS_SEARCHED_FOR_A_TRAINING_JOB} models listed names a training job in its artifact path (s3://.../<job>/output/model.tar.gz)"
+                ),
+            )
+        }
+        Err(e) => {
+            return Step::skipped(NAME, false, format!("no model with a training job: {e}"))
+        }
+    };
+    let (step, _) = optional(NAME, TRAINING, async {
+        match sm
+            .describe_training_job()
+            .training_job_name(&job)
+            .send()
+            .await
+        {
+            Ok(t) => {
+                let n = t.hyper_parameters().map_or(0, |h| h.len());
+                Ok((
+                    (),
+                    format!("training job {job} of {model}: {n} hyperparameter(s)"),
+                ))
+            }
+            // The call was allowed; the job is gone (the run then skips it too).
+            Err(e) => match classify("sagemaker:DescribeTrainingJob", &e) {
+                AwsError::NotFound { .. } => Ok((
+                    (),
+                    format!("training job {job} of {model} no longer exists; the call is allowed"),
+                )),
+                e => Err(e),
+            },
+        }
+    })
+    .await;
+    step
+}
+
+/// ListFeatureGroups (Search when it fails, as the run does) and DescribeFeatureGroup.
+async fn feature_group_steps(sm: &Client, steps: &mut Vec<Step>) {
+    let (list, first) = match list_feature_groups(sm).await {
+        Ok((step, first)) => (step, Some(first)),
+        Err(step) => (step, None),
+    };
+    steps.push(list);
+    let name = match first {
+        None => {
+            return steps.push(Step::skipped(
+                "DescribeFeatureGroup",
+                false,
+                "the feature groups could not be listed",
+            ))
+        }
+        Some(None) => {
+            return steps.push(Step::skipped(
+                "DescribeFeatureGroup",
+                false,
+                "the account has no feature groups in this region",
+            ))
+        }
+        Some(Some(name)) => name,
+    };
+    let (step, _) = optional("DescribeFeatureGroup", FEATURES, async {
+        let g = sm
+            .describe_feature_group()
+            .feature_group_name(&name)
+            .send()
+            .await
+            .map_err(|e| classify("sagemaker:DescribeFeatureGroup", &e))?;
         Ok((
             (),
             format!(
-                "can list training jobs ({} seen)",
-                out.training_job_summaries().len()
+                "feature group {name}: {} feature(s)",
+                g.feature_definitions().len()
             ),
         ))
     })
     .await;
-    steps.push(optional(r, "hyperparameters and the training algorithm"));
+    steps.push(step);
+}
 
-    let (r, _) = step("SearchFeatureGroups", false, async {
-        let out = clients
-            .sagemaker
+/// The listing step, named after the call whose answer counts: `ListFeatureGroups`, or
+/// `Search` when ListFeatureGroups failed and the run would fall back to it.
+async fn list_feature_groups(sm: &Client) -> Result<(Step, Option<String>), Step> {
+    let started = Instant::now();
+    let list_error = match sm.list_feature_groups().max_results(1).send().await {
+        Ok(out) => {
+            let first = out
+                .feature_group_summaries()
+                .first()
+                .and_then(|g| g.feature_group_name())
+                .map(str::to_owned);
+            let step = Step::ok("ListFeatureGroups", false, started)
+                .with_detail(feature_groups_seen(first.as_deref()));
+            return Ok((step, first));
+        }
+        Err(e) => classify("sagemaker:ListFeatureGroups", &e),
+    };
+    let (step, first) = optional("Search", FEATURES, async {
+        let out = sm
             .search()
             .resource(ResourceType::FeatureGroup)
-            .sort_order(SearchSortOrder::Ascending)
             .max_results(1)
             .send()
             .await
             .map_err(|e| classify("sagemaker:Search", &e))?;
-        Ok((
-            (),
-            format!("can search feature groups ({} seen)", out.results().len()),
-        ))
+        let first = out
+            .results()
+            .first()
+            .and_then(|r| r.feature_group())
+            .and_then(|g| g.feature_group_name())
+            .map(str::to_owned);
+        let detail = feature_groups_seen(first.as_deref());
+        Ok((first, detail))
     })
     .await;
-    steps.push(optional(r, "ML features from Feature Store"));
+    let fell_back = format!("ListFeatureGroups failed first: {list_error}");
+    let detail = match &step.detail {
+        Some(d) => format!("{d} ({fell_back})"),
+        None => fell_back,
+    };
+    let step = step.with_detail(detail);
+    match first {
+        Some(first) => Ok((step, first)),
+        None => Err(step),
+    }
+}
 
-    let (r, _) = step("ListEndpoints", false, async {
-        let out = clients
-            .sagemaker
+fn feature_groups_seen(first: Option<&str>) -> String {
+    match first {
+        Some(n) => format!("can list feature groups (first: {n})"),
+        None => "can list feature groups (the account has none in this region)".into(),
+    }
+}
+
+/// ListEndpoints, then DescribeEndpoint and DescribeEndpointConfig on the first endpoint.
+async fn endpoint_steps(sm: &Client, steps: &mut Vec<Step>) {
+    let rest = ["DescribeEndpoint", "DescribeEndpointConfig"];
+    let (list, first) = optional("ListEndpoints", ENDPOINTS, async {
+        let out = sm
             .list_endpoints()
             .max_results(1)
             .send()
             .await
             .map_err(|e| classify("sagemaker:ListEndpoints", &e))?;
+        let first = out
+            .endpoints()
+            .first()
+            .and_then(|e| e.endpoint_name())
+            .map(str::to_owned);
+        let detail = match &first {
+            Some(n) => format!("can list endpoints (first: {n})"),
+            None => "can list endpoints (the account has none in this region)".into(),
+        };
+        Ok((first, detail))
+    })
+    .await;
+    steps.push(list);
+    let endpoint = match first {
+        None => return skip_all(steps, &rest, "ListEndpoints failed"),
+        Some(None) => return skip_all(steps, &rest, "the account has no endpoints in this region"),
+        Some(Some(name)) => name,
+    };
+
+    let (describe, config) = optional("DescribeEndpoint", ENDPOINTS, async {
+        let ep = sm
+            .describe_endpoint()
+            .endpoint_name(&endpoint)
+            .send()
+            .await
+            .map_err(|e| classify("sagemaker:DescribeEndpoint", &e))?;
+        let status = ep.endpoint_status().map(|s| s.as_str()).unwrap_or("?");
+        let config = ep.endpoint_config_name().map(str::to_owned);
+        Ok((config, format!("endpoint {endpoint} is {status}")))
+    })
+    .await;
+    steps.push(describe);
+    let config = match config {
+        None => return skip_all(steps, &rest[1..], "DescribeEndpoint failed"),
+        Some(None) => {
+            let reason = format!("endpoint {endpoint} names no endpoint config");
+            return skip_all(steps, &rest[1..], &reason);
+        }
+        Some(Some(config)) => config,
+    };
+
+    let (step, _) = optional("DescribeEndpointConfig", ENDPOINTS, async {
+        let c = sm
+            .describe_endpoint_config()
+            .endpoint_config_name(&config)
+            .send()
+            .await
+            .map_err(|e| classify("sagemaker:DescribeEndpointConfig", &e))?;
+        let models: Vec<&str> = c
+            .production_variants()
+            .iter()
+            .filter_map(|v| v.model_name())
+            .collect();
         Ok((
             (),
-            format!("can list endpoints ({} seen)", out.endpoints().len()),
+            format!(
+                "endpoint config {config} serves {}",
+                if models.is_empty() {
+                    "no model".to_owned()
+                } else {
+                    models.join(", ")
+                }
+            ),
         ))
     })
     .await;
-    steps.push(optional(r, "the serving endpoint of each model"));
-
-    TestConnectionReport::from_steps(steps)
+    steps.push(step);
 }
 
 /// The sink's own step, when it is a server: `OpenMetadata` (mandatory) for `metadata-rest`.
-pub async fn check_sink(cfg: &crate::config::WorkflowConfig) -> Option<StepResult> {
+pub async fn check_sink(cfg: &crate::config::WorkflowConfig) -> Option<Step> {
     if cfg.sink.kind != "metadata-rest" {
         return None;
     }
-    let start = Instant::now();
+    let started = Instant::now();
     let r = match crate::openmetadata::OpenMetadata::new(
         cfg.workflow_config.open_metadata_server_config.as_ref(),
     ) {
         Ok(om) => om.check(&cfg.source.service_name).await,
         Err(e) => Err(e),
     };
-    let duration_ms = start.elapsed().as_millis() as u64;
     Some(match r {
-        Ok(detail) => StepResult {
-            name: "OpenMetadata".into(),
-            mandatory: true,
-            passed: true,
-            duration_ms,
-            error: None,
-            error_kind: None,
-            detail: Some(detail),
-        },
-        Err(e) => StepResult {
-            name: "OpenMetadata".into(),
-            mandatory: true,
-            passed: false,
-            duration_ms,
-            error: Some(e.to_string()),
-            error_kind: Some("OpenMetadata".into()),
-            detail: None,
-        },
+        Ok(detail) => Step::ok("OpenMetadata", true, started).with_detail(detail),
+        Err(e) => Step::failed(
+            "OpenMetadata",
+            true,
+            started,
+            ErrorKind::OpenMetadata,
+            e.to_string(),
+        ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_optional_step_names_the_action_and_what_the_run_skips() {
+        let denied = Step::failed(
+            "DescribeEndpoint",
+            false,
+            Instant::now(),
+            ErrorKind::AccessDenied {
+                action: "sagemaker:DescribeEndpoint".into(),
+            },
+            "access denied",
+        );
+        let step = warn_about(denied, ENDPOINTS);
+        assert_eq!(
+            step.detail.as_deref(),
+            Some("without sagemaker:DescribeEndpoint, ingestion skips the serving endpoints of models")
+        );
+        let throttled = Step::failed(
+            "ListEndpoints",
+            false,
+            Instant::now(),
+            ErrorKind::Throttled,
+            "throttled",
+        );
+        assert_eq!(
+            warn_about(throttled, ENDPOINTS).detail.as_deref(),
+            Some("while this fails, ingestion skips the serving endpoints of models")
+        );
+        let passed = Step::ok("ListEndpoints", false, Instant::now()).with_detail("seen");
+        assert_eq!(
+            warn_about(passed, ENDPOINTS).detail.as_deref(),
+            Some("seen")
+        );
+    }
+
+    #[test]
+    fn skipped_steps_keep_whether_they_are_mandatory() {
+        let mut steps = Vec::new();
+        skip_all(&mut steps, &["ListTags", "DescribeEndpoint"], "no model");
+        assert_eq!(
+            steps
+                .iter()
+                .map(|s| (s.name.as_str(), s.mandatory, s.status))
+                .collect::<Vec<_>>(),
+            vec![
+                ("ListTags", true, StepStatus::Skipped),
+                ("DescribeEndpoint", false, StepStatus::Skipped)
+            ]
+        );
+    }
 }

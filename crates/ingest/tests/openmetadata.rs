@@ -280,7 +280,7 @@ async fn test_connection_checks_the_openmetadata_server_too() {
     let good = check_sink(&workflow("http://127.0.0.1:9", &om.url(), TOKEN))
         .await
         .expect("a step for metadata-rest");
-    assert!(good.passed && good.mandatory, "{good:?}");
+    assert!(good.passed() && good.mandatory, "{good:?}");
     let detail = good.detail.unwrap();
     assert!(detail.contains("OpenMetadata 2.0.7"), "{detail}");
     assert!(detail.contains("sm_prod will be created"), "{detail}");
@@ -288,7 +288,7 @@ async fn test_connection_checks_the_openmetadata_server_too() {
     let bad = check_sink(&workflow("http://127.0.0.1:9", &om.url(), "not-the-token"))
         .await
         .unwrap();
-    assert!(!bad.passed);
+    assert!(!bad.passed());
     let error = bad.error.unwrap();
     assert!(
         error.contains("jwtToken") && !error.contains("not-the-token"),
@@ -299,7 +299,7 @@ async fn test_connection_checks_the_openmetadata_server_too() {
     let down = check_sink(&workflow("http://127.0.0.1:9", "http://127.0.0.1:9", TOKEN))
         .await
         .unwrap();
-    assert!(!down.passed);
+    assert!(!down.passed());
     assert!(down.error.unwrap().contains("cannot reach OpenMetadata"));
 }
 
@@ -321,7 +321,7 @@ async fn https_with_a_private_ca() {
     let untrusted = check_sink(&workflow(&sagemaker.endpoint(), &om.url(), TOKEN))
         .await
         .unwrap();
-    assert!(!untrusted.passed);
+    assert!(!untrusted.passed());
     let error = untrusted.error.unwrap();
     assert!(error.contains("certificate"), "{error}");
     assert!(
@@ -336,7 +336,7 @@ async fn https_with_a_private_ca() {
         &format!("    sslConfig:\n      caCertificate: {}\n", ca.display()),
     );
     let step = check_sink(&trusted).await.unwrap();
-    assert!(step.passed, "{step:?}");
+    assert!(step.passed(), "{step:?}");
     let report = run(&trusted, &RunOptions::default()).await.unwrap();
     assert_eq!(report.counts.created, 30, "{report:?}");
     assert_eq!(om.models().len(), 30);
@@ -347,7 +347,7 @@ async fn https_with_a_private_ca() {
         TOKEN,
         "    verifySSL: ignore\n",
     );
-    assert!(check_sink(&ignoring).await.unwrap().passed);
+    assert!(check_sink(&ignoring).await.unwrap().passed());
 
     let missing = workflow_with(
         &sagemaker.endpoint(),
@@ -356,7 +356,7 @@ async fn https_with_a_private_ca() {
         "    sslConfig:\n      caCertificate: /nonexistent/ca.pem\n",
     );
     let step = check_sink(&missing).await.unwrap();
-    assert!(!step.passed);
+    assert!(!step.passed());
     assert!(step
         .error
         .unwrap()
