@@ -25,7 +25,9 @@ free_port() {
 start_moto() {
   local port
   port=$(free_port)
-  "$SAGEBRIDGE_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  # Its request recording (./moto_recording by default) goes to a temp dir, not the clone.
+  MOTO_RECORDER_FILEPATH="${MOTO_RECORDER_FILEPATH:-${TMPDIR:-/tmp}/sagebridge-moto-recording-$$}" \
+    "$SAGEBRIDGE_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
   MOTO_PID=$!
   export SAGEBRIDGE_MOTO_URL="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do

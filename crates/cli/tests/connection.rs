@@ -273,13 +273,23 @@ async fn assumed_credentials_are_refreshed_before_they_expire() {
     let assumes = || async { count(&moto.recording().await.unwrap(), "AssumeRole") };
 
     clients.sagemaker.list_models().send().await.unwrap();
+    // moto issued the one-hour credentials between `start` and `issued` (its clock is this
+    // machine's): they expire in [start + 1 h, issued + 1 h]. The SDK refreshes them between
+    // 10 s and 5 s before expiry (random jitter), so every check below keeps clear of that
+    // window whatever the setup took.
+    let start = *clock.0.lock().unwrap();
+    let issued = SystemTime::now();
     assert_eq!(assumes().await, 1);
     // Half an hour later the one-hour credentials are still good: no new AssumeRole.
-    *clock.0.lock().unwrap() += Duration::from_secs(30 * 60);
+    *clock.0.lock().unwrap() = start + Duration::from_secs(30 * 60);
     clients.sagemaker.list_models().send().await.unwrap();
     assert_eq!(assumes().await, 1);
-    // Just before the hour is up they are refreshed.
-    *clock.0.lock().unwrap() += Duration::from_secs(29 * 60 + 55);
+    // A minute before the earliest expiry, still no refresh.
+    *clock.0.lock().unwrap() = start + Duration::from_secs(59 * 60);
+    clients.sagemaker.list_models().send().await.unwrap();
+    assert_eq!(assumes().await, 1);
+    // At most 2 s before the latest expiry (less than the 5 s the SDK keeps at least): refreshed.
+    *clock.0.lock().unwrap() = issued + Duration::from_secs(60 * 60 - 2);
     clients.sagemaker.list_models().send().await.unwrap();
     assert_eq!(assumes().await, 2);
 }

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use sagebridge_ingest::mapping::build_fqn;
+
 use sagebridge_testkit::{
     count, sagemaker_client, seed, FakeSageMaker, FakeSpec, MotoIam, MotoServer, SeedSpec,
 };
@@ -26,10 +28,55 @@ fn workflow_as(dir: &Path, endpoint: &str, key: (&str, &str), extra: &str) -> st
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sagebridge"))
-        .args(args)
-        .output()
-        .unwrap()
+    run_logged(args, None)
+}
+
+/// Runs the binary with `SAGEBRIDGE_LOG` set to `log` (the AWS SDK's own debug and trace
+/// events included), or to nothing.
+fn run_logged(args: &[&str], log: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sagebridge"));
+    cmd.args(args).env_remove("SAGEBRIDGE_LOG");
+    if let Some(log) = log {
+        cmd.env("SAGEBRIDGE_LOG", log);
+    }
+    cmd.output().unwrap()
+}
+
+/// The log levels every secret scan runs at: the default, then everything.
+const LOG_LEVELS: [Option<&str>; 3] = [None, Some("debug"), Some("trace")];
+
+/// Asserts `needle` appears in neither stdout nor stderr of `out`.
+fn assert_not_printed(out: &Output, needle: &str, log: Option<&str>) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains(needle),
+        "stdout at SAGEBRIDGE_LOG={log:?} holds a secret"
+    );
+    if let Some(at) = stderr.find(needle) {
+        let from = stderr[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line = stderr[from..].lines().next().unwrap_or_default();
+        panic!(
+            "the log at SAGEBRIDGE_LOG={log:?} holds a secret: {}",
+            line.replace(needle, "<THE SECRET>")
+        );
+    }
+}
+
+/// The catalog's tag label for the tag `key` = `value`, or `None`.
+fn tag_label<'a>(model: &'a serde_json::Value, key: &str, value: &str) -> Option<&'a serde_json::Value> {
+    let fqn = build_fqn(&[key, value]);
+    model["tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["tagFQN"] == fqn.as_str())
+}
+
+/// Asserts the model carries the tag `key` = `value`, key and value.
+fn assert_tag(model: &serde_json::Value, key: &str, value: &str) {
+    let label = tag_label(model, key, value)
+        .unwrap_or_else(|| panic!("{} has no tag {key}={value}: {}", model["name"], model["tags"]));
+    assert_eq!(label["name"], value, "{label}");
 }
 
 /// `models list --json` on the test's catalog (`<dir>/c.db`).
@@ -95,20 +142,22 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
                 seeded.name
             );
         }
+        let mut labels = 0;
         for (k, v) in &seeded.tags {
             if k == "description" {
                 assert_eq!(m["description"], v.as_str());
             } else if !v.is_empty() {
-                let labels = m["tags"].as_array().unwrap();
-                assert!(
-                    labels
-                        .iter()
-                        .any(|t| t["tagFQN"].as_str().unwrap().contains(k.as_str())),
-                    "{} tag {k}",
-                    seeded.name
-                );
+                assert_tag(m, k, v);
+                labels += 1;
             }
         }
+        assert_eq!(
+            m["tags"].as_array().map(Vec::len).unwrap_or(0),
+            labels,
+            "{} tags: {}",
+            seeded.name,
+            m["tags"]
+        );
         let hp = m["mlHyperParameters"].as_array().map(Vec::len).unwrap_or(0);
         assert_eq!(
             hp,
@@ -170,14 +219,10 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
     assert_eq!(r["counts"]["unchanged"], n - 1, "{r}");
     let out = run(&["models", "show", &tagged.name, "--json", "--catalog", db]);
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        m["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["tagFQN"] == "owner.ml-platform"),
-        "{m}"
-    );
+    assert_tag(&m, "owner", "ml-platform");
+    for (k, v) in tagged.tags.iter().filter(|(k, v)| k != "description" && !v.is_empty()) {
+        assert_tag(&m, k, v);
+    }
     // Hyperparameters survive an incremental rebuild.
     let hp = m["mlHyperParameters"].as_array().map(Vec::len).unwrap_or(0);
     assert_eq!(hp, tagged.hyperparameters.len());
@@ -276,18 +321,21 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
         (&key.access_key_id, &key.secret_access_key),
         "",
     );
-    let out = run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]);
-    let r = report(&out);
     let n = summary.models.len() as u64;
-    assert_eq!(out.status.code(), Some(0), "{r}");
-    assert_eq!(r["counts"]["created"], n, "{r}");
-    assert_eq!(r["counts"]["failed"], 0, "{r}");
-    let warnings = r["warnings"].to_string();
-    assert!(warnings.contains("sagemaker:DescribeTrainingJob"), "{r}");
-    assert!(warnings.contains("hyperparameters"), "{r}");
-    // Nothing secret in what the run printed.
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&key.secret_access_key));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key.secret_access_key));
+    // The same first run at every log level, from a fresh catalog each time: nothing secret in
+    // what it printed, the AWS SDK's debug and trace events included.
+    for log in LOG_LEVELS {
+        let _ = std::fs::remove_file(dir.path().join("c.db"));
+        let out = run_logged(&["ingest", "-c", wf.to_str().unwrap(), "--json"], log);
+        let r = report(&out);
+        assert_eq!(out.status.code(), Some(0), "{r}");
+        assert_eq!(r["counts"]["created"], n, "{r}");
+        assert_eq!(r["counts"]["failed"], 0, "{r}");
+        let warnings = r["warnings"].to_string();
+        assert!(warnings.contains("sagemaker:DescribeTrainingJob"), "{r}");
+        assert!(warnings.contains("hyperparameters"), "{r}");
+        assert_not_printed(&out, &key.secret_access_key, log);
+    }
 
     let models = listed_models(dir.path());
     assert_eq!(models.len() as u64, n);
@@ -315,7 +363,10 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
         r["awsCalls"]["DescribeTrainingJob"].as_u64().unwrap_or(0) > 0,
         "{r}"
     );
-    assert!(r["incremental"].as_u64().unwrap() <= n - with_jobs, "{r}");
+    // Every model without a training job is unchanged and read incrementally; every model
+    // with one is described again.
+    assert_eq!(r["incremental"], n - with_jobs, "{r}");
+    assert_eq!(r["counts"]["unchanged"], n - with_jobs, "{r}");
     assert_eq!(r["counts"]["updated"], with_jobs, "{r}");
     for seeded in &summary.models {
         let m = listed_models(dir.path())
@@ -327,14 +378,17 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
     }
 }
 
+/// 240 tags: ListTags answers 100 a page (moto honours MaxResults), so three pages, and every
+/// tag arrives with its value; the container's token is in no log at any level.
 #[tokio::test]
-async fn a_model_with_77_tags_keeps_them_all() {
+async fn a_model_with_three_pages_of_tags_keeps_them_all() {
+    const TAGS: usize = 240;
     let moto = MotoServer::start().await.unwrap();
     let client = sagemaker_client(&moto.endpoint(), None);
     let tag = |i: usize| {
         aws_sdk_sagemaker::types::Tag::builder()
-            .key(format!("key-{i:02}"))
-            .value(format!("value-{i:02}"))
+            .key(format!("key-{i:03}"))
+            .value(format!("value-{i:03}"))
             .build()
     };
     client
@@ -361,18 +415,38 @@ async fn a_model_with_77_tags_keeps_them_all() {
         .model_arn()
         .unwrap()
         .to_owned();
-    client
-        .add_tags()
-        .resource_arn(&arn)
-        .set_tags(Some((40..77).map(tag).collect()))
-        .send()
-        .await
-        .unwrap();
+    for start in (40..TAGS).step_by(40) {
+        client
+            .add_tags()
+            .resource_arn(&arn)
+            .set_tags(Some((start..start + 40).map(tag).collect()))
+            .send()
+            .await
+            .unwrap();
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let wf = workflow(dir.path(), &moto.endpoint(), "");
-    let r = report(&run(&["ingest", "-c", wf.to_str().unwrap(), "--json"]));
-    assert_eq!(r["counts"]["created"], 1, "{r}");
+    moto.start_recording().await.unwrap();
+    for log in LOG_LEVELS {
+        let _ = std::fs::remove_file(dir.path().join("c.db"));
+        moto.clear_recording().await.unwrap();
+        let out = run_logged(&["ingest", "-c", wf.to_str().unwrap(), "--json"], log);
+        let r = report(&out);
+        assert_eq!(r["counts"]["created"], 1, "{r}");
+        assert_eq!(r["awsCalls"]["ListTags"], 3, "{r}");
+        assert_not_printed(&out, "hf_supersecretvalue", log);
+    }
+    let calls = moto.recording().await.unwrap();
+    let pages: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation() == Some("ListTags"))
+        .collect();
+    assert_eq!(pages.len(), 3, "{calls:?}");
+    // The second and third pages ask for the token the page before handed out.
+    assert!(!pages[0].body.contains("NextToken"), "{}", pages[0].body);
+    assert!(pages[1].body.contains("NextToken"), "{}", pages[1].body);
+    assert!(pages[2].body.contains("NextToken"), "{}", pages[2].body);
     let db = dir.path().join("c.db");
     let out = run(&[
         "models",
@@ -384,10 +458,9 @@ async fn a_model_with_77_tags_keeps_them_all() {
     ]);
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tags = m["tags"].as_array().unwrap();
-    assert_eq!(tags.len(), 77, "{m}");
-    for i in 0..77 {
-        let fqn = format!("key-{i:02}.value-{i:02}");
-        assert!(tags.iter().any(|t| t["tagFQN"] == fqn.as_str()), "{fqn}");
+    assert_eq!(tags.len(), TAGS, "{m}");
+    for i in 0..TAGS {
+        assert_tag(&m, &format!("key-{i:03}"), &format!("value-{i:03}"));
     }
     // The container's token reaches neither the model nor the stored facts: no byte of the
     // catalog files holds it.

@@ -14,6 +14,12 @@
 //! - without throttles the rate grows by 2% per second, so a limit that was raised is found.
 //!
 //! The SDK's standard retry (with backoff) still retries the calls that were throttled.
+//!
+//! Optional enrichment calls (endpoints, feature groups, training jobs) are retried by
+//! [`OptionalRetry`] instead: as patiently as the SDK when throttled (a limit is not a fault),
+//! but only a few times within a short budget when the API keeps failing (a 500 from an
+//! emulator or a broken service), so one unusable optional API costs a run about two seconds,
+//! not the minute of backoff the bulk policy would spend before any model is read.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -152,6 +158,79 @@ impl Pacer {
     }
 }
 
+/// How one failed attempt of an optional call was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Throttled: the API is fine, we are too fast.
+    Throttled,
+    /// A server error (5xx), a timeout or a dropped connection: may pass, may persist.
+    Transient,
+    /// Anything else (denied, not found, invalid): trying again gives the same answer.
+    Permanent,
+}
+
+/// The retry policy of optional enrichment calls (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalRetry {
+    /// Attempts in all while the API throttles (the bulk policy's count).
+    pub throttled_attempts: u32,
+    /// Attempts in all while the API fails with transient errors.
+    pub transient_attempts: u32,
+    /// No retry of a transient failure starts later than this after the first attempt.
+    pub transient_budget: Duration,
+    /// Backoff before the first retry; doubled for each further one, with full jitter.
+    pub initial_backoff: Duration,
+    /// Longest backoff between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for OptionalRetry {
+    fn default() -> Self {
+        Self {
+            throttled_attempts: 10,
+            transient_attempts: 3,
+            transient_budget: Duration::from_secs(2),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(20),
+        }
+    }
+}
+
+impl OptionalRetry {
+    /// After `attempts` attempts, the first sent `elapsed` ago and the last answered as
+    /// `failure`: how long to wait before the next attempt, or `None` to give up. `jitter` is
+    /// in `[0, 1]` (full jitter: the backoff is `jitter` times the exponential step).
+    pub fn next_delay(
+        &self,
+        attempts: u32,
+        elapsed: Duration,
+        failure: Failure,
+        jitter: f64,
+    ) -> Option<Duration> {
+        let step = self
+            .initial_backoff
+            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        let delay = step.mul_f64(jitter.clamp(0.0, 1.0));
+        match failure {
+            Failure::Permanent => None,
+            Failure::Throttled => (attempts < self.throttled_attempts).then_some(delay),
+            Failure::Transient => (attempts < self.transient_attempts
+                && elapsed + delay < self.transient_budget)
+                .then_some(delay),
+        }
+    }
+}
+
+/// A pseudo-random number in `[0, 1)` for backoff jitter (std's per-map random keys; no
+/// dependency for something that only has to differ between callers).
+pub fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Whether an HTTP answer is a throttling error (status 429, or an AWS throttling error code
 /// in the `x-amzn-ErrorType` header or the JSON/XML body).
 pub fn is_throttling(status: u16, error_type_header: Option<&str>, body: Option<&[u8]>) -> bool {
@@ -222,6 +301,60 @@ mod tests {
         let before = l.rate.unwrap_or_default();
         l.reserve(t0 + Duration::from_secs(10));
         assert!(l.rate.unwrap_or_default() > before * 1.1, "{:?}", l.rate);
+    }
+
+    #[test]
+    fn optional_calls_give_up_fast_on_transient_errors_and_wait_out_throttling() {
+        let policy = OptionalRetry::default();
+        let ms = Duration::from_millis;
+        // Transient: three attempts at most, backoff doubling from 100 ms.
+        assert_eq!(
+            policy.next_delay(1, ms(5), Failure::Transient, 1.0),
+            Some(ms(100))
+        );
+        assert_eq!(
+            policy.next_delay(2, ms(120), Failure::Transient, 1.0),
+            Some(ms(200))
+        );
+        assert_eq!(policy.next_delay(3, ms(400), Failure::Transient, 0.0), None);
+        // ...and none that would start after the budget.
+        assert_eq!(
+            policy.next_delay(1, ms(1_950), Failure::Transient, 1.0),
+            None
+        );
+        assert_eq!(
+            policy.next_delay(1, ms(1_950), Failure::Transient, 0.2),
+            Some(ms(20))
+        );
+        // The worst case of the whole policy stays within the budget: every retry starts
+        // before it, and there are at most two.
+        let mut elapsed = Duration::ZERO;
+        let mut attempts = 1;
+        while let Some(d) = policy.next_delay(attempts, elapsed, Failure::Transient, 1.0) {
+            elapsed += d;
+            attempts += 1;
+        }
+        assert_eq!(attempts, 3);
+        assert!(elapsed < policy.transient_budget, "{elapsed:?}");
+        // Throttled: ten attempts, whatever the time spent, backoff capped at 20 s.
+        assert_eq!(
+            policy.next_delay(9, Duration::from_secs(60), Failure::Throttled, 1.0),
+            Some(ms(25_600).min(Duration::from_secs(20)))
+        );
+        assert_eq!(
+            policy.next_delay(10, Duration::from_secs(60), Failure::Throttled, 1.0),
+            None
+        );
+        // Permanent: never.
+        assert_eq!(policy.next_delay(1, ms(0), Failure::Permanent, 1.0), None);
+    }
+
+    #[test]
+    fn jitter_is_a_fraction() {
+        let values: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(values.iter().all(|j| (0.0..1.0).contains(j)), "{values:?}");
+        let first = values[0];
+        assert!(values.iter().any(|j| *j != first), "{values:?}");
     }
 
     #[test]

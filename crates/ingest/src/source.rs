@@ -7,12 +7,21 @@
 //! (`s3://.../<job>/output/model.tar.gz`), kept only when its `S3ModelArtifacts` is exactly the
 //! model's `ModelDataUrl`. Every enrichment is optional: a denied permission turns it off for
 //! the run with one warning.
+//!
+//! The enrichment calls go through their own client without SDK retries and are retried by
+//! [`OptionalRetry`]: patiently when throttled, but an API that keeps answering 5xx is given up
+//! within about two seconds, its enrichment skipped with one warning (moto answers 500 to
+//! ListFeatureGroups, which the bulk policy of the per-model calls retried for ~19 s before the
+//! first model was read).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::types::{ContainerDefinition, ResourceType};
 use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -21,7 +30,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use sagebridge_aws::{classify, AwsError};
@@ -31,7 +40,10 @@ use crate::facts::{
     ContainerFacts, EndpointFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts,
 };
 use crate::mapping::invocation_url;
-use crate::pacing::{is_throttling, Pacer};
+use crate::pacing::{is_throttling, jitter, Failure, OptionalRetry, Pacer};
+
+/// Upper bound on the pages of one listing of an optional index (100 items a page).
+const MAX_PAGES: usize = 10_000;
 
 /// AWS calls made in a run, per API, and HTTP attempts (attempts - calls = retries).
 #[derive(Debug, Default)]
@@ -57,6 +69,13 @@ impl CallStats {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect()
+    }
+    /// The last call of `api` was a retry of the one before (sent by [`OptionalRetry`], not by
+    /// the SDK, so the interceptor counted it as a call): count it as an attempt only.
+    fn count_as_retry(&self, api: &str) {
+        if let Some(n) = self.calls.lock().expect("stats lock").get_mut(api) {
+            *n = n.saturating_sub(1);
+        }
     }
     pub fn total_calls(&self) -> u64 {
         self.calls.lock().expect("stats lock").values().sum()
@@ -126,9 +145,55 @@ struct FeatureGroup {
     features: Vec<(String, FeatureType)>,
 }
 
+/// Why an optional call did not succeed.
+#[derive(Debug, Clone)]
+enum OptionalError {
+    /// Answered with an error that asking again does not change (denied, not found, invalid),
+    /// or still throttled after the patient retries.
+    Failed(AwsError),
+    /// Kept failing (5xx, timeouts) through the short retry budget: the API is unusable now,
+    /// its enrichment is skipped for the run.
+    GaveUp { error: AwsError, attempts: u32 },
+}
+
+impl fmt::Display for OptionalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionalError::Failed(e) => write!(f, "{e}"),
+            OptionalError::GaveUp { error, attempts } => {
+                write!(f, "{error} (gave up after {attempts} attempts)")
+            }
+        }
+    }
+}
+
+/// How one failed attempt was answered, for [`OptionalRetry`].
+fn failure_of<E>(err: &SdkError<E, HttpResponse>) -> Failure {
+    let answered = |r: &HttpResponse| {
+        let status = r.status().as_u16();
+        if is_throttling(status, r.headers().get("x-amzn-errortype"), r.body().bytes()) {
+            Failure::Throttled
+        } else if status >= 500 {
+            Failure::Transient
+        } else {
+            Failure::Permanent
+        }
+    };
+    match err {
+        SdkError::ServiceError(ctx) => answered(ctx.raw()),
+        SdkError::ResponseError(ctx) => answered(ctx.raw()),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Failure::Transient,
+        _ => Failure::Permanent,
+    }
+}
+
 /// The SageMaker side of a run.
 pub struct Source {
     pub client: aws_sdk_sagemaker::Client,
+    /// The same client without SDK retries, for the optional enrichment calls (see
+    /// [`Source::optional`]).
+    optional_client: aws_sdk_sagemaker::Client,
+    optional_retry: OptionalRetry,
     pub stats: Arc<CallStats>,
     pub pacer: Arc<Pacer>,
     pub region: String,
@@ -179,10 +244,14 @@ impl Source {
             .build();
         let conf = aws_sdk_sagemaker::config::Builder::from(sdk_config)
             .interceptor(CallCounter(stats.clone(), pacer.clone()))
-            .retry_partition(partition)
-            .build();
+            .retry_partition(partition);
+        let optional_conf = conf
+            .clone()
+            .retry_config(aws_config::retry::RetryConfig::disabled());
         Self {
-            client: aws_sdk_sagemaker::Client::from_conf(conf),
+            client: aws_sdk_sagemaker::Client::from_conf(conf.build()),
+            optional_client: aws_sdk_sagemaker::Client::from_conf(optional_conf.build()),
+            optional_retry: OptionalRetry::default(),
             stats,
             pacer,
             region: region.to_owned(),
@@ -192,6 +261,50 @@ impl Source {
             training_cache: Mutex::new(HashMap::new()),
             endpoints: OnceCell::new(),
             feature_groups: OnceCell::new(),
+        }
+    }
+
+    /// Sends an optional enrichment call (`send` builds it on [`Source::optional_client`]),
+    /// paced, retried by [`OptionalRetry`].
+    async fn optional<T, E, Fut>(
+        &self,
+        api: &'static str,
+        send: impl Fn() -> Fut,
+    ) -> Result<T, OptionalError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            self.pacer.ready(api).await;
+            attempts += 1;
+            let result = send().await;
+            if attempts > 1 {
+                self.stats.count_as_retry(api);
+            }
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let failure = failure_of(&err);
+            match self
+                .optional_retry
+                .next_delay(attempts, started.elapsed(), failure, jitter())
+            {
+                Some(delay) => {
+                    tracing::debug!(api, attempts, ?failure, ?delay, "retrying optional call");
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    let error = classify(&format!("sagemaker:{api}"), &err);
+                    return Err(match failure {
+                        Failure::Transient => OptionalError::GaveUp { error, attempts },
+                        Failure::Throttled | Failure::Permanent => OptionalError::Failed(error),
+                    });
+                }
+            }
         }
     }
 
@@ -245,41 +358,52 @@ impl Source {
     async fn load_endpoints(&self) -> HashMap<String, Vec<EndpointFacts>> {
         let mut by_model: HashMap<String, Vec<EndpointFacts>> = HashMap::new();
         let mut names = Vec::new();
-        let mut pages = self
-            .client
-            .list_endpoints()
-            .max_results(100)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .optional("ListEndpoints", || {
+                    self.optional_client
+                        .list_endpoints()
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await;
             match page {
-                Ok(p) => names.extend(
-                    p.endpoints()
-                        .iter()
-                        .filter_map(|e| e.endpoint_name().map(str::to_owned)),
-                ),
+                Ok(p) => {
+                    names.extend(
+                        p.endpoints()
+                            .iter()
+                            .filter_map(|e| e.endpoint_name().map(str::to_owned)),
+                    );
+                    token = p.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+                    if token.is_none() {
+                        break;
+                    }
+                }
                 Err(e) => {
-                    let e = classify("sagemaker:ListEndpoints", &e);
                     self.warn(format!("serving endpoints not ingested: {e}"));
-                    return by_model;
+                    return HashMap::new();
                 }
             }
         }
         for name in names {
-            self.pacer.ready("DescribeEndpoint").await;
             let ep = match self
-                .client
-                .describe_endpoint()
-                .endpoint_name(&name)
-                .send()
+                .optional("DescribeEndpoint", || {
+                    self.optional_client
+                        .describe_endpoint()
+                        .endpoint_name(&name)
+                        .send()
+                })
                 .await
             {
                 Ok(ep) => ep,
+                Err(e @ OptionalError::GaveUp { .. }) => {
+                    self.warn(format!("serving endpoints not ingested: {e}"));
+                    return HashMap::new();
+                }
                 Err(e) => {
-                    self.warn(format!(
-                        "endpoint {name} skipped: {}",
-                        classify("sagemaker:DescribeEndpoint", &e)
-                    ));
+                    self.warn(format!("endpoint {name} skipped: {e}"));
                     continue;
                 }
             };
@@ -290,20 +414,22 @@ impl Source {
             let Some(config_name) = ep.endpoint_config_name() else {
                 continue;
             };
-            self.pacer.ready("DescribeEndpointConfig").await;
             let cfg = match self
-                .client
-                .describe_endpoint_config()
-                .endpoint_config_name(config_name)
-                .send()
+                .optional("DescribeEndpointConfig", || {
+                    self.optional_client
+                        .describe_endpoint_config()
+                        .endpoint_config_name(config_name)
+                        .send()
+                })
                 .await
             {
                 Ok(c) => c,
+                Err(e @ OptionalError::GaveUp { .. }) => {
+                    self.warn(format!("serving endpoints not ingested: {e}"));
+                    return HashMap::new();
+                }
                 Err(e) => {
-                    self.warn(format!(
-                        "endpoint {name} skipped: {}",
-                        classify("sagemaker:DescribeEndpointConfig", &e)
-                    ));
+                    self.warn(format!("endpoint {name} skipped: {e}"));
                     continue;
                 }
             };
@@ -324,61 +450,28 @@ impl Source {
     }
 
     async fn load_feature_groups(&self) -> Vec<FeatureGroup> {
-        let mut names = Vec::new();
-        let mut pages = self
-            .client
-            .list_feature_groups()
-            .max_results(100)
-            .into_paginator()
-            .send();
-        let mut listed = true;
-        while let Some(page) = pages.next().await {
-            match page {
-                Ok(p) => names.extend(
-                    p.feature_group_summaries()
-                        .iter()
-                        .filter_map(|g| g.feature_group_name().map(str::to_owned)),
-                ),
-                Err(e) => {
-                    let e = classify("sagemaker:ListFeatureGroups", &e);
-                    tracing::debug!(error = %e, "ListFeatureGroups failed, trying Search");
-                    listed = false;
-                    break;
-                }
-            }
-        }
-        if !listed {
-            names.clear();
-            let mut pages = self
-                .client
-                .search()
-                .resource(ResourceType::FeatureGroup)
-                .max_results(100)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                match page {
-                    Ok(p) => names.extend(p.results().iter().filter_map(|r| {
-                        r.feature_group()
-                            .and_then(|g| g.feature_group_name())
-                            .map(str::to_owned)
-                    })),
+        let names = match self.list_feature_groups().await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::debug!(error = %e, "ListFeatureGroups failed, trying Search");
+                match self.search_feature_groups().await {
+                    Ok(names) => names,
                     Err(e) => {
-                        let e = classify("sagemaker:Search", &e);
                         self.warn(format!("ML features not ingested: {e}"));
                         return Vec::new();
                     }
                 }
             }
-        }
+        };
         let mut groups = Vec::new();
         for name in names {
-            self.pacer.ready("DescribeFeatureGroup").await;
             match self
-                .client
-                .describe_feature_group()
-                .feature_group_name(&name)
-                .send()
+                .optional("DescribeFeatureGroup", || {
+                    self.optional_client
+                        .describe_feature_group()
+                        .feature_group_name(&name)
+                        .send()
+                })
                 .await
             {
                 Ok(g) => {
@@ -405,13 +498,69 @@ impl Source {
                         features,
                     });
                 }
-                Err(e) => self.warn(format!(
-                    "feature group {name} skipped: {}",
-                    classify("sagemaker:DescribeFeatureGroup", &e)
-                )),
+                Err(e @ OptionalError::GaveUp { .. }) => {
+                    self.warn(format!("ML features not ingested: {e}"));
+                    return Vec::new();
+                }
+                Err(e) => self.warn(format!("feature group {name} skipped: {e}")),
             }
         }
         groups
+    }
+
+    /// Feature group names by ListFeatureGroups.
+    async fn list_feature_groups(&self) -> Result<Vec<String>, OptionalError> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let p = self
+                .optional("ListFeatureGroups", || {
+                    self.optional_client
+                        .list_feature_groups()
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            names.extend(
+                p.feature_group_summaries()
+                    .iter()
+                    .filter_map(|g| g.feature_group_name().map(str::to_owned)),
+            );
+            token = p.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(names)
+    }
+
+    /// Feature group names by Search, where ListFeatureGroups is not allowed or broken.
+    async fn search_feature_groups(&self) -> Result<Vec<String>, OptionalError> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let p = self
+                .optional("Search", || {
+                    self.optional_client
+                        .search()
+                        .resource(ResourceType::FeatureGroup)
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            names.extend(p.results().iter().filter_map(|r| {
+                r.feature_group()
+                    .and_then(|g| g.feature_group_name())
+                    .map(str::to_owned)
+            }));
+            token = p.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(names)
     }
 
     /// The training job that produced `model_data_url`, cached per job name.
@@ -428,12 +577,13 @@ impl Source {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            self.pacer.ready("DescribeTrainingJob").await;
             match self
-                .client
-                .describe_training_job()
-                .training_job_name(&job)
-                .send()
+                .optional("DescribeTrainingJob", || {
+                    self.optional_client
+                        .describe_training_job()
+                        .training_job_name(&job)
+                        .send()
+                })
                 .await
             {
                 Ok(t) => {
@@ -463,15 +613,19 @@ impl Source {
                     })
                 }
                 Err(e) => {
-                    let e = classify("sagemaker:DescribeTrainingJob", &e);
-                    if matches!(e, AwsError::AccessDenied { .. }) {
-                        if self.training_enabled.swap(false, Ordering::Relaxed) {
-                            self.warn(format!(
-                                "hyperparameters and training algorithms not ingested: {e}"
-                            ));
+                    let off = match &e {
+                        OptionalError::GaveUp { .. } => true,
+                        OptionalError::Failed(AwsError::AccessDenied { .. }) => true,
+                        OptionalError::Failed(AwsError::NotFound { .. }) => false,
+                        OptionalError::Failed(_) => {
+                            tracing::debug!(job = %job, error = %e, "training job not read");
+                            false
                         }
-                    } else if !matches!(e, AwsError::NotFound { .. }) {
-                        tracing::debug!(job = %job, error = %e, "training job not read");
+                    };
+                    if off && self.training_enabled.swap(false, Ordering::Relaxed) {
+                        self.warn(format!(
+                            "hyperparameters and training algorithms not ingested: {e}"
+                        ));
                     }
                     None
                 }

@@ -3,6 +3,12 @@
 //! moto is our real AWS peer (see "Testing against real peers" in `ARCHITECTURE.md`). Each [`MotoServer`] is its own
 //! process on its own port, so tests never share state; IAM enforcement in particular is global
 //! to one server. The child is killed by its own PID when the value is dropped.
+//!
+//! `moto_server` cannot take a socket bound for it: the launcher picks a free port, releases
+//! it and lets moto bind it, and in between another test's moto may take the port. A server
+//! answering on the port therefore proves nothing; [`MotoServer::start`] accepts it only once
+//! the listening socket is provably the child's (on Linux: the socket's inode in
+//! `/proc/net/tcp` is among the child's open files), and otherwise starts again on another port.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -133,7 +139,8 @@ struct EndpointResults<'a> {
 }
 
 impl MotoServer {
-    /// Start `moto_server -H 127.0.0.1 -p <free port>` and wait (at most 30 s) until it answers.
+    /// Start `moto_server -H 127.0.0.1 -p <free port>` and wait (at most 30 s) until it answers
+    /// from a socket the child owns (see the module docs).
     ///
     /// The binary is the first of: `$SAGEBRIDGE_MOTO_SERVER`, `$SAGEBRIDGE_VENV/bin/moto_server`,
     /// `$HOME/.cache/sagebridge/venv/bin/moto_server`, `<workspace>/.venv-test/bin/moto_server`,
@@ -142,7 +149,8 @@ impl MotoServer {
         let binary = find_moto_server();
         let mut last_error = None;
         for attempt in 1..=START_ATTEMPTS {
-            match Self::start_once(&binary).await {
+            let port = free_port()?;
+            match Self::start_once(&binary, port).await {
                 Ok(server) => return Ok(server),
                 Err(error) => {
                     tracing::warn!(attempt, %error, "moto_server did not start");
@@ -153,9 +161,14 @@ impl MotoServer {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("moto_server did not start")))
     }
 
-    async fn start_once(binary: &Path) -> anyhow::Result<Self> {
+    /// Start `moto_server` on `port`, which must be free: fails (and kills the child) when
+    /// the port is answered by any other process, another moto included.
+    pub async fn start_on_port(port: u16) -> anyhow::Result<Self> {
+        Self::start_once(&find_moto_server(), port).await
+    }
+
+    async fn start_once(binary: &Path, port: u16) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let port = free_port()?;
         let dir = tempfile::Builder::new()
             .prefix("sagebridge-moto-")
             .tempdir()
@@ -209,7 +222,22 @@ impl MotoServer {
                 .send()
                 .await;
             if matches!(probe, Ok(ref r) if r.status().is_success()) {
-                break;
+                match listens_on(server.child.id(), port) {
+                    Some(true) => break,
+                    // Someone answers, but from a socket that is not our child's: another
+                    // server took the port first, and our child cannot bind it.
+                    Some(false) if server.child.try_wait()?.is_some() => bail!(
+                        "port {port} is answered by another process, not by our moto_server (pid {}); log:\n{}",
+                        server.child.id(),
+                        server.log_tail()
+                    ),
+                    // The child is alive and the port answers, but the socket is not (yet)
+                    // among its files: either it is still binding, or another process holds
+                    // the port; the first case passes on the next poll, the second ends in
+                    // the child exiting (above) or the deadline.
+                    Some(false) => {}
+                    None => break,
+                }
             }
             if Instant::now() >= deadline {
                 bail!(
@@ -379,6 +407,43 @@ pub fn find_moto_server() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("moto_server"))
 }
 
+/// Whether the process `pid` holds the socket listening on `127.0.0.1:port` (or on all
+/// addresses): `Some(answer)` on Linux (`/proc/net/tcp` and `/proc/<pid>/fd`), `None` where
+/// there is no `/proc` to ask.
+pub fn listens_on(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inodes = listening_inodes(&table, port);
+    if inodes.is_empty() {
+        return Some(false);
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            inodes
+                .iter()
+                .any(|inode| target.as_os_str() == format!("socket:[{inode}]").as_str())
+        })
+    }))
+}
+
+/// Inodes of the sockets in `/proc/net/tcp` format listening on `port` on 127.0.0.1 or 0.0.0.0.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    let wanted = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            (*state == "0A" && wanted.iter().any(|w| w == local)).then(|| (*inode).to_owned())
+        })
+        .collect()
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
@@ -499,6 +564,29 @@ mod tests {
         assert_eq!(count(&calls, "ListModels"), 1);
         assert_eq!(count(&calls, "GetCallerIdentity"), 1);
         assert_eq!(count(&calls, "DescribeModel"), 0);
+    }
+
+    #[test]
+    fn finds_the_listening_socket_of_a_port() {
+        // Lines as Linux prints them: 127.0.0.1:8080 listening, a connection from it, and
+        // 0.0.0.0:5000 listening.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000 100 0 0 10 0\n   \
+            1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0000000000000000 20 4 30 10 -1\n   \
+            2: 00000000:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4444 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(listening_inodes(table, 8080), vec!["4242"]);
+        assert_eq!(listening_inodes(table, 5000), vec!["4444"]);
+        assert!(listening_inodes(table, 8081).is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_owns_the_port_it_listens_on() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(listens_on(std::process::id(), port), Some(true));
+        drop(listener);
+        assert_eq!(listens_on(std::process::id(), port), Some(false));
     }
 
     #[test]

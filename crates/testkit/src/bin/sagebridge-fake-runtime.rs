@@ -10,7 +10,10 @@
 //! - `tgi`: a TGI chat container (prompt in, `data:{"token"}` stream out);
 //! - `embed`: a TEI embedding container (384 dimensions);
 //! - `slow`: a TGI chat container whose stream sends one token every `--slow-part-delay-ms`,
-//!   for holding many streams open at once.
+//!   for holding many streams open at once;
+//! - the demo account's endpoints (`scripts/demo.sh`, `examples/demo-gateway.yaml`):
+//!   `demo-llm-chat` (the seeded LLM's endpoint, a TGI container), `demo-embeddings` (TEI,
+//!   384 dimensions, unit length) and `demo-rerank` (a TEI reranker).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -82,10 +85,33 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             .tokens(&tokens)
             .part_delay(Duration::from_millis(args.slow_part_delay_ms)),
     );
+    set_demo_endpoints(&fake);
     let mut out = std::io::stdout().lock();
     writeln!(out, "fake runtime listening on {}", fake.endpoint())?;
     out.flush()?;
     drop(out);
     sagebridge_testkit::shutdown_signal().await;
     Ok(())
+}
+
+/// The endpoints of the demo account, answering like the containers they stand for.
+fn set_demo_endpoints(fake: &FakeRuntime) {
+    let answer: Vec<String> = "Hello from the demo! This answer streams token by token from a fake \
+         SageMaker runtime, through the sagebridge gateway, in OpenAI's format."
+        .split_inclusive(' ')
+        .map(str::to_owned)
+        .collect();
+    fake.set(
+        "demo-llm-chat",
+        EndpointBehaviour::new(Behaviour::TgiChat)
+            .tokens(&answer)
+            .part_delay(Duration::from_millis(40)),
+    );
+    fake.set(
+        "demo-embeddings",
+        EndpointBehaviour::new(Behaviour::TeiEmbed)
+            .dimensions(384)
+            .normalized(),
+    );
+    fake.set("demo-rerank", EndpointBehaviour::new(Behaviour::TeiRerank));
 }
