@@ -604,7 +604,7 @@ async fn without_admin_tokens_serve_stays_on_loopback() {
     for listen in ["0.0.0.0:0", "[::]:0"] {
         let opts = ServeOptions {
             listen: Some(listen.to_owned()),
-            catalog_path: None,
+            ..ServeOptions::default()
         };
         let e = sagebridge_server::serve(&cfg, &opts).await.unwrap_err();
         let text = format!("{e:#}");

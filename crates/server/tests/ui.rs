@@ -644,7 +644,7 @@ const out = {
   error: m.errorOf(404, '{"error":{"message":"gone","type":"not_found_error"}}').error,
   plain: m.errorOf(502, "bad gateway").error,
   openmetadata: m.errorOf(401, '{"code":401,"message":"sign in first"}').error,
-  fragment: [m.tokenFromHash("#token=ab%2Bc"), m.tokenFromHash("#/models"), m.tokenFromHash("#token=")],
+  fragment: [m.tokenFromHash('#token=ab%2Bc'), m.tokenFromHash('#/models'), m.tokenFromHash('#token=')],
   changes: ["GET", "POST", "put", "DELETE", "PATCH", undefined].map(m.changesState),
 };
 console.log(JSON.stringify(out));
