@@ -22,6 +22,8 @@ struct Server {
     child: Child,
     base: String,
     log: std::path::PathBuf,
+    /// The second line of stdout: the sign-in URL when no admin token is configured.
+    second_line: String,
 }
 
 impl Drop for Server {
@@ -61,13 +63,17 @@ async fn start_server(config: &Path, dir: &Path) -> Server {
         child,
         base: String::new(),
         log,
+        second_line: String::new(),
     };
     let stdout = server.child.stdout.take().unwrap();
-    let line = tokio::time::timeout(
+    let (line, second) = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            let mut reader = BufReader::new(stdout);
+            let (mut line, mut second) = (String::new(), String::new());
+            reader.read_line(&mut line)?;
+            reader.read_line(&mut second)?;
+            Ok::<_, std::io::Error>((line, second))
         }),
     )
     .await
@@ -87,6 +93,7 @@ async fn start_server(config: &Path, dir: &Path) -> Server {
     assert!(addr.ip().is_loopback(), "{addr}");
     assert_ne!(addr.port(), 0);
     server.base = format!("http://{addr}");
+    server.second_line = second.trim().to_owned();
     server
 }
 
@@ -166,6 +173,25 @@ models:
     )
     .unwrap();
     let server = start_server(&config, dir.path()).await;
+
+    // No server.adminTokens: `serve` printed a sign-in URL with a generated admin token, which
+    // opens the admin routes (and is never logged).
+    let token = server
+        .second_line
+        .strip_prefix(&format!("sign in: {}/#token=", server.base))
+        .unwrap_or_else(|| panic!("no sign-in URL: {:?}", server.second_line))
+        .to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    let (status, body) = http_get(&server.base, "/api/v1/session", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"signedIn": true, "credential": "bearer"})
+    );
+    let (status, body) = http_get(&server.base, "/metrics", None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = http_get(&server.base, "/metrics", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
 
     // Plain HTTP: health without a key, the model list only with one.
     let (status, body) = http_get(&server.base, "/healthz", None).await;
@@ -265,7 +291,7 @@ models:
     assert_eq!(fake.streams_completed(), 1);
     let log = server.log_text();
     assert!(
-        !log.contains("testing-secret-value") && !log.contains(KEY),
+        !log.contains("testing-secret-value") && !log.contains(KEY) && !log.contains(&token),
         "{log}"
     );
 }

@@ -50,6 +50,17 @@ pub struct ServerConfig {
     /// Upper bound for one invocation (and for the gap between two stream chunks).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Admin credentials of `serve` (catalog and admin API, `/metrics`, the web UI's data).
+    /// Empty means `serve` makes a random one at start and listens on loopback only.
+    #[serde(default)]
+    pub admin_tokens: Vec<Secret>,
+    /// Host names accepted in the `Host` header besides the loopback names (`localhost`,
+    /// `127.0.0.1`, `[::1]`); every other host is refused (DNS-rebinding guard).
+    #[serde(default)]
+    pub public_hosts: Vec<String>,
+    /// Serve `/metrics` without the admin credential.
+    #[serde(default)]
+    pub metrics_public: bool,
 }
 
 impl Default for ServerConfig {
@@ -59,8 +70,47 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            admin_tokens: Vec::new(),
+            public_hosts: Vec::new(),
+            metrics_public: false,
         }
     }
+}
+
+/// The shortest admin token accepted in `server.adminTokens`.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+impl ServerConfig {
+    /// Why `serve` must not listen on `addr` with this config: a non-loopback address needs
+    /// admin tokens (the generated one is only for a local user).
+    pub fn listen_problem(&self, addr: &std::net::SocketAddr) -> Option<String> {
+        if addr.ip().is_loopback() || !self.admin_tokens.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "`{addr}` is not a loopback address and server.adminTokens is empty: set \
+             server.adminTokens to listen on {ip}, or listen on 127.0.0.1",
+            ip = addr.ip()
+        ))
+    }
+}
+
+/// Whether `s` is a host name (or an IP literal, IPv6 in brackets) without scheme, port or path.
+fn is_host_name(s: &str) -> bool {
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn default_listen() -> String {
@@ -280,14 +330,51 @@ fn is_endpoint_name(s: &str) -> bool {
 impl Validate for GatewayConfig {
     fn validate(&self, p: &mut Problems) {
         p.at("server", |p| {
-            if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-                p.add(
+            match self.server.listen.parse::<std::net::SocketAddr>() {
+                Err(_) => p.add(
                     "listen",
                     format!(
                         "`{}` is not an address with a port (for example 127.0.0.1:8080)",
                         self.server.listen
                     ),
-                );
+                ),
+                Ok(addr) => {
+                    if let Some(problem) = self.server.listen_problem(&addr) {
+                        p.add("listen", problem);
+                    }
+                }
+            }
+            for (i, t) in self.server.admin_tokens.iter().enumerate() {
+                if t.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                    p.add(
+                        &format!("adminTokens[{i}]"),
+                        format!(
+                            "admin tokens must be at least {MIN_ADMIN_TOKEN_CHARS} characters \
+                             long; make one with `openssl rand -hex 32`"
+                        ),
+                    );
+                } else if t.expose().chars().any(char::is_whitespace) {
+                    p.add(
+                        &format!("adminTokens[{i}]"),
+                        "admin tokens must not contain spaces",
+                    );
+                } else if self.server.api_keys.contains(t) {
+                    p.add(
+                        &format!("adminTokens[{i}]"),
+                        "an admin token must differ from every API key in server.apiKeys",
+                    );
+                }
+            }
+            for (i, h) in self.server.public_hosts.iter().enumerate() {
+                if !is_host_name(h) {
+                    p.add(
+                        &format!("publicHosts[{i}]"),
+                        format!(
+                            "`{h}` is not a host name: give the name alone, without scheme, \
+                             port or path (for example sagebridge.example.com)"
+                        ),
+                    );
+                }
             }
             for (i, k) in self.server.api_keys.iter().enumerate() {
                 if k.expose().len() < 8 {
@@ -511,6 +598,80 @@ models:
         let env = |_: &str| None;
         let c = load_str("examples/sagebridge.yaml", &text, &env).unwrap();
         assert!(c.models.len() >= 6);
+    }
+
+    #[test]
+    fn server_auth_settings_load_and_validate() {
+        let env = |k: &str| match k {
+            "ADMIN" => Some("admin-token-from-env-0123".to_owned()),
+            _ => None,
+        };
+        let text = "server:\n  listen: 0.0.0.0:8080\n  adminTokens: [\"${ADMIN}\"]\n  \
+                    publicHosts: [sagebridge.example.com, \"[::1]\"]\n  metricsPublic: true\n";
+        let c = load_str("sagebridge.yaml", text, &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.server.admin_tokens[0].expose(),
+            "admin-token-from-env-0123"
+        );
+        assert_eq!(c.server.public_hosts, ["sagebridge.example.com", "[::1]"]);
+        assert!(c.server.metrics_public);
+        // The secret never prints.
+        assert!(!format!("{c:?}").contains("admin-token-from-env"));
+
+        let d = load("server: {}\n").unwrap();
+        assert!(d.server.admin_tokens.is_empty() && d.server.public_hosts.is_empty());
+        assert!(!d.server.metrics_public);
+    }
+
+    #[test]
+    fn non_loopback_listen_needs_admin_tokens() {
+        let e = load("server:\n  listen: 0.0.0.0:8080\n").unwrap_err();
+        let m = messages(&e).join("\n");
+        assert!(
+            m.contains("server.listen")
+                && m.contains("set server.adminTokens to listen on 0.0.0.0"),
+            "{m}"
+        );
+        for ok in ["127.0.0.1:0", "[::1]:8080", "127.0.0.2:9000"] {
+            load(&format!("server:\n  listen: \"{ok}\"\n")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_admin_tokens_and_public_hosts_are_reported() {
+        let text = "server:\n  apiKeys: [shared-key-0123456789]\n  adminTokens: [short, \
+                    shared-key-0123456789, \"with space 0123456789\"]\n  \
+                    publicHosts: [\"https://x.example.com\", \"x.example.com:8080\", ok.example.com, \"\"]\n  \
+                    metricPublic: true\n";
+        let e = load(text).unwrap_err();
+        let m = messages(&e);
+        let has = |path: &str, text: &str| {
+            assert!(
+                m.iter().any(|x| x.contains(path) && x.contains(text)),
+                "{path} / {text} not in {m:#?}"
+            );
+        };
+        // An unknown key is reported with its position, as everywhere.
+        has("sagebridge.yaml:5:3", "unknown key `metricPublic`");
+        let e = load(&text.replace("  metricPublic: true\n", "")).unwrap_err();
+        let m = messages(&e);
+        let has = |path: &str, text: &str| {
+            assert!(
+                m.iter().any(|x| x.contains(path) && x.contains(text)),
+                "{path} / {text} not in {m:#?}"
+            );
+        };
+        has("server.adminTokens[0]", "at least 16 characters");
+        has("server.adminTokens[1]", "must differ from every API key");
+        has("server.adminTokens[2]", "must not contain spaces");
+        has(
+            "server.publicHosts[0]",
+            "`https://x.example.com` is not a host name",
+        );
+        has("server.publicHosts[1]", "without scheme, port or path");
+        has("server.publicHosts[3]", "is not a host name");
+        assert!(!m.iter().any(|x| x.contains("publicHosts[2]")), "{m:#?}");
+        assert!(!m.join("\n").contains("shared-key-0123456789"), "{m:#?}");
     }
 
     #[test]

@@ -4,9 +4,16 @@
 // (DOM nodes built by `el`, `textContent`), never parsed as HTML; links are built from
 // encodeURIComponent'd names or checked http(s) URLs; the gateway API key lives in
 // sessionStorage of this tab and is only sent in the Authorization header, never shown.
+//
+// Sign-in: the admin token is posted once to /api/v1/session, which answers an HttpOnly
+// session cookie (the script never sees it) and a CSRF token kept in memory only and sent as
+// X-CSRF-Token on every state-changing request. A token in the URL fragment (`#token=...`,
+// the URL `sagebridge serve` prints) signs in at load and is removed from the address bar.
 "use strict";
 
 const KEY_STORE = "sagebridge.apiKey";
+const SESSION_PATH = "/api/v1/session";
+const CSRF_HEADER = "X-CSRF-Token";
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers (also loaded by the Rust tests under node, see the export at the end).
@@ -93,6 +100,22 @@ function modelMatches(model, text) {
   return hay.some((h) => typeof h === "string" && h.toLowerCase().includes(needle));
 }
 
+// The admin token of a sign-in URL's fragment (`#token=<token>`), or null.
+function tokenFromHash(hash) {
+  const match = /^#token=([^&]*)/.exec(String(hash || ""));
+  if (!match || !match[1]) return null;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch (_) {
+    return null;
+  }
+}
+
+// Whether a request with this method changes state (and so needs the CSRF header).
+function changesState(method) {
+  return !["GET", "HEAD", "OPTIONS"].includes(String(method || "GET").toUpperCase());
+}
+
 function formatTime(ms) {
   if (typeof ms !== "number") return "";
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
@@ -126,11 +149,27 @@ function authHeaders() {
   return key ? { Authorization: "Bearer " + key } : {};
 }
 
-// Parses an error body in the OpenAI shape, or wraps whatever came.
+// The browser session: whether signed in, and its CSRF token (memory only).
+const session = { signedIn: false, csrf: "" };
+
+// fetch() with the session cookie and, on state-changing requests, the CSRF header.
+function apiFetch(path, options) {
+  const opts = Object.assign({ credentials: "same-origin" }, options || {});
+  const headers = Object.assign({}, opts.headers || {});
+  if (changesState(opts.method) && session.csrf) headers[CSRF_HEADER] = session.csrf;
+  opts.headers = headers;
+  return fetch(path, opts);
+}
+
+// Parses an error body in the OpenAI shape (`{error: {...}}`) or OpenMetadata's
+// (`{code, message}`), or wraps whatever came.
 function errorOf(status, text) {
   try {
     const body = JSON.parse(text);
     if (body && body.error && typeof body.error === "object") return new ApiError(status, body.error);
+    if (body && typeof body.message === "string" && typeof body.code === "number") {
+      return new ApiError(status, { message: body.message, type: "http_error" });
+    }
   } catch (_) {
     // Not JSON: shown as is below.
   }
@@ -140,12 +179,17 @@ function errorOf(status, text) {
 async function getJson(path, withKey) {
   let res;
   try {
-    res = await fetch(path, { headers: withKey ? authHeaders() : {} });
+    res = await apiFetch(path, { headers: withKey ? authHeaders() : {} });
   } catch (e) {
     throw new ApiError(0, { message: "cannot reach the server: " + e.message, type: "network_error" });
   }
   const text = await res.text();
-  if (!res.ok) throw errorOf(res.status, text);
+  if (!res.ok) {
+    const err = errorOf(res.status, text);
+    // The session ended (expired, signed out elsewhere): back to the sign-in view.
+    if (res.status === 401 && !withKey) signedOut(err.message);
+    throw err;
+  }
   return JSON.parse(text);
 }
 
@@ -153,7 +197,10 @@ function errorBox(e) {
   const err = e instanceof ApiError ? e.error : { message: String(e && e.message ? e.message : e) };
   const status = e instanceof ApiError && e.status ? "HTTP " + e.status : "error";
   let hint = null;
-  if (e instanceof ApiError && e.status === 401) hint = "Set the gateway API key at the top of the page.";
+  if (e instanceof ApiError && e.status === 401) {
+    hint = err.code === "invalid_api_key" ? "Set the gateway API key at the top of the page."
+      : "Sign in again with an admin token.";
+  }
   if (err.code === "catalog_unavailable") hint = "This server has no catalog file.";
   return el("div", { class: "error", role: "alert" },
     el("strong", {}, status), " ",
@@ -206,6 +253,90 @@ function setupKeyForm() {
     refreshKeyStatus();
   });
   refreshKeyStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign in and out
+
+function refreshSession() {
+  document.getElementById("session-status").textContent = session.signedIn ? "signed in" : "not signed in";
+  document.getElementById("signout").hidden = !session.signedIn;
+}
+
+// Signs in with an admin token; throws an ApiError when the server refuses it.
+async function signIn(token) {
+  let res;
+  try {
+    res = await apiFetch(SESSION_PATH, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
+  } catch (e) {
+    throw new ApiError(0, { message: "cannot reach the server: " + e.message, type: "network_error" });
+  }
+  const text = await res.text();
+  if (!res.ok) throw errorOf(res.status, text);
+  const body = JSON.parse(text);
+  session.signedIn = body.signedIn === true;
+  session.csrf = typeof body.csrfToken === "string" ? body.csrfToken : "";
+  refreshSession();
+}
+
+// Asks the server whether the session cookie of this browser is still signed in.
+async function checkSession() {
+  try {
+    const res = await apiFetch(SESSION_PATH, {});
+    const body = res.ok ? JSON.parse(await res.text()) : {};
+    session.signedIn = body.signedIn === true && body.credential === "session";
+    session.csrf = session.signedIn && typeof body.csrfToken === "string" ? body.csrfToken : "";
+  } catch (_) {
+    session.signedIn = false;
+    session.csrf = "";
+  }
+  refreshSession();
+}
+
+// Forgets the session on this side and shows the sign-in view with `message`, if any.
+function signedOut(message) {
+  const wasSignedIn = session.signedIn;
+  session.signedIn = false;
+  session.csrf = "";
+  refreshSession();
+  if (message) show(document.getElementById("signin-error"), el("p", { class: "error", role: "alert" }, message));
+  if (wasSignedIn) route();
+}
+
+async function signOut() {
+  try {
+    const res = await apiFetch(SESSION_PATH, { method: "DELETE" });
+    if (!res.ok) throw errorOf(res.status, await res.text());
+  } catch (e) {
+    show(document.getElementById("signin-error"), errorBox(e));
+  }
+  signedOut(null);
+}
+
+function setupSignIn() {
+  const form = document.getElementById("signin-form");
+  const input = document.getElementById("signin-token");
+  const error = document.getElementById("signin-error");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const token = input.value.trim();
+    if (!token) return;
+    show(error, el("p", { class: "muted" }, "Signing in…"));
+    try {
+      await signIn(token);
+      input.value = "";
+      show(error);
+      route();
+    } catch (e) {
+      show(error, errorBox(e));
+      input.focus();
+    }
+  });
+  document.getElementById("signout").addEventListener("click", signOut);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,7 +646,7 @@ async function sendChat() {
   let content = "";
   let failure = null;
   try {
-    const res = await fetch("/v1/chat/completions", {
+    const res = await apiFetch("/v1/chat/completions", {
       method: "POST",
       headers: Object.assign({ "Content-Type": "application/json" }, authHeaders()),
       body: JSON.stringify(request),
@@ -586,7 +717,9 @@ function route() {
   const [head, ...rest] = hash.split("/");
   let view = ["models", "services", "gateway", "chat"].includes(head) ? head : "models";
   let param = null;
-  if (view === "models" && rest.length && rest.join("/")) {
+  if (!session.signedIn) {
+    view = "signin";
+  } else if (view === "models" && rest.length && rest.join("/")) {
     view = "model";
     try {
       param = decodeURIComponent(rest.join("/"));
@@ -598,6 +731,9 @@ function route() {
     section.hidden = section.dataset.view !== view;
   }
   const nav = view === "model" ? "models" : view;
+  if (view === "signin") {
+    document.getElementById("signin-token").focus();
+  }
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -609,8 +745,9 @@ function route() {
   else if (view === "chat") loadChat();
 }
 
-function start() {
+async function start() {
   setupKeyForm();
+  setupSignIn();
   setupChat();
   document.getElementById("models-filter").addEventListener("input", renderModels);
   document.getElementById("models-service").addEventListener("change", renderModels);
@@ -618,6 +755,18 @@ function start() {
   document.getElementById("runs-service").addEventListener("change", loadRuns);
   document.getElementById("runs-limit").addEventListener("change", loadRuns);
   document.getElementById("gateway-reload").addEventListener("click", loadGateway);
+  // A sign-in URL: take the token out of the address bar (and the history) first, then use it.
+  const token = tokenFromHash(location.hash);
+  if (token !== null) {
+    history.replaceState(null, "", location.pathname + location.search);
+    try {
+      await signIn(token);
+    } catch (e) {
+      show(document.getElementById("signin-error"), errorBox(e));
+    }
+  } else {
+    await checkSession();
+  }
   window.addEventListener("hashchange", route);
   route();
 }
@@ -627,5 +776,7 @@ if (typeof window !== "undefined" && typeof document !== "undefined") {
 }
 
 if (typeof module !== "undefined") {
-  module.exports = { el, escapeHtml, safeUrl, SseParser, servedBy, modelMatches, errorOf };
+  module.exports = {
+    el, escapeHtml, safeUrl, SseParser, servedBy, modelMatches, errorOf, tokenFromHash, changesState,
+  };
 }

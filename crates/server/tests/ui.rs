@@ -12,10 +12,13 @@ use sagebridge_catalog::{
     ModelWrite, RunStatus, SqliteCatalog, TagLabel,
 };
 use sagebridge_gateway::{config, Gateway};
+use sagebridge_server::AdminAuth;
 use sagebridge_testkit::fake_runtime::{Behaviour, EndpointBehaviour, FakeRuntime};
 use serde_json::{json, Value};
 
 const KEY: &str = "ui-test-gateway-key-5f1e9a";
+/// The admin token the tests sign in with.
+const ADMIN: &str = "ui-test-admin-token-0c8f3e21";
 const AWS_SECRET: &str = "ui-test-aws-secret-value-77c2";
 /// A secret stored in clear by some other writer: the API must not send it.
 const LEGACY_SECRET: &str = "legacy-plaintext-secret-3b9d";
@@ -24,6 +27,8 @@ const XSS: &str = "<script>alert(1)</script>";
 struct Stack {
     base: String,
     http: reqwest::Client,
+    /// The session cookie (`name=value`) of a sign-in with [`ADMIN`], as the page gets it.
+    cookie: String,
     _fake: FakeRuntime,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
@@ -34,6 +39,7 @@ impl Stack {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
             .send()
             .await
             .unwrap();
@@ -169,6 +175,7 @@ async fn stack(with_catalog: bool) -> Stack {
         r#"
 server:
   apiKeys: ["{KEY}"]
+  adminTokens: ["{ADMIN}"]
 awsConfig:
   awsRegion: us-east-1
   awsAccessKeyId: testing
@@ -185,17 +192,42 @@ models:
     let dir = tempfile::tempdir().unwrap();
     let catalog = with_catalog.then(|| seed(&dir.path().join("catalog.db")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = sagebridge_server::app(gateway, catalog);
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let auth = Arc::new(AdminAuth::from_config(&cfg.server, &addr).unwrap());
+    let app = sagebridge_server::app(gateway, catalog, auth);
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Signed out, the catalog is closed; signing in as the page does opens it.
+    let r = http
+        .get(format!("{base}/api/catalog/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&json!({"token": ADMIN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     Stack {
         base,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        http,
+        cookie,
         _fake: fake,
         _dir: dir,
         _server: server,
@@ -238,6 +270,9 @@ async fn the_page_has_the_four_views_and_only_local_assets() {
         r#"id="models-service""#,
         r#"id="runs-body""#,
         r#"id="key-input" type="password""#,
+        r#"data-view="signin""#,
+        r#"id="signin-token" type="password""#,
+        r#"id="signout""#,
         r#"id="chat-model""#,
         r#"<script src="/ui/app.js" defer></script>"#,
         r#"<link rel="stylesheet" href="/ui/app.css">"#,
@@ -262,6 +297,10 @@ async fn the_page_has_the_four_views_and_only_local_assets() {
         "stream: true",
         "[DONE]",
         "getReader()",
+        "/api/v1/session",
+        "X-CSRF-Token",
+        "history.replaceState",
+        r#"credentials: "same-origin""#,
     ] {
         assert!(js.contains(path), "the script does not use {path}");
     }
@@ -293,7 +332,7 @@ async fn the_script_puts_data_in_the_page_as_text_and_keeps_no_secret() {
     assert!(js.contains(r#"input.value = """#));
     assert!(js.contains(r#""key set for this tab""#));
     for text in [&html, &js, &css] {
-        for secret in [KEY, AWS_SECRET, LEGACY_SECRET, "testing"] {
+        for secret in [KEY, ADMIN, AWS_SECRET, LEGACY_SECRET, "testing"] {
             assert!(!text.contains(secret), "an asset contains {secret}");
         }
     }
@@ -604,6 +643,9 @@ const out = {
   sse: new m.SseParser().push('data: {"a":1}\r\n\r\n: comment\ndata:[DONE]\n\ndata: partial'),
   error: m.errorOf(404, '{"error":{"message":"gone","type":"not_found_error"}}').error,
   plain: m.errorOf(502, "bad gateway").error,
+  openmetadata: m.errorOf(401, '{"code":401,"message":"sign in first"}').error,
+  fragment: [m.tokenFromHash('#token=ab%2Bc'), m.tokenFromHash('#/models'), m.tokenFromHash('#token=')],
+  changes: ["GET", "POST", "put", "DELETE", "PATCH", undefined].map(m.changesState),
 };
 console.log(JSON.stringify(out));
 "#;
@@ -628,6 +670,9 @@ console.log(JSON.stringify(out));
             "sse": ["{\"a\":1}", "[DONE]"],
             "error": {"message": "gone", "type": "not_found_error"},
             "plain": {"message": "bad gateway", "type": "http_error"},
+            "openmetadata": {"message": "sign in first", "type": "http_error"},
+            "fragment": ["ab+c", null, null],
+            "changes": [false, true, true, true, true, false],
         })
     );
 }
