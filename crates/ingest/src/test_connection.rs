@@ -276,15 +276,10 @@ async fn feature_group_steps(sm: &Client, steps: &mut Vec<Step>) {
         Ok((step, first)) => (step, Some(first)),
         Err(step) => (step, None),
     };
+    let listing_failed = format!("{} failed", list.name);
     steps.push(list);
     let name = match first {
-        None => {
-            return steps.push(Step::skipped(
-                "DescribeFeatureGroup",
-                false,
-                "the feature groups could not be listed",
-            ))
-        }
+        None => return steps.push(Step::skipped("DescribeFeatureGroup", false, listing_failed)),
         Some(None) => {
             return steps.push(Step::skipped(
                 "DescribeFeatureGroup",
