@@ -28,9 +28,7 @@ fn workflow(dir: &Path, endpoint: &str, key_lines: &str) -> PathBuf {
 
 /// `awsAccessKeyId` / `awsSecretAccessKey` (and `awsSessionToken`) lines of a workflow.
 fn key_lines(id: &str, secret: &str, token: Option<&str>) -> String {
-    let mut lines = format!(
-        "        awsAccessKeyId: {id}\n        awsSecretAccessKey: {secret}\n"
-    );
+    let mut lines = format!("        awsAccessKeyId: {id}\n        awsSecretAccessKey: {secret}\n");
     if let Some(token) = token {
         lines.push_str(&format!("        awsSessionToken: {token}\n"));
     }
@@ -64,8 +62,8 @@ async fn test_connection(config: &Path) -> (Value, String) {
     assert_eq!(report["passed"], false, "{report}");
     let out = sagebridge(&["test-connection", "-c", config]).await;
     assert_eq!(out.status.code(), Some(1));
-    let table = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let table =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (report, table)
 }
 
@@ -308,9 +306,10 @@ async fn an_endpoint_in_another_region_is_not_found_in_the_configured_one() {
     let step = first_failure(&report);
     assert_eq!(step["errorKind"], "NotFound", "{step}");
     let error = step["error"].as_str().unwrap();
-    assert_eq!(
-        error,
-        "endpoint `chat-endpoint` not found in eu-west-1; is it in another region or account?",
+    assert!(
+        error.starts_with(
+            "endpoint `chat-endpoint` not found in eu-west-1; is it in another region or account?"
+        ),
         "{step}"
     );
     assert!(table.contains(error), "{table}");

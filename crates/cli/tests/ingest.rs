@@ -64,7 +64,11 @@ fn assert_not_printed(out: &Output, needle: &str, log: Option<&str>) {
 }
 
 /// The catalog's tag label for the tag `key` = `value`, or `None`.
-fn tag_label<'a>(model: &'a serde_json::Value, key: &str, value: &str) -> Option<&'a serde_json::Value> {
+fn tag_label<'a>(
+    model: &'a serde_json::Value,
+    key: &str,
+    value: &str,
+) -> Option<&'a serde_json::Value> {
     let fqn = build_fqn(&[key, value]);
     model["tags"]
         .as_array()?
@@ -74,8 +78,12 @@ fn tag_label<'a>(model: &'a serde_json::Value, key: &str, value: &str) -> Option
 
 /// Asserts the model carries the tag `key` = `value`, key and value.
 fn assert_tag(model: &serde_json::Value, key: &str, value: &str) {
-    let label = tag_label(model, key, value)
-        .unwrap_or_else(|| panic!("{} has no tag {key}={value}: {}", model["name"], model["tags"]));
+    let label = tag_label(model, key, value).unwrap_or_else(|| {
+        panic!(
+            "{} has no tag {key}={value}: {}",
+            model["name"], model["tags"]
+        )
+    });
     assert_eq!(label["name"], value, "{label}");
 }
 
@@ -220,7 +228,11 @@ async fn seeded_account_is_ingested_with_every_enrichment() {
     let out = run(&["models", "show", &tagged.name, "--json", "--catalog", db]);
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_tag(&m, "owner", "ml-platform");
-    for (k, v) in tagged.tags.iter().filter(|(k, v)| k != "description" && !v.is_empty()) {
+    for (k, v) in tagged
+        .tags
+        .iter()
+        .filter(|(k, v)| k != "description" && !v.is_empty())
+    {
         assert_tag(&m, k, v);
     }
     // Hyperparameters survive an incremental rebuild.

@@ -171,7 +171,11 @@ impl fmt::Display for OptionalError {
 fn failure_of<E>(err: &SdkError<E, HttpResponse>) -> Failure {
     let answered = |r: &HttpResponse| {
         let status = r.status().as_u16();
-        if is_throttling(status, r.headers().get("x-amzn-errortype"), r.body().bytes()) {
+        if is_throttling(
+            status,
+            r.headers().get("x-amzn-errortype"),
+            r.body().bytes(),
+        ) {
             Failure::Throttled
         } else if status >= 500 {
             Failure::Transient

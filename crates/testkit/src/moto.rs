@@ -211,7 +211,7 @@ impl MotoServer {
         loop {
             if let Some(status) = server.child.try_wait().context("poll moto_server")? {
                 bail!(
-                    "moto_server exited with {status} while starting; log:\n{}",
+                    "moto_server exited with {status} while starting on port {port}; log:\n{}",
                     server.log_tail()
                 );
             }

@@ -343,3 +343,37 @@ async fn canned_invoke_endpoint_results_are_served() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body, answer);
 }
+
+/// Each server provably owns its port: the listening socket is its child's, not the other's,
+/// and a start on a port another moto holds fails instead of attaching to that moto.
+#[tokio::test]
+async fn a_server_never_attaches_to_another_servers_port() {
+    let (a, b) = tokio::join!(MotoServer::start(), MotoServer::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.port(), b.port());
+    if cfg!(target_os = "linux") {
+        use sagebridge_testkit::moto::listens_on;
+        assert_eq!(listens_on(a.pid(), a.port()), Some(true));
+        assert_eq!(listens_on(b.pid(), b.port()), Some(true));
+        assert_eq!(listens_on(a.pid(), b.port()), Some(false));
+        assert_eq!(listens_on(b.pid(), a.port()), Some(false));
+
+        let error = MotoServer::start_on_port(a.port())
+            .await
+            .expect_err("a second moto on a taken port must not start");
+        let error = format!("{error:#}");
+        // Either it saw the port answered from a socket that is not its child's, or its child
+        // exited first (it could not bind): both name the port.
+        assert!(error.contains(&format!("port {}", a.port())), "{error}");
+    }
+    // `a` was left alone: its state is its own.
+    let client = sagemaker_client(&a.endpoint(), None);
+    create_model(&client, "only-in-a").await;
+    assert_eq!(
+        list_model_names(&client).await,
+        BTreeSet::from(["only-in-a".to_owned()])
+    );
+    assert!(list_model_names(&sagemaker_client(&b.endpoint(), None))
+        .await
+        .is_empty());
+}

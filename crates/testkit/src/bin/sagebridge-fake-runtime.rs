@@ -96,11 +96,12 @@ async fn run(args: &Args) -> anyhow::Result<()> {
 
 /// The endpoints of the demo account, answering like the containers they stand for.
 fn set_demo_endpoints(fake: &FakeRuntime) {
-    let answer: Vec<String> = "Hello from the demo! This answer streams token by token from a fake \
+    let answer: Vec<String> =
+        "Hello from the demo! This answer streams token by token from a fake \
          SageMaker runtime, through the sagebridge gateway, in OpenAI's format."
-        .split_inclusive(' ')
-        .map(str::to_owned)
-        .collect();
+            .split_inclusive(' ')
+            .map(str::to_owned)
+            .collect();
     fake.set(
         "demo-llm-chat",
         EndpointBehaviour::new(Behaviour::TgiChat)
