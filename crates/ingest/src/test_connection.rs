@@ -300,22 +300,20 @@ pub async fn test_connection(clients: &Clients) -> TestConnectionReport {
     TestConnectionReport::from_steps(steps)
 }
 
-/// The sink's own step, when it is a server: `OpenMetadata` (mandatory) for `metadata-rest`.
+/// The sink's own step, when it is a server: `OpenMetadata` (mandatory) for `metadata-rest`,
+/// the sink's health check.
 pub async fn check_sink(cfg: &crate::config::WorkflowConfig) -> Option<StepResult> {
-    if cfg.sink.kind != "metadata-rest" {
-        return None;
-    }
+    let name = cfg.sink.server_name()?;
     let start = Instant::now();
-    let r = match crate::openmetadata::OpenMetadata::new(
-        cfg.workflow_config.open_metadata_server_config.as_ref(),
-    ) {
-        Ok(om) => om.check(&cfg.source.service_name).await,
+    let ctx = crate::sink::SinkContext::new(cfg);
+    let r = match cfg.sink.build(&ctx).await {
+        Ok(sink) => sink.healthcheck().await,
         Err(e) => Err(e),
     };
     let duration_ms = start.elapsed().as_millis() as u64;
     Some(match r {
         Ok(detail) => StepResult {
-            name: "OpenMetadata".into(),
+            name: name.into(),
             mandatory: true,
             passed: true,
             duration_ms,
@@ -324,12 +322,12 @@ pub async fn check_sink(cfg: &crate::config::WorkflowConfig) -> Option<StepResul
             detail: Some(detail),
         },
         Err(e) => StepResult {
-            name: "OpenMetadata".into(),
+            name: name.into(),
             mandatory: true,
             passed: false,
             duration_ms,
             error: Some(e.to_string()),
-            error_kind: Some("OpenMetadata".into()),
+            error_kind: Some(name.into()),
             detail: None,
         },
     })
