@@ -47,7 +47,7 @@ async fn a_failed_model_exits_3_and_the_others_are_ingested() {
         .await
         .unwrap();
     // One DescribeModel is denied (not retried); every other call answers.
-    fake.set_failure(
+    fake.handle().set_failure(
         "DescribeModel",
         Some(Failure::access_denied("sagemaker:DescribeModel").times(1)),
     );
@@ -74,7 +74,7 @@ async fn a_failed_model_exits_3_and_the_others_are_ingested() {
         failures[0]["model"].as_str().unwrap().starts_with("model-"),
         "{r}"
     );
-    assert_eq!(fake.calls("DescribeModel"), 25);
+    assert_eq!(fake.handle().calls("DescribeModel"), 25);
 
     // The next run reads the failed model again and exits 0.
     let out = ingest(&wf);
@@ -102,7 +102,7 @@ async fn an_unusable_catalog_path_exits_1_without_a_report() {
     assert!(out.stdout.is_empty(), "no report on a fatal error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error: catalog: "), "{err}");
-    assert_eq!(fake.calls("ListModels"), 0, "nothing was read");
+    assert_eq!(fake.handle().calls("ListModels"), 0, "nothing was read");
     assert!(!db.exists());
 }
 
@@ -144,5 +144,5 @@ async fn an_unreachable_openmetadata_exits_1_and_a_refused_token_too() {
         "{err}"
     );
     assert!(om.models().is_empty());
-    assert_eq!(fake.calls("DescribeModel"), 0);
+    assert_eq!(fake.handle().calls("DescribeModel"), 0);
 }
