@@ -88,7 +88,11 @@ async fn a_run_told_to_stop_before_it_starts_writes_and_deletes_nothing() {
         report.summary()
     );
     assert_eq!(serde_json::to_value(&report).unwrap()["interrupted"], true);
-    assert_eq!(after.handle().calls("DescribeModel"), 0, "no model was read");
+    assert_eq!(
+        after.handle().calls("DescribeModel"),
+        0,
+        "no model was read"
+    );
     assert_eq!(live_models(&catalog), 40, "nothing was marked deleted");
     let runs = catalog.list_runs(Some("sm"), 10).unwrap();
     let last = runs.iter().find(|r| r.id == report.run_id).unwrap();
