@@ -291,6 +291,7 @@ async fn ingest(
         catalog_path: catalog,
         full,
         progress: Some(hook),
+        shutdown: None,
     };
     let result = sagebridge_ingest::runner::run(&cfg, &opts).await;
     if let Some(bar) = bar {

@@ -127,35 +127,169 @@ pub struct FilterPattern {
     pub excludes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SinkConfig {
-    /// `catalog` (ours, the embedded SQLite catalog) or `metadata-rest` (OpenMetadata).
-    #[serde(rename = "type", default = "catalog_sink")]
-    pub kind: String,
-    #[serde(default)]
-    pub config: SinkSettings,
+/// `sink:`, where a run writes, chosen by `type:` (default `catalog`). Each type has its own
+/// typed `config:`; a key of another type's config is an unknown key there.
+///
+/// Deserialized by hand (below) so that `config:` is read straight into the chosen type's
+/// struct when `type:` comes first (the usual order), keeping every key's line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkConfig {
+    /// `catalog` (ours): the embedded SQLite catalog.
+    Catalog(CatalogSinkConfig),
+    /// `metadata-rest` (OpenMetadata's): an OpenMetadata server, configured by
+    /// `workflowConfig.openMetadataServerConfig`.
+    MetadataRest(MetadataRestSinkConfig),
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        Self {
-            kind: catalog_sink(),
-            config: SinkSettings::default(),
+        SinkConfig::Catalog(CatalogSinkConfig::default())
+    }
+}
+
+impl SinkConfig {
+    /// The `type:` of this sink.
+    pub fn sink_type(&self) -> SinkType {
+        match self {
+            SinkConfig::Catalog(_) => SinkType::Catalog,
+            SinkConfig::MetadataRest(_) => SinkType::MetadataRest,
         }
     }
 }
 
-fn catalog_sink() -> String {
-    "catalog".into()
+/// The sink types (`sink.type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkType {
+    #[default]
+    Catalog,
+    MetadataRest,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+impl SinkType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkType::Catalog => "catalog",
+            SinkType::MetadataRest => "metadata-rest",
+        }
+    }
+}
+
+/// `config:` of the `catalog` sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SinkSettings {
-    /// For the `catalog` sink: the SQLite file (default `./sagebridge.db`).
+pub struct CatalogSinkConfig {
+    /// The SQLite file (default `./sagebridge.db`).
     #[serde(default)]
     pub path: Option<PathBuf>,
+}
+
+impl CatalogSinkConfig {
+    /// The catalog file, `./sagebridge.db` unless set.
+    pub fn path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("sagebridge.db"))
+    }
+}
+
+/// `config:` of the `metadata-rest` sink: OpenMetadata's `MetadataRestSinkConfig`. The server
+/// itself is `workflowConfig.openMetadataServerConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataRestSinkConfig {
+    /// Accepted because OpenMetadata accepts it; unused there and here.
+    #[serde(default)]
+    pub api_endpoint: Option<String>,
+}
+
+/// A sink's `config:` read before its `type:` (any order is valid YAML): every type's keys,
+/// sorted out once the type is known.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnySinkSettings {
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    api_endpoint: Option<String>,
+}
+
+impl AnySinkSettings {
+    fn into_sink(self, kind: SinkType) -> Result<SinkConfig, String> {
+        match (kind, self) {
+            (SinkType::Catalog, AnySinkSettings { path, api_endpoint: None }) => {
+                Ok(SinkConfig::Catalog(CatalogSinkConfig { path }))
+            }
+            (SinkType::MetadataRest, AnySinkSettings { path: None, api_endpoint }) => {
+                Ok(SinkConfig::MetadataRest(MetadataRestSinkConfig { api_endpoint }))
+            }
+            (kind, AnySinkSettings { path: Some(_), .. }) => Err(format!(
+                "config.path is a setting of the catalog sink, not of `{}`; remove it",
+                kind.as_str()
+            )),
+            (kind, _) => Err(format!(
+                "config.api_endpoint is a setting of the metadata-rest sink, not of `{}`; remove it",
+                kind.as_str()
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SinkConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("SinkConfig", &["type", "config"], SinkVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum SinkKey {
+    Type,
+    Config,
+}
+
+struct SinkVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SinkVisitor {
+    type Value = SinkConfig;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sink: `type` (catalog or metadata-rest) and its `config`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SinkConfig, A::Error> {
+        use serde::de::Error;
+        let mut kind: Option<SinkType> = None;
+        let mut sink: Option<SinkConfig> = None;
+        let mut early: Option<AnySinkSettings> = None;
+        while let Some(key) = map.next_key::<SinkKey>()? {
+            match key {
+                SinkKey::Type if kind.is_some() => return Err(A::Error::duplicate_field("type")),
+                SinkKey::Type => kind = Some(map.next_value()?),
+                SinkKey::Config if sink.is_some() || early.is_some() => {
+                    return Err(A::Error::duplicate_field("config"))
+                }
+                SinkKey::Config => match kind {
+                    Some(SinkType::Catalog) => sink = Some(SinkConfig::Catalog(map.next_value()?)),
+                    Some(SinkType::MetadataRest) => {
+                        sink = Some(SinkConfig::MetadataRest(map.next_value()?))
+                    }
+                    None => early = Some(map.next_value()?),
+                },
+            }
+        }
+        let kind = kind.unwrap_or_default();
+        match (sink, early) {
+            (Some(sink), _) => Ok(sink),
+            (None, Some(settings)) => settings.into_sink(kind).map_err(A::Error::custom),
+            (None, None) => Ok(match kind {
+                SinkType::Catalog => SinkConfig::Catalog(CatalogSinkConfig::default()),
+                SinkType::MetadataRest => {
+                    SinkConfig::MetadataRest(MetadataRestSinkConfig::default())
+                }
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -180,20 +314,70 @@ pub enum LoggerLevel {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpenMetadataServerConfig {
     pub host_port: String,
-    #[serde(default = "openmetadata_auth")]
-    pub auth_provider: String,
+    #[serde(default)]
+    pub auth_provider: AuthProvider,
     #[serde(default)]
     pub security_config: Option<SecurityConfig>,
     #[serde(default)]
     pub store_service_connection: Option<bool>,
     #[serde(default, rename = "verifySSL")]
-    pub verify_ssl: Option<String>,
+    pub verify_ssl: VerifySsl,
     #[serde(default)]
     pub ssl_config: Option<SslConfig>,
 }
 
-fn openmetadata_auth() -> String {
-    "openmetadata".into()
+/// OpenMetadata's `authProvider` values. We speak `openmetadata` (a JWT in
+/// `securityConfig.jwtToken`) and `no-auth`; the others load (OpenMetadata accepts them) and
+/// are reported as unsupported by validation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthProvider {
+    NoAuth,
+    Azure,
+    Google,
+    Okta,
+    Auth0,
+    AwsCognito,
+    CustomOidc,
+    Ldap,
+    Saml,
+    #[default]
+    Openmetadata,
+}
+
+impl AuthProvider {
+    /// The value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthProvider::NoAuth => "no-auth",
+            AuthProvider::Azure => "azure",
+            AuthProvider::Google => "google",
+            AuthProvider::Okta => "okta",
+            AuthProvider::Auth0 => "auth0",
+            AuthProvider::AwsCognito => "aws-cognito",
+            AuthProvider::CustomOidc => "custom-oidc",
+            AuthProvider::Ldap => "ldap",
+            AuthProvider::Saml => "saml",
+            AuthProvider::Openmetadata => "openmetadata",
+        }
+    }
+
+    /// Whether sagebridge can authenticate this way.
+    pub fn is_supported(self) -> bool {
+        matches!(self, AuthProvider::Openmetadata | AuthProvider::NoAuth)
+    }
+}
+
+/// OpenMetadata's `verifySSL` values. `no-ssl` (OpenMetadata's default) and `validate` both
+/// check `https://` certificates against the system roots plus `sslConfig.caCertificate`;
+/// `ignore` does not check them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifySsl {
+    #[default]
+    NoSsl,
+    Ignore,
+    Validate,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,15 +466,6 @@ impl WorkflowConfig {
         .collect();
         ModelFilter::new(&pats)
     }
-
-    /// The catalog file for the `catalog` sink.
-    pub fn catalog_path(&self) -> PathBuf {
-        self.sink
-            .config
-            .path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("sagebridge.db"))
-    }
 }
 
 fn validate_filter(p: &mut Problems, f: &FilterPattern) {
@@ -370,21 +545,16 @@ impl Validate for WorkflowConfig {
                 })
             });
         });
-        p.at("sink", |p| match self.sink.kind.as_str() {
-            "catalog" => {}
-            "metadata-rest" => {
-                if self.workflow_config.open_metadata_server_config.is_none() {
+        if let SinkConfig::MetadataRest(_) = self.sink {
+            if self.workflow_config.open_metadata_server_config.is_none() {
+                p.at("sink", |p| {
                     p.add(
                         "type",
                         "the metadata-rest sink needs workflowConfig.openMetadataServerConfig",
-                    );
-                }
+                    )
+                });
             }
-            other => p.add(
-                "type",
-                format!("sink type `{other}` is not supported; use `catalog` or `metadata-rest`"),
-            ),
-        });
+        }
         if let Some(om) = &self.workflow_config.open_metadata_server_config {
             p.at("workflowConfig", |p| {
                 p.at("openMetadataServerConfig", |p| {
@@ -396,31 +566,185 @@ impl Validate for WorkflowConfig {
                             format!("`{}` is not an http(s) URL", om.host_port),
                         );
                     }
-                    if om.auth_provider != "openmetadata" && om.auth_provider != "no-auth" {
+                    if !om.auth_provider.is_supported() {
                         p.add(
                             "authProvider",
                             format!(
                                 "auth provider `{}` is not supported; use `openmetadata` (JWT)",
-                                om.auth_provider
+                                om.auth_provider.as_str()
                             ),
                         );
                     }
-                    if om.auth_provider == "openmetadata" && om.security_config.is_none() {
+                    if om.auth_provider == AuthProvider::Openmetadata
+                        && om.security_config.is_none()
+                    {
                         p.add(
                             "securityConfig",
                             "authProvider openmetadata needs securityConfig.jwtToken",
                         );
                     }
-                    if let Some(v) = &om.verify_ssl {
-                        if !matches!(v.as_str(), "no-ssl" | "ignore" | "validate") {
-                            p.add(
-                                "verifySSL",
-                                format!("`{v}` must be one of no-ssl, ignore, validate"),
-                            );
-                        }
-                    }
                 })
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "source:
+  type: sagemaker
+  serviceName: sm
+  serviceConnection:
+    config:
+      type: SageMaker
+      awsConfig:
+        awsRegion: us-east-1
+";
+
+    fn parse(rest: &str) -> Result<WorkflowConfig, ConfigErrors> {
+        WorkflowConfig::parse("wf.yaml", &format!("{SOURCE}{rest}"), &|_| None)
+    }
+
+    fn errors(rest: &str) -> Vec<String> {
+        parse(rest)
+            .expect_err("an invalid file")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const OM: &str = "workflowConfig:
+  openMetadataServerConfig:
+    hostPort: http://localhost:8585/api
+    authProvider: openmetadata
+    securityConfig:
+      jwtToken: token
+";
+
+    #[test]
+    fn sink_types_and_their_config() {
+        assert_eq!(parse("").unwrap().sink, SinkConfig::default());
+        let cfg = parse("sink:\n  type: catalog\n  config:\n    path: /tmp/x.db\n").unwrap();
+        assert_eq!(
+            cfg.sink,
+            SinkConfig::Catalog(CatalogSinkConfig {
+                path: Some("/tmp/x.db".into())
+            })
+        );
+        // `type` may be left out (catalog), `config` too, and come in any order.
+        let cfg = parse("sink:\n  config:\n    path: a.db\n").unwrap();
+        assert_eq!(cfg.sink.sink_type(), SinkType::Catalog);
+        let cfg = parse(&format!("sink:\n  type: metadata-rest\n{OM}")).unwrap();
+        assert_eq!(
+            cfg.sink,
+            SinkConfig::MetadataRest(MetadataRestSinkConfig::default())
+        );
+        let cfg = parse(&format!(
+            "sink:\n  config:\n    api_endpoint: x\n  type: metadata-rest\n{OM}"
+        ))
+        .unwrap();
+        assert_eq!(cfg.sink.sink_type(), SinkType::MetadataRest);
+        let cfg = parse("sink:\n  config:\n    path: b.db\n  type: catalog\n").unwrap();
+        assert_eq!(
+            cfg.sink,
+            SinkConfig::Catalog(CatalogSinkConfig {
+                path: Some("b.db".into())
+            })
+        );
+    }
+
+    #[test]
+    fn sink_errors_have_a_location() {
+        let e = errors("sink:\n  type: kafka\n  config: {}\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("wf.yaml:10:9: sink.type: unknown value `kafka`; expected one of: catalog, metadata-rest"),
+            "{e:?}"
+        );
+        // Another type's setting is an unknown key of this type's config.
+        let e = errors(&format!(
+            "sink:\n  type: metadata-rest\n  config:\n    path: x.db\n{OM}"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("wf.yaml:12:5: sink.config.path: unknown key `path`"),
+            "{e:?}"
+        );
+        let e = errors("sink:\n  type: catalog\n  config:\n    api_endpoint: x\n");
+        assert!(
+            e[0].starts_with("wf.yaml:12:5: sink.config.api_endpoint: unknown key"),
+            "{e:?}"
+        );
+        // The same mistake with `config` before `type`: said at the sink.
+        let e = errors(&format!(
+            "sink:\n  config:\n    path: x.db\n  type: metadata-rest\n{OM}"
+        ));
+        assert!(
+            e[0].starts_with("wf.yaml:10:3: sink: config.path is a setting of the catalog sink"),
+            "{e:?}"
+        );
+        // A metadata-rest sink without a server, and the rest of the file still checked.
+        let e = errors("sink:\n  type: metadata-rest\n  bogus: 1\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("sink.type: the metadata-rest sink needs"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("wf.yaml:11:3: sink.bogus: unknown key"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn openmetadata_server_enums() {
+        let server = |extra: &str| {
+            parse(&format!(
+                "sink:\n  type: metadata-rest\nworkflowConfig:\n  openMetadataServerConfig:\n    hostPort: https://om:8585/api\n    securityConfig:\n      jwtToken: t\n{extra}"
+            ))
+        };
+        let om = |cfg: WorkflowConfig| cfg.workflow_config.open_metadata_server_config.unwrap();
+        let cfg = om(server("").unwrap());
+        assert_eq!(cfg.auth_provider, AuthProvider::Openmetadata);
+        assert_eq!(cfg.verify_ssl, VerifySsl::NoSsl);
+        for (text, value) in [
+            ("no-ssl", VerifySsl::NoSsl),
+            ("ignore", VerifySsl::Ignore),
+            ("validate", VerifySsl::Validate),
+        ] {
+            let cfg = om(server(&format!("    verifySSL: {text}\n")).unwrap());
+            assert_eq!(cfg.verify_ssl, value);
+        }
+        let cfg = om(server("    authProvider: no-auth\n").unwrap());
+        assert_eq!(cfg.auth_provider, AuthProvider::NoAuth);
+
+        let e = server("    verifySSL: maybe\n").unwrap_err().0;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column), (16, 16), "{e:?}");
+        assert_eq!(
+            e[0].message,
+            "unknown value `maybe`; expected one of: no-ssl, ignore, validate"
+        );
+        // OpenMetadata's other providers load, and are said to be unsupported.
+        let e = server("    authProvider: azure\n").unwrap_err().0;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            e[0].path,
+            "workflowConfig.openMetadataServerConfig.authProvider"
+        );
+        assert_eq!(
+            e[0].message,
+            "auth provider `azure` is not supported; use `openmetadata` (JWT)"
+        );
+        assert_eq!(e[0].line, 16);
+        let e = server("    authProvider: kerberos\n").unwrap_err().0;
+        assert!(
+            e[0].message
+                .starts_with("unknown value `kerberos`; expected one of: no-auth, azure"),
+            "{e:?}"
+        );
     }
 }

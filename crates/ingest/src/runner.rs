@@ -1,27 +1,36 @@
-//! One ingestion run: list, filter, gather facts with bounded concurrency, map, write to the
-//! catalog in transactions, mark deleted, report.
+//! One ingestion run, in its stages: **list** (ListModels) -> **plan** (filters; which models
+//! are unchanged since the last run) -> **gather** (describe with bounded concurrency, map) ->
+//! **write** (batches into the sink) -> **finish** (mark deleted, report, record the run).
+//!
+//! Where the run writes is a [`Sink`] built from the workflow's `sink:`; the runner never asks
+//! which one. A [`Shutdown`] in [`RunOptions`] stops a run at its next batch boundary: the
+//! batch being gathered is dropped, a batch write in progress completes, nothing is marked
+//! deleted and the report says `interrupted`. Each batch is one write (one transaction in the
+//! catalog), so the sink is left consistent.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use sagebridge_aws::{ClientOptions, Clients};
 use sagebridge_catalog::{
-    new_id, Catalog, IngestionRun, MlModelService, ModelWrite, RunStatus, SqliteCatalog,
-    WriteOutcome,
+    new_id, Catalog, IngestionRun, KnownModel, ModelWrite, RunStatus, WriteOutcome,
 };
 use serde::Serialize;
 
-use crate::config::{MlModelMetadataConfig, WorkflowConfig};
+use crate::config::{ModelFilter, WorkflowConfig};
 use crate::facts::ModelFacts;
 use crate::mapping::{redact, to_ml_model, ServiceRef};
-use crate::openmetadata::{OmError, OpenMetadata};
-use crate::source::Source;
+use crate::shutdown::Shutdown;
+use crate::sink::{CatalogSink, OmError, Sink, SinkContext, SinkError};
+use crate::source::{ListedModel, ModelFailure, Source};
 
-/// Models written to the catalog per transaction.
+/// Models written to the sink per batch (one catalog transaction).
 const BATCH: usize = 200;
+
+/// The failure entry of a listing that stopped part way.
+const LISTING: &str = "(listing)";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -60,12 +69,16 @@ pub struct RunReport {
     /// Models rebuilt from their stored facts (same ARN and creation time as last run), for
     /// which only the tags were read again. Zero with `--full`.
     pub incremental: usize,
+    /// The run was told to stop ([`RunOptions::shutdown`]) and did, between batches: the
+    /// batches written are in the sink, the rest of the models were not written and nothing
+    /// was marked deleted.
+    pub interrupted: bool,
 }
 
 impl RunReport {
-    /// 0 success, 3 completed with failures.
+    /// 0 success, 3 completed with failures (or only in part: listing incomplete, interrupted).
     pub fn exit_code(&self) -> u8 {
-        if self.counts.failed > 0 || !self.listing_complete {
+        if self.counts.failed > 0 || !self.listing_complete || self.interrupted {
             3
         } else {
             0
@@ -98,11 +111,14 @@ impl RunReport {
         if !self.listing_complete {
             s.push_str("  listing incomplete: no model was marked deleted\n");
         }
+        if self.interrupted {
+            s.push_str("  interrupted: the remaining models were not written and no model was marked deleted\n");
+        }
         s
     }
 }
 
-/// Fatal problems: the run could not start or the catalog failed.
+/// Fatal problems: the run could not start or the sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -111,12 +127,20 @@ pub enum RunError {
     Catalog(#[from] sagebridge_catalog::CatalogError),
     #[error("invalid filter pattern: {0}")]
     Filter(#[from] regex::Error),
-    #[error("unknown sink type `{0}`; use `catalog` or `metadata-rest`")]
-    Sink(String),
     #[error("OpenMetadata: {0}")]
     OpenMetadata(#[from] OmError),
     #[error("catalog worker stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl From<SinkError> for RunError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Catalog(e) => RunError::Catalog(e),
+            SinkError::OpenMetadata(e) => RunError::OpenMetadata(e),
+            SinkError::Join(e) => RunError::Join(e),
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -154,306 +178,333 @@ pub struct RunOptions {
     pub catalog_path: Option<std::path::PathBuf>,
     /// Describe every model again, even those unchanged since the last run.
     pub full: bool,
+    /// Stops the run at its next batch boundary when it fires (see the module docs).
+    pub shutdown: Option<Shutdown>,
 }
 
-/// Where a run writes.
-enum Target {
-    Catalog(Arc<dyn Catalog>),
-    OpenMetadata(Box<OpenMetadata>),
-}
-
-/// Runs the workflow into its sink: the embedded catalog (`catalog`, default) or an
-/// OpenMetadata server (`metadata-rest`).
+/// Runs the workflow into the sink of its `sink:` (the embedded catalog by default).
 pub async fn run(cfg: &WorkflowConfig, opts: &RunOptions) -> Result<RunReport, RunError> {
-    match cfg.sink.kind.as_str() {
-        "catalog" => {}
-        "metadata-rest" => {
-            let om = OpenMetadata::new(cfg.workflow_config.open_metadata_server_config.as_ref())?;
-            let version = om.version().await?;
-            tracing::info!(%version, "writing to OpenMetadata");
-            return run_target(cfg, Target::OpenMetadata(Box::new(om)), opts).await;
-        }
-        other => return Err(RunError::Sink(other.to_owned())),
-    }
-    let path = opts
-        .catalog_path
-        .clone()
-        .unwrap_or_else(|| cfg.catalog_path());
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(tokio::task::spawn_blocking(move || SqliteCatalog::open(path)).await??);
-    run_into(cfg, catalog, opts).await
+    let mut ctx = SinkContext::new(cfg);
+    ctx.catalog_path = opts.catalog_path.clone();
+    let sink = cfg.sink.build(&ctx).await?;
+    run_with(cfg, sink.as_ref(), opts).await
 }
 
-/// Runs the workflow into the given catalog.
+/// Runs the workflow into the given catalog, whatever its `sink:` says.
 pub async fn run_into(
     cfg: &WorkflowConfig,
     catalog: Arc<dyn Catalog>,
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
-    run_target(cfg, Target::Catalog(catalog), opts).await
+    let sink = CatalogSink::new(catalog, &SinkContext::new(cfg));
+    run_with(cfg, &sink, opts).await
 }
 
-async fn run_target(
+/// Runs the workflow into `sink`: the stages of the module docs, in order.
+pub async fn run_with(
     cfg: &WorkflowConfig,
-    target: Target,
+    sink: &dyn Sink,
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
-    let start = Instant::now();
-    let started_at = now_ms();
-    let meta = cfg.metadata();
-    let filter = cfg.filter()?;
-    let service_name = cfg.source.service_name.clone();
-    let clients = Clients::new(cfg.aws(), &ClientOptions::bulk(10)).await?;
-    let source = Arc::new(Source::new(
-        &clients.sdk_config,
-        cfg.aws().region(),
-        &meta.feature_group_tag_key,
-    ));
+    let mut run = Run::start(cfg, sink, opts).await?;
+    let listed = run.list().await;
+    let plan = run.plan(listed).await?;
+    run.gather_and_write(plan.todo).await?;
+    run.finish(plan.seen).await
+}
 
-    let connection = serde_json::json!({"config": {
-        "type": "SageMaker",
-        // Secrets serialize as a redaction marker: nothing secret reaches the catalog.
-        "awsConfig": cfg.aws(),
-    }});
-    let service = MlModelService {
-        name: service_name.clone(),
-        connection: Some(connection),
-        ..Default::default()
-    };
-    let service_ref = match &target {
-        Target::Catalog(catalog) => {
-            let cat = catalog.clone();
-            let service =
-                tokio::task::spawn_blocking(move || cat.upsert_service(&service)).await??;
-            ServiceRef {
-                id: service.id.clone(),
-                name: service.name.clone(),
-            }
-        }
-        Target::OpenMetadata(om) => ServiceRef {
-            id: om.ensure_service(&service_name, cfg.aws()).await?,
-            name: service_name.clone(),
-        },
-    };
-    // The embedded catalog keeps the run history and the facts for incremental runs;
-    // OpenMetadata has neither (it skips unchanged models by `sourceHash` itself).
-    let catalog = match &target {
-        Target::Catalog(c) => Some(c.clone()),
-        Target::OpenMetadata(_) => None,
-    };
+/// A model to read, and whether it is unchanged since the last run.
+struct Planned {
+    name: String,
+    unchanged: bool,
+}
 
-    let mut report = RunReport {
-        run_id: new_id(),
-        service: service_name.clone(),
-        ..Default::default()
-    };
-    let run_record = |status, finished_at, report: &RunReport| IngestionRun {
-        id: report.run_id.clone(),
-        service: service_name.clone(),
-        started_at,
-        finished_at,
-        status,
-        report: serde_json::to_value(report).unwrap_or_default(),
-    };
-    if let Some(cat) = catalog.clone() {
-        let rec = run_record(RunStatus::Running, None, &report);
-        tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
+/// What the plan stage decided.
+#[derive(Default)]
+struct Plan {
+    todo: Vec<Planned>,
+    /// Names kept by the filters: what mark-deleted must not touch.
+    seen: HashSet<String>,
+}
+
+/// One run in progress.
+struct Run<'a> {
+    cfg: &'a WorkflowConfig,
+    opts: &'a RunOptions,
+    sink: &'a dyn Sink,
+    filter: ModelFilter,
+    source: Arc<Source>,
+    service: ServiceRef,
+    report: RunReport,
+    outcome: WriteOutcome,
+    start: Instant,
+    started_at: i64,
+}
+
+impl<'a> Run<'a> {
+    /// AWS clients and the source, the service in the sink, the run recorded as running.
+    async fn start(
+        cfg: &'a WorkflowConfig,
+        sink: &'a dyn Sink,
+        opts: &'a RunOptions,
+    ) -> Result<Self, RunError> {
+        let start = Instant::now();
+        let started_at = now_ms();
+        let filter = cfg.filter()?;
+        let clients = Clients::new(cfg.aws(), &ClientOptions::bulk(10)).await?;
+        let source = Arc::new(Source::new(
+            &clients.sdk_config,
+            cfg.aws().region(),
+            &cfg.metadata().feature_group_tag_key,
+        ));
+        let service = sink.open_service().await?;
+        let run = Run {
+            cfg,
+            opts,
+            sink,
+            filter,
+            source,
+            service,
+            report: RunReport {
+                run_id: new_id(),
+                service: cfg.source.service_name.clone(),
+                ..Default::default()
+            },
+            outcome: WriteOutcome::default(),
+            start,
+            started_at,
+        };
+        sink.record_run(run.record(RunStatus::Running, None))
+            .await?;
+        Ok(run)
     }
 
-    let (listed, list_error) = source.list_models().await;
-    report.counts.listed = listed.len();
-    report.listing_complete = list_error.is_none();
-    if let Some(e) = &list_error {
-        report.failures.push(Failure {
-            model: "(listing)".into(),
-            error: e.to_string(),
-            error_kind: e.kind().into(),
-        });
-    }
-    let known = match &catalog {
-        Some(cat) if !opts.full => {
-            let cat = cat.clone();
-            let svc = service_name.clone();
-            tokio::task::spawn_blocking(move || cat.known_models(&svc)).await??
-        }
-        _ => HashMap::new(),
-    };
-    let mut seen = HashSet::new();
-    let mut todo = Vec::new();
-    for listed in listed {
-        if filter.keeps(&listed.name) {
-            seen.insert(listed.name.clone());
-            // Immutable in SageMaker: same ARN and creation time means same model.
-            let unchanged = known.get(&listed.name).is_some_and(|k| {
-                !k.deleted
-                    && listed.arn.is_some()
-                    && k.arn == listed.arn
-                    && listed.creation_time.is_some()
-                    && k.creation_time == listed.creation_time
-            });
-            todo.push((listed.name, unchanged));
-        } else {
-            report.counts.filtered += 1;
+    /// The run as stored by the sink.
+    fn record(&self, status: RunStatus, finished_at: Option<i64>) -> IngestionRun {
+        IngestionRun {
+            id: self.report.run_id.clone(),
+            service: self.report.service.clone(),
+            started_at: self.started_at,
+            finished_at,
+            status,
+            report: serde_json::to_value(&self.report).unwrap_or_default(),
         }
     }
-    source.load_indexes().await;
-    let progress = |p| {
-        if let Some(hook) = &opts.progress {
+
+    fn progress(&self, p: Progress) {
+        if let Some(hook) = &self.opts.progress {
             (hook.0)(p);
         }
-    };
-    progress(Progress::Listed(todo.len()));
+    }
 
-    let incremental = Arc::new(AtomicUsize::new(0));
-    let mut stream = futures::stream::iter(todo)
-        .map(|(name, unchanged)| {
-            let source = source.clone();
-            let catalog = catalog.clone();
-            let service = service_name.clone();
-            let incremental = incremental.clone();
-            async move {
-                if let (true, Some(catalog)) = (unchanged, catalog) {
-                    let stored = stored_facts(catalog, service, name.clone()).await;
-                    if let Some(stored) = stored.filter(|f| f.incomplete.is_empty()) {
-                        incremental.fetch_add(1, Ordering::Relaxed);
-                        return source.refresh_facts(stored).await;
-                    }
-                }
-                source.model_facts(&name).await
-            }
-        })
-        .buffer_unordered(meta.concurrency);
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut outcome = WriteOutcome::default();
-    while let Some(r) = stream.next().await {
-        progress(Progress::ModelDone);
-        match r {
-            Ok(facts) => {
-                let model = to_ml_model(&facts, &service_ref);
-                batch.push(ModelWrite {
-                    model,
-                    arn: Some(facts.arn.clone()),
-                    creation_time: Some(facts.creation_time),
-                    // Stored in the catalog for incremental runs, secrets redacted like
-                    // everything else there (the model built from them is the same: it is
-                    // redacted too). OpenMetadata keeps no facts.
-                    facts: catalog
-                        .is_some()
-                        .then(|| serde_json::to_string(&redact(&facts)).ok())
-                        .flatten(),
-                });
-                if batch.len() >= BATCH {
-                    let written = write(&target, std::mem::take(&mut batch), meta).await?;
-                    outcome.add(written.0);
-                    report.failures.extend(written.1);
-                }
-            }
-            Err(f) => {
-                tracing::warn!(model = %f.model, error = %f.error, "model failed");
-                // A model that exists but cannot be read is not deleted.
-                report.failures.push(Failure {
-                    model: f.model.clone(),
-                    error: f.error.to_string(),
-                    error_kind: f.error.kind().into(),
-                });
-            }
+    /// Stage 1: every model of the account (as far as ListModels got).
+    async fn list(&mut self) -> Vec<ListedModel> {
+        let (listed, error) = self.source.list_models().await;
+        self.report.counts.listed = listed.len();
+        self.report.listing_complete = error.is_none();
+        if let Some(e) = error {
+            self.report.failures.push(Failure {
+                model: LISTING.into(),
+                error: e.to_string(),
+                error_kind: e.kind().into(),
+            });
         }
+        listed
     }
-    if !batch.is_empty() {
-        let written = write(&target, batch, meta).await?;
-        outcome.add(written.0);
-        report.failures.extend(written.1);
-    }
-    report.counts.created = outcome.created;
-    report.counts.updated = outcome.updated;
-    report.counts.unchanged = outcome.unchanged;
-    report.counts.failed = report
-        .failures
-        .iter()
-        .filter(|f| f.model != "(listing)")
-        .count();
 
-    if meta.mark_deleted_ml_models && report.listing_complete {
-        report.counts.deleted = match &target {
-            Target::Catalog(cat) => {
-                let cat = cat.clone();
-                let svc = service_name.clone();
-                tokio::task::spawn_blocking(move || cat.mark_deleted(&svc, &seen))
-                    .await??
-                    .len()
-            }
-            Target::OpenMetadata(om) => om.mark_deleted(&service_name, &seen).await?,
+    /// Stage 2: the filters, and which models are unchanged since the sink last saw them.
+    async fn plan(&mut self, listed: Vec<ListedModel>) -> Result<Plan, RunError> {
+        let known = if self.opts.full {
+            HashMap::new()
+        } else {
+            self.sink.known_models().await?
         };
-    }
-
-    report.incremental = incremental.load(Ordering::Relaxed);
-    report.warnings = source.warnings();
-    report.aws_calls = source.stats.calls();
-    report.retries = source.stats.retries();
-    let elapsed = start.elapsed();
-    report.duration_ms = elapsed.as_millis() as u64;
-    let processed = report.counts.created + report.counts.updated + report.counts.unchanged;
-    report.models_per_second = if elapsed.as_secs_f64() > 0.0 {
-        processed as f64 / elapsed.as_secs_f64()
-    } else {
-        0.0
-    };
-    let status = if report.exit_code() == 0 {
-        RunStatus::Success
-    } else {
-        RunStatus::PartialSuccess
-    };
-    if let Some(cat) = catalog.clone() {
-        let rec = run_record(status, Some(now_ms()), &report);
-        tokio::task::spawn_blocking(move || cat.record_run(&rec)).await??;
-    }
-    Ok(report)
-}
-
-/// The facts stored with a model by an earlier run; `None` (describe it again) when there are
-/// none or they cannot be read back.
-async fn stored_facts(
-    catalog: Arc<dyn Catalog>,
-    service: String,
-    name: String,
-) -> Option<ModelFacts> {
-    let text = tokio::task::spawn_blocking(move || catalog.stored_facts(&service, &name))
-        .await
-        .ok()?
-        .ok()??;
-    serde_json::from_str(&text).ok()
-}
-
-/// Writes one batch; rows the sink refused come back as failures.
-async fn write(
-    target: &Target,
-    batch: Vec<ModelWrite>,
-    meta: &MlModelMetadataConfig,
-) -> Result<(WriteOutcome, Vec<Failure>), RunError> {
-    match target {
-        Target::Catalog(catalog) => {
-            let cat = catalog.clone();
-            let outcome = tokio::task::spawn_blocking(move || cat.write_models(&batch)).await??;
-            Ok((outcome, Vec::new()))
+        let mut plan = Plan::default();
+        for model in listed {
+            if !self.filter.keeps(&model.name) {
+                self.report.counts.filtered += 1;
+                continue;
+            }
+            plan.seen.insert(model.name.clone());
+            let unchanged = known
+                .get(&model.name)
+                .is_some_and(|k| same_model(k, &model));
+            plan.todo.push(Planned {
+                name: model.name,
+                unchanged,
+            });
         }
-        Target::OpenMetadata(om) => {
-            let models: Vec<_> = batch.into_iter().map(|w| w.model).collect();
-            let bulk = om.write(&models, meta.override_metadata).await?;
-            let failures = bulk
-                .failed
-                .into_iter()
-                .map(|f| Failure {
-                    model: f.model,
-                    error: format!("OpenMetadata rejected the model: {}", f.message),
-                    error_kind: "Rejected".into(),
-                })
-                .collect();
-            let outcome = WriteOutcome {
-                created: bulk.created,
-                updated: bulk.updated,
-                ..WriteOutcome::default()
+        Ok(plan)
+    }
+
+    /// Stages 3 and 4: describe the planned models with bounded concurrency and write them in
+    /// batches, until done or told to stop.
+    async fn gather_and_write(&mut self, todo: Vec<Planned>) -> Result<(), RunError> {
+        self.source.load_indexes().await;
+        self.progress(Progress::Listed(todo.len()));
+        let (sink, source) = (self.sink, self.source.clone());
+        let mut gathered = futures::stream::iter(todo)
+            .map(|planned| gather(sink, &source, planned))
+            .buffer_unordered(self.cfg.metadata().concurrency);
+        let mut shutdown = self.opts.shutdown.clone();
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = fired(&mut shutdown) => None,
+                next = gathered.next() => Some(next),
             };
-            Ok((outcome, failures))
+            let Some(next) = next else {
+                self.report.interrupted = true;
+                break;
+            };
+            let Some((facts, incremental)) = next else {
+                break;
+            };
+            self.progress(Progress::ModelDone);
+            self.report.incremental += usize::from(incremental);
+            match facts {
+                Ok(facts) => batch.push(self.model_write(&facts)),
+                Err(failure) => self.model_failed(failure),
+            }
+            if batch.len() >= BATCH {
+                if self.stopping() {
+                    break;
+                }
+                self.write(std::mem::take(&mut batch)).await?;
+            }
         }
+        if !batch.is_empty() && !self.stopping() {
+            self.write(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the run was told to stop (and so says its report).
+    fn stopping(&mut self) -> bool {
+        if self
+            .opts
+            .shutdown
+            .as_ref()
+            .is_some_and(Shutdown::is_shutdown)
+        {
+            self.report.interrupted = true;
+        }
+        self.report.interrupted
+    }
+
+    fn model_write(&self, facts: &ModelFacts) -> ModelWrite {
+        ModelWrite {
+            model: to_ml_model(facts, &self.service),
+            arn: Some(facts.arn.clone()),
+            creation_time: Some(facts.creation_time),
+            // Stored for incremental runs by sinks that keep facts, secrets redacted like
+            // everything else there (the model built from them is the same: it is redacted
+            // too).
+            facts: self
+                .sink
+                .keeps_facts()
+                .then(|| serde_json::to_string(&redact(facts)).ok())
+                .flatten(),
+        }
+    }
+
+    fn model_failed(&mut self, f: ModelFailure) {
+        tracing::warn!(model = %f.model, error = %f.error, "model failed");
+        // A model that exists but cannot be read is not deleted.
+        self.report.failures.push(Failure {
+            model: f.model.clone(),
+            error: f.error.to_string(),
+            error_kind: f.error.kind().into(),
+        });
+    }
+
+    /// Writes one batch; models the sink refused become failures.
+    async fn write(&mut self, batch: Vec<ModelWrite>) -> Result<(), RunError> {
+        let written = self.sink.write(batch).await?;
+        self.outcome.add(written.outcome);
+        self.report
+            .failures
+            .extend(written.rejected.into_iter().map(|r| Failure {
+                model: r.model,
+                error: r.reason,
+                error_kind: "Rejected".into(),
+            }));
+        Ok(())
+    }
+
+    /// Stage 5: mark deleted (only after a complete, uninterrupted run), the report, the run
+    /// recorded as finished.
+    async fn finish(mut self, seen: HashSet<String>) -> Result<RunReport, RunError> {
+        let counts = &mut self.report.counts;
+        counts.created = self.outcome.created;
+        counts.updated = self.outcome.updated;
+        counts.unchanged = self.outcome.unchanged;
+        counts.failed = self
+            .report
+            .failures
+            .iter()
+            .filter(|f| f.model != LISTING)
+            .count();
+        let report = &mut self.report;
+        if self.cfg.metadata().mark_deleted_ml_models
+            && report.listing_complete
+            && !report.interrupted
+        {
+            report.counts.deleted = self.sink.mark_deleted(seen).await?;
+        }
+        report.warnings = self.source.warnings();
+        report.aws_calls = self.source.stats.calls();
+        report.retries = self.source.stats.retries();
+        let elapsed = self.start.elapsed();
+        report.duration_ms = elapsed.as_millis() as u64;
+        let processed = report.counts.created + report.counts.updated + report.counts.unchanged;
+        report.models_per_second = if elapsed.as_secs_f64() > 0.0 {
+            processed as f64 / elapsed.as_secs_f64()
+        } else {
+            0.0
+        };
+        let status = if report.exit_code() == 0 {
+            RunStatus::Success
+        } else {
+            RunStatus::PartialSuccess
+        };
+        let record = self.record(status, Some(now_ms()));
+        self.sink.record_run(record).await?;
+        Ok(self.report)
+    }
+}
+
+/// Immutable in SageMaker: same ARN and creation time means same model.
+fn same_model(known: &KnownModel, listed: &ListedModel) -> bool {
+    !known.deleted
+        && listed.arn.is_some()
+        && known.arn == listed.arn
+        && listed.creation_time.is_some()
+        && known.creation_time == listed.creation_time
+}
+
+/// The facts of one planned model: rebuilt from the facts the sink stored (only the tags are
+/// read again) when it is unchanged and they are complete, else described. The flag says
+/// whether stored facts were used.
+async fn gather(
+    sink: &dyn Sink,
+    source: &Source,
+    model: Planned,
+) -> (Result<ModelFacts, ModelFailure>, bool) {
+    if model.unchanged {
+        let stored = sink.stored_facts(model.name.clone()).await;
+        if let Some(stored) = stored.filter(|f| f.incomplete.is_empty()) {
+            return (source.refresh_facts(stored).await, true);
+        }
+    }
+    (source.model_facts(&model.name).await, false)
+}
+
+/// Resolves when the shutdown signal fires; never without one.
+async fn fired(shutdown: &mut Option<Shutdown>) {
+    match shutdown {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -441,27 +441,19 @@ async fn endpoint_steps(sm: &Client, steps: &mut Vec<Step>) {
     steps.push(step);
 }
 
-/// The sink's own step, when it is a server: `OpenMetadata` (mandatory) for `metadata-rest`.
+/// The sink's own step, when it is a server: `OpenMetadata` (mandatory) for `metadata-rest`,
+/// the sink's health check.
 pub async fn check_sink(cfg: &crate::config::WorkflowConfig) -> Option<Step> {
-    if cfg.sink.kind != "metadata-rest" {
-        return None;
-    }
+    let name = cfg.sink.server_name()?;
     let started = Instant::now();
-    let r = match crate::openmetadata::OpenMetadata::new(
-        cfg.workflow_config.open_metadata_server_config.as_ref(),
-    ) {
-        Ok(om) => om.check(&cfg.source.service_name).await,
+    let ctx = crate::sink::SinkContext::new(cfg);
+    let r = match cfg.sink.build(&ctx).await {
+        Ok(sink) => sink.healthcheck().await,
         Err(e) => Err(e),
     };
     Some(match r {
-        Ok(detail) => Step::ok("OpenMetadata", true, started).with_detail(detail),
-        Err(e) => Step::failed(
-            "OpenMetadata",
-            true,
-            started,
-            ErrorKind::OpenMetadata,
-            e.to_string(),
-        ),
+        Ok(detail) => Step::ok(name, true, started).with_detail(detail),
+        Err(e) => Step::failed(name, true, started, ErrorKind::OpenMetadata, e.to_string()),
     })
 }
 

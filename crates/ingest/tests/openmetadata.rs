@@ -362,3 +362,175 @@ async fn https_with_a_private_ca() {
         .unwrap()
         .contains("caCertificate /nonexistent/ca.pem"));
 }
+
+/// One recorded request of the 2.0.7 client (`tests/contracts/openmetadata/recorded/`).
+#[derive(serde::Deserialize)]
+struct Recorded {
+    m: String,
+    p: String,
+}
+
+fn recorded(file: &str) -> Vec<(String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/contracts/openmetadata/recorded")
+        .join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str::<Recorded>(l).unwrap())
+        .map(|r| (r.m, r.p))
+        .collect()
+}
+
+/// The shape of a request: its method and path, without the query and with the service name
+/// as `<service>`.
+fn shape(method: &str, path: &str, service: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let path = path.replace(&format!("/name/{service}"), "/name/<service>");
+    format!("{method} {path}")
+}
+
+/// The distinct shapes in the order they first appear, without what only one side sends: the
+/// 2.0.7 client's own test-connection lookup (`testConnectionDefinitions`) and our tag
+/// creation (the client sends no tags; a real server needs them before a label uses them).
+fn first_seen<'a>(
+    requests: impl IntoIterator<Item = (&'a str, &'a str)>,
+    service: &str,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (method, path) in requests {
+        let s = shape(method, path, service);
+        let one_sided = [
+            "testConnectionDefinitions",
+            "/api/v1/classifications",
+            "/api/v1/tags",
+        ]
+        .iter()
+        .any(|p| s.contains(p));
+        if !one_sided && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// More than one bulk request per run (251 models, as in the recorded first run), compared
+/// request by request shape with what the 2.0.7 client sent, on a first run and a re-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_requests_follow_the_recorded_client() {
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+    let sagemaker = FakeSageMaker::start(FakeSpec::with_models(251))
+        .await
+        .unwrap();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow(&sagemaker.endpoint(), &om.url(), TOKEN);
+
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.counts.created, 251, "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
+    assert_eq!(om.models().len(), 251);
+    let requests = om.requests();
+    let ours = first_seen(
+        requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str())),
+        "sm_prod",
+    );
+    let theirs = recorded("first-run.jsonl");
+    let theirs = first_seen(
+        theirs.iter().map(|(m, p)| (m.as_str(), p.as_str())),
+        "local_sagemaker",
+    );
+    assert_eq!(ours, theirs);
+    assert_eq!(theirs.len(), 5, "{theirs:?}");
+    // Up to 100 rows a request, as the client sends: 100, 100, 51.
+    let rows: Vec<usize> = requests
+        .iter()
+        .filter(|r| path_of(r) == "/api/v1/mlmodels/bulk")
+        .map(|r| {
+            r.body
+                .as_ref()
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    assert_eq!(rows, [100, 100, 51]);
+    let model_schema = schemas::validator("api/data/createMlModel.json");
+    for r in requests
+        .iter()
+        .filter(|r| path_of(r) == "/api/v1/mlmodels/bulk")
+    {
+        for row in r.body.as_ref().and_then(Value::as_array).unwrap() {
+            assert!(model_schema.is_valid(row), "{row}");
+        }
+    }
+
+    // The re-run: the service is found, every model written again (OpenMetadata skips the
+    // unchanged ones by sourceHash), then deleteStale.
+    om.clear_requests();
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.counts.updated, 251, "{report:?}");
+    let requests = om.requests();
+    let ours = first_seen(
+        requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str())),
+        "sm_prod",
+    );
+    let theirs = recorded("second-run.jsonl");
+    let theirs = first_seen(
+        theirs.iter().map(|(m, p)| (m.as_str(), p.as_str())),
+        "local_sagemaker",
+    );
+    assert_eq!(ours, theirs);
+    assert_eq!(theirs.len(), 4, "{theirs:?}");
+}
+
+/// Rows OpenMetadata refuses (`failedRequest`), in two different bulk requests: each is a
+/// failed model of the report, the others are written, the run goes on to deleteStale and
+/// exits 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_rows_are_failed_models_and_the_run_goes_on() {
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+    let sagemaker = FakeSageMaker::start(FakeSpec::with_models(150))
+        .await
+        .unwrap();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    om.refuse_models(["model-00007", "model-00120"]);
+    let cfg = workflow(&sagemaker.endpoint(), &om.url(), TOKEN);
+
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.counts.failed, 2, "{report:?}");
+    assert_eq!(report.counts.created, 148, "{report:?}");
+    assert_eq!(report.exit_code(), 3);
+    assert!(report.listing_complete);
+    let mut failed: Vec<&str> = report.failures.iter().map(|f| f.model.as_str()).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["model-00007", "model-00120"]);
+    for f in &report.failures {
+        assert_eq!(f.error_kind, "Rejected");
+        assert_eq!(
+            f.error,
+            format!(
+                "OpenMetadata rejected the model: mlmodel {} refused by the test",
+                f.model
+            )
+        );
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["counts"]["failed"], 2);
+    assert_eq!(json["failures"][0]["errorKind"], "Rejected");
+    assert_eq!(om.models().len(), 148);
+    assert!(om.model("sm_prod.model-00007").is_none());
+
+    // The run went on: a refused model exists in SageMaker, so it is seen, not deleted.
+    let requests = om.requests();
+    let last = requests.last().unwrap();
+    assert_eq!(path_of(last), "/api/v1/mlmodels/deleteStale");
+    let seen = last.body.as_ref().unwrap()["seenFqns"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(seen.len(), 150);
+    assert!(seen.contains(&Value::from("sm_prod.model-00007")));
+}

@@ -45,6 +45,8 @@ struct Store {
     next_id: u64,
     /// Answer `deleteStale` with 404 (servers before it existed), forcing the list+delete path.
     no_delete_stale: bool,
+    /// Model names a bulk write refuses (in `failedRequest`), whatever the row says.
+    refused: HashSet<String>,
 }
 
 impl Store {
@@ -191,6 +193,18 @@ impl FakeOpenMetadata {
     /// Fully qualified names of the tags created (`classification.tag`).
     pub fn tags(&self) -> Vec<String> {
         self.store().tags.keys().cloned().collect()
+    }
+
+    /// Make every bulk write refuse the rows of these models (per row, in `failedRequest`, as
+    /// a real server refuses a row it cannot store), the other rows being written.
+    pub fn refuse_models<I, S>(&self, names: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.store()
+            .refused
+            .extend(names.into_iter().map(Into::into));
     }
 
     /// Make `DELETE /mlmodels/deleteStale` answer 404, as servers without it do.
@@ -512,6 +526,9 @@ fn put_model(store: &mut Store, row: &Value) -> Result<(String, u16), String> {
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or("name must not be empty")?;
+    if store.refused.contains(name) {
+        return Err(format!("mlmodel {name} refused by the test"));
+    }
     let service_name = row["service"].as_str().ok_or("service must not be null")?;
     let service = store
         .services

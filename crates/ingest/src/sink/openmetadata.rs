@@ -20,12 +20,14 @@
 //! in an error. `https://` uses the system's CA roots, plus `sslConfig.caCertificate` (a PEM
 //! file) when set; `verifySSL: ignore` turns certificate checks off (with a warning).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt as _;
 use http_body_util::{BodyExt, Full};
 use hyper::{header, Method, Request, StatusCode};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -35,11 +37,13 @@ use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use sagebridge_aws::{AwsConfig, Secret};
-use sagebridge_catalog::MlModel;
+use sagebridge_catalog::{IngestionRun, KnownModel, MlModel, ModelWrite, WriteOutcome};
 use serde_json::{json, Value};
 
-use crate::config::OpenMetadataServerConfig;
-use crate::mapping::{quote_name, to_create_ml_model};
+use super::{Rejected, Sink, SinkContext, SinkError, Written};
+use crate::config::{OpenMetadataServerConfig, VerifySsl};
+use crate::facts::ModelFacts;
+use crate::mapping::{quote_name, to_create_ml_model, ServiceRef};
 
 /// The `awsCredentials` fields sent with the service (secrets left out on purpose).
 const OM_AWS_FIELDS: [&str; 8] = [
@@ -114,7 +118,7 @@ fn tls_config(cfg: &OpenMetadataServerConfig) -> Result<rustls::ClientConfig, St
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    if cfg.verify_ssl.as_deref() == Some("ignore") {
+    if cfg.verify_ssl == VerifySsl::Ignore {
         tracing::warn!("verifySSL: ignore: the OpenMetadata server's certificate is not checked");
         return Ok(builder
             .dangerous()
@@ -518,6 +522,91 @@ impl OpenMetadata {
     }
 }
 
+/// The `metadata-rest` sink: an [`OpenMetadata`] client and the run's service.
+#[derive(Debug)]
+pub struct MetadataRestSink {
+    client: OpenMetadata,
+    service: String,
+    aws: AwsConfig,
+    override_metadata: bool,
+}
+
+impl MetadataRestSink {
+    /// A client of `ctx.open_metadata` (no request is sent yet).
+    pub fn new(ctx: &SinkContext) -> Result<Self, OmError> {
+        Ok(Self {
+            client: OpenMetadata::new(ctx.open_metadata.as_ref())?,
+            service: ctx.service.clone(),
+            aws: ctx.aws.clone(),
+            override_metadata: ctx.override_metadata,
+        })
+    }
+}
+
+impl Sink for MetadataRestSink {
+    fn healthcheck(&self) -> BoxFuture<'_, Result<String, SinkError>> {
+        async move { Ok(self.client.check(&self.service).await?) }.boxed()
+    }
+
+    /// The server's version first (proves the address and the token before anything is
+    /// written), then the service, created if missing.
+    fn open_service(&self) -> BoxFuture<'_, Result<ServiceRef, SinkError>> {
+        async move {
+            let version = self.client.version().await?;
+            tracing::info!(%version, "writing to OpenMetadata");
+            Ok(ServiceRef {
+                id: self.client.ensure_service(&self.service, &self.aws).await?,
+                name: self.service.clone(),
+            })
+        }
+        .boxed()
+    }
+
+    fn known_models(&self) -> BoxFuture<'_, Result<HashMap<String, KnownModel>, SinkError>> {
+        async { Ok(HashMap::new()) }.boxed()
+    }
+
+    fn stored_facts(&self, _name: String) -> BoxFuture<'_, Option<ModelFacts>> {
+        async { None }.boxed()
+    }
+
+    fn keeps_facts(&self) -> bool {
+        false
+    }
+
+    fn write(&self, batch: Vec<ModelWrite>) -> BoxFuture<'_, Result<Written, SinkError>> {
+        async move {
+            let models: Vec<MlModel> = batch.into_iter().map(|w| w.model).collect();
+            let bulk = self.client.write(&models, self.override_metadata).await?;
+            Ok(Written {
+                outcome: WriteOutcome {
+                    created: bulk.created,
+                    updated: bulk.updated,
+                    ..WriteOutcome::default()
+                },
+                rejected: bulk
+                    .failed
+                    .into_iter()
+                    .map(|f| Rejected {
+                        model: f.model,
+                        reason: format!("OpenMetadata rejected the model: {}", f.message),
+                    })
+                    .collect(),
+            })
+        }
+        .boxed()
+    }
+
+    fn mark_deleted(&self, seen: HashSet<String>) -> BoxFuture<'_, Result<usize, SinkError>> {
+        async move { Ok(self.client.mark_deleted(&self.service, &seen).await?) }.boxed()
+    }
+
+    /// OpenMetadata keeps its own ingestion pipeline history; the run is not sent there.
+    fn record_run(&self, _run: IngestionRun) -> BoxFuture<'_, Result<(), SinkError>> {
+        async { Ok(()) }.boxed()
+    }
+}
+
 /// `key.value` (each part possibly quoted) -> (key, value).
 fn split_tag_fqn(fqn: &str) -> Option<(String, String)> {
     let mut parts = Vec::new();
@@ -576,10 +665,10 @@ mod tests {
     fn addresses() {
         let cfg = |host: &str| OpenMetadataServerConfig {
             host_port: host.into(),
-            auth_provider: "openmetadata".into(),
+            auth_provider: Default::default(),
             security_config: None,
             store_service_connection: None,
-            verify_ssl: None,
+            verify_ssl: VerifySsl::default(),
             ssl_config: None,
         };
         assert!(matches!(

@@ -1,0 +1,153 @@
+//! The `catalog` sink: the embedded catalog (SQLite by default, any [`Catalog`]).
+//!
+//! The catalog's API is blocking (one SQLite connection behind a mutex); every call goes
+//! through `spawn_blocking` here so the run's async tasks never block on disk.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt as _;
+use sagebridge_catalog::{
+    Catalog, IngestionRun, KnownModel, ListQuery, MlModelService, ModelWrite, SqliteCatalog,
+};
+
+use super::{Sink, SinkContext, SinkError, Written};
+use crate::config::CatalogSinkConfig;
+use crate::facts::ModelFacts;
+use crate::mapping::ServiceRef;
+
+/// Writes a run into a catalog.
+pub struct CatalogSink {
+    catalog: Arc<dyn Catalog>,
+    /// Where the catalog is, for the health check's sentence.
+    location: String,
+    service: MlModelService,
+}
+
+impl std::fmt::Debug for CatalogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogSink")
+            .field("location", &self.location)
+            .field("service", &self.service.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogSink {
+    /// Opens (creating if needed) the SQLite catalog of `config.path`, or `ctx.catalog_path`.
+    pub async fn open(cfg: &CatalogSinkConfig, ctx: &SinkContext) -> Result<Self, SinkError> {
+        let path = ctx.catalog_path.clone().unwrap_or_else(|| cfg.path());
+        let location = path.display().to_string();
+        let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(path)).await??;
+        Ok(Self::with_location(Arc::new(catalog), location, ctx))
+    }
+
+    /// A sink writing into a catalog already open.
+    pub fn new(catalog: Arc<dyn Catalog>, ctx: &SinkContext) -> Self {
+        Self::with_location(catalog, "the given catalog".into(), ctx)
+    }
+
+    fn with_location(catalog: Arc<dyn Catalog>, location: String, ctx: &SinkContext) -> Self {
+        let connection = serde_json::json!({"config": {
+            "type": "SageMaker",
+            // Secrets serialize as a redaction marker: nothing secret reaches the catalog.
+            "awsConfig": ctx.aws,
+        }});
+        Self {
+            catalog,
+            location,
+            service: MlModelService {
+                name: ctx.service.clone(),
+                connection: Some(connection),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Runs one blocking catalog call off the async threads.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, SinkError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Catalog) -> Result<T, sagebridge_catalog::CatalogError> + Send + 'static,
+    {
+        let catalog = self.catalog.clone();
+        Ok(tokio::task::spawn_blocking(move || f(catalog.as_ref())).await??)
+    }
+}
+
+impl Sink for CatalogSink {
+    fn healthcheck(&self) -> BoxFuture<'_, Result<String, SinkError>> {
+        async move {
+            let query = ListQuery {
+                service: Some(self.service.name.clone()),
+                ..Default::default()
+            };
+            let n = self.blocking(move |c| c.count_models(&query)).await?;
+            Ok(format!(
+                "catalog at {}; service {} has {n} model(s)",
+                self.location, self.service.name
+            ))
+        }
+        .boxed()
+    }
+
+    fn open_service(&self) -> BoxFuture<'_, Result<ServiceRef, SinkError>> {
+        async move {
+            let service = self.service.clone();
+            let stored = self.blocking(move |c| c.upsert_service(&service)).await?;
+            Ok(ServiceRef {
+                id: stored.id,
+                name: stored.name,
+            })
+        }
+        .boxed()
+    }
+
+    fn known_models(&self) -> BoxFuture<'_, Result<HashMap<String, KnownModel>, SinkError>> {
+        let service = self.service.name.clone();
+        async move { self.blocking(move |c| c.known_models(&service)).await }.boxed()
+    }
+
+    fn stored_facts(&self, name: String) -> BoxFuture<'_, Option<ModelFacts>> {
+        let service = self.service.name.clone();
+        async move {
+            let text = self
+                .blocking(move |c| c.stored_facts(&service, &name))
+                .await
+                .ok()??;
+            serde_json::from_str(&text).ok()
+        }
+        .boxed()
+    }
+
+    fn keeps_facts(&self) -> bool {
+        true
+    }
+
+    fn write(&self, batch: Vec<ModelWrite>) -> BoxFuture<'_, Result<Written, SinkError>> {
+        async move {
+            let outcome = self.blocking(move |c| c.write_models(&batch)).await?;
+            Ok(Written {
+                outcome,
+                rejected: Vec::new(),
+            })
+        }
+        .boxed()
+    }
+
+    fn mark_deleted(&self, seen: HashSet<String>) -> BoxFuture<'_, Result<usize, SinkError>> {
+        let service = self.service.name.clone();
+        async move {
+            let deleted = self
+                .blocking(move |c| c.mark_deleted(&service, &seen))
+                .await?;
+            Ok(deleted.len())
+        }
+        .boxed()
+    }
+
+    fn record_run(&self, run: IngestionRun) -> BoxFuture<'_, Result<(), SinkError>> {
+        async move { self.blocking(move |c| c.record_run(&run)).await }.boxed()
+    }
+}
