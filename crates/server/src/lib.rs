@@ -12,6 +12,7 @@
 //! Editing services and ingestion workflows from the UI, and the ingestion scheduler of the
 //! product plan, are not built yet.
 
+pub mod admin;
 mod catalog_api;
 pub mod discover;
 mod ui;
