@@ -88,7 +88,11 @@ pub fn discovered<'a>(
 
 /// Guesses the gateway kind and format of a container from its image and environment.
 pub fn suggest(container: &ContainerFacts) -> Suggestion {
-    let image = container.image.as_deref().unwrap_or_default().to_lowercase();
+    let image = container
+        .image
+        .as_deref()
+        .unwrap_or_default()
+        .to_lowercase();
     // The repository part of the image URI, without registry and tag.
     let repository = image
         .rsplit('/')
@@ -225,7 +229,12 @@ mod tests {
 
     fn check(image: &str, env: &[(&str, &str)], kind: Option<ModelKind>, format: Option<Format>) {
         let s = suggest(&container(image, env));
-        assert_eq!((s.kind, s.format), (kind, format), "{image} {env:?}: {}", s.reason);
+        assert_eq!(
+            (s.kind, s.format),
+            (kind, format),
+            "{image} {env:?}: {}",
+            s.reason
+        );
         assert!(!s.reason.is_empty());
     }
 
@@ -233,15 +242,52 @@ mod tests {
 
     #[test]
     fn serving_stacks_are_recognised_from_the_image() {
-        let tgi = format!("{ECR}/huggingface-pytorch-tgi-inference:2.1.1-tgi2.0.0-gpu-py310-cu121-ubuntu22.04");
-        check(&tgi, &[("HF_MODEL_ID", "meta-llama/Llama-3-8B")], Some(ModelKind::Chat), Some(Format::Tgi));
-        check(&tgi, &[("MESSAGES_API_ENABLED", "true")], Some(ModelKind::Chat), Some(Format::Openai));
+        let tgi = format!(
+            "{ECR}/huggingface-pytorch-tgi-inference:2.1.1-tgi2.0.0-gpu-py310-cu121-ubuntu22.04"
+        );
+        check(
+            &tgi,
+            &[("HF_MODEL_ID", "meta-llama/Llama-3-8B")],
+            Some(ModelKind::Chat),
+            Some(Format::Tgi),
+        );
+        check(
+            &tgi,
+            &[("MESSAGES_API_ENABLED", "true")],
+            Some(ModelKind::Chat),
+            Some(Format::Openai),
+        );
         let tei = format!("{ECR}/tei:2.0.1-tei1.2.3-gpu-py310-cu122-ubuntu22.04");
-        check(&tei, &[("HF_MODEL_ID", "BAAI/bge-base-en-v1.5")], Some(ModelKind::Embedding), Some(Format::Tei));
-        check(&tei, &[("HF_MODEL_ID", "BAAI/bge-reranker-base")], Some(ModelKind::Rerank), Some(Format::Tei));
-        check(&format!("{ECR}/djl-inference:0.29.0-lmi11.0.0-cu124"), &[("OPTION_ROLLING_BATCH", "vllm")], Some(ModelKind::Chat), Some(Format::Lmi));
-        check("123456789012.dkr.ecr.us-east-1.amazonaws.com/vllm-openai:v0.6.3", &[], Some(ModelKind::Chat), Some(Format::Openai));
-        check(&format!("{ECR}/huggingface-pytorch-inference:2.1.0"), &[("HF_MODEL_ID", "intfloat/e5-large-v2")], Some(ModelKind::Embedding), Some(Format::Dify));
+        check(
+            &tei,
+            &[("HF_MODEL_ID", "BAAI/bge-base-en-v1.5")],
+            Some(ModelKind::Embedding),
+            Some(Format::Tei),
+        );
+        check(
+            &tei,
+            &[("HF_MODEL_ID", "BAAI/bge-reranker-base")],
+            Some(ModelKind::Rerank),
+            Some(Format::Tei),
+        );
+        check(
+            &format!("{ECR}/djl-inference:0.29.0-lmi11.0.0-cu124"),
+            &[("OPTION_ROLLING_BATCH", "vllm")],
+            Some(ModelKind::Chat),
+            Some(Format::Lmi),
+        );
+        check(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/vllm-openai:v0.6.3",
+            &[],
+            Some(ModelKind::Chat),
+            Some(Format::Openai),
+        );
+        check(
+            &format!("{ECR}/huggingface-pytorch-inference:2.1.0"),
+            &[("HF_MODEL_ID", "intfloat/e5-large-v2")],
+            Some(ModelKind::Embedding),
+            Some(Format::Dify),
+        );
     }
 
     #[test]
@@ -249,7 +295,12 @@ mod tests {
         check(&format!("{ECR}/sagemaker-xgboost:1.7-1"), &[], None, None);
         let s = suggest(&container(&format!("{ECR}/sagemaker-xgboost:1.7-1"), &[]));
         assert!(s.reason.contains("sagemaker-xgboost"), "{}", s.reason);
-        check(&format!("{ECR}/huggingface-pytorch-inference:2.1.0"), &[("HF_MODEL_ID", "gpt2")], None, None);
+        check(
+            &format!("{ECR}/huggingface-pytorch-inference:2.1.0"),
+            &[("HF_MODEL_ID", "gpt2")],
+            None,
+            None,
+        );
     }
 
     #[test]
@@ -263,9 +314,21 @@ mod tests {
             ..ModelFacts::default()
         };
         facts.endpoints = vec![
-            EndpointFacts { name: "llm-live".into(), status: "InService".into(), url: None },
-            EndpointFacts { name: "llm-new".into(), status: "Creating".into(), url: None },
-            EndpointFacts { name: "llm-served".into(), status: "InService".into(), url: None },
+            EndpointFacts {
+                name: "llm-live".into(),
+                status: "InService".into(),
+                url: None,
+            },
+            EndpointFacts {
+                name: "llm-new".into(),
+                status: "Creating".into(),
+                url: None,
+            },
+            EndpointFacts {
+                name: "llm-served".into(),
+                status: "InService".into(),
+                url: None,
+            },
         ];
         let served = BTreeSet::from(["llm-served".to_owned()]);
         let found = discovered([("sm.llm", &facts), ("sm.llm-copy", &facts)], &served);

@@ -15,6 +15,7 @@
 //! Editing services and ingestion workflows from the UI, and the ingestion scheduler of the
 //! product plan, are not built yet.
 
+pub mod admin;
 pub mod auth;
 mod catalog_api;
 pub mod discover;

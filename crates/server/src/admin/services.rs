@@ -1,0 +1,226 @@
+//! `/api/v1/services/mlmodelServices`: SageMaker connections, as OpenMetadata's
+//! CreateMlModelService and MlModelService.
+//!
+//! A delete follows OpenMetadata's `recursive=true`: without it, a service with pipelines,
+//! gateway models or models answers 409 naming them; with it, they are deleted with the
+//! service. Deletes are always hard (the records are gone); `hardDelete` is accepted for
+//! OpenMetadata clients and changes nothing.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sagebridge_catalog::{
+    CatalogError, ClearAwsConfig, ControlStore, ServiceEntry, ServiceInput, SqliteCatalog, REDACTED,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::validate::{check_aws_config, parse_body};
+use super::{AdminError, AdminState};
+
+/// OpenMetadata's CreateMlModelService, for SageMaker.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateService {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    service_type: Option<String>,
+    connection: Connection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Connection {
+    config: ConnectionConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConnectionConfig {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    aws_config: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct DeleteParams {
+    #[serde(default)]
+    recursive: bool,
+    #[serde(default)]
+    hard_delete: bool,
+}
+
+/// A service as OpenMetadata shows an MlModelService, with `secrets` saying which are stored.
+pub(super) fn service_json(s: &ServiceEntry) -> Value {
+    let mut out = json!({
+        "id": s.id,
+        "name": s.name,
+        "fullyQualifiedName": s.name,
+        "serviceType": s.service_type,
+        "connection": {"config": {"type": "SageMaker", "awsConfig": s.aws_config}},
+        "secrets": s.secrets,
+        "managed": s.managed,
+        "version": s.version,
+        "createdAt": s.created_at,
+        "updatedAt": s.updated_at,
+        "href": format!("/api/v1/services/mlmodelServices/{}", s.id),
+    });
+    if let Some(d) = &s.description {
+        out["description"] = json!(d);
+    }
+    out
+}
+
+/// Checks a body and turns it into the store's input. `previous` is the stored service on an
+/// update: secrets it holds count as set when the body leaves them out.
+fn input_from(body: &[u8], previous: Option<&ServiceEntry>) -> Result<ServiceInput, AdminError> {
+    let req: CreateService = parse_body(body)?;
+    if req.name.trim().is_empty() {
+        return Err(AdminError::bad_request("name: must not be empty"));
+    }
+    if let Some(t) = req.service_type.as_deref().filter(|t| *t != "SageMaker") {
+        return Err(AdminError::bad_request(format!(
+            "serviceType: `{t}` is not supported; use `SageMaker`"
+        )));
+    }
+    if let Some(t) = req
+        .connection
+        .config
+        .kind
+        .as_deref()
+        .filter(|t| *t != "SageMaker")
+    {
+        return Err(AdminError::bad_request(format!(
+            "connection.config.type: `{t}` is not supported; use `SageMaker`"
+        )));
+    }
+    let aws = req.connection.config.aws_config;
+    let mut checked = aws.clone();
+    if let (Some(prev), Value::Object(map)) = (previous, &mut checked) {
+        for (field, set) in [
+            ("awsSecretAccessKey", prev.secrets.aws_secret_access_key),
+            ("awsSessionToken", prev.secrets.aws_session_token),
+        ] {
+            let kept = match map.get(field) {
+                None => true,
+                Some(Value::String(s)) => s == REDACTED,
+                Some(_) => false,
+            };
+            if set && kept {
+                map.insert(field.to_owned(), json!("stored"));
+            }
+        }
+    }
+    check_aws_config(&checked)?;
+    Ok(ServiceInput {
+        name: req.name,
+        description: req.description,
+        aws_config: ClearAwsConfig::new(aws),
+    })
+}
+
+pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, AdminError> {
+    let services = s.run(|c| Ok(c.services()?)).await?;
+    let data: Vec<Value> = services.iter().map(service_json).collect();
+    Ok(Json(
+        json!({"data": data, "paging": {"total": services.len()}}),
+    ))
+}
+
+pub(super) async fn create(
+    State(s): State<AdminState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let input = input_from(&body, None)?;
+    let entry = s.run(move |c| Ok(c.create_service(&input)?)).await?;
+    tracing::info!(service = %entry.name, id = %entry.id, "service created");
+    Ok((StatusCode::CREATED, Json(service_json(&entry))))
+}
+
+pub(super) async fn get_by_id(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let entry = s.run(move |c| Ok(c.service(&id)?)).await?;
+    Ok(Json(service_json(&entry)))
+}
+
+pub(super) async fn get_by_name(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let entry = s.run(move |c| Ok(c.service_by_name(&name)?)).await?;
+    Ok(Json(service_json(&entry)))
+}
+
+pub(super) async fn update(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let entry = s
+        .run(move |c| {
+            let previous = c.service(&id)?;
+            let input = input_from(&body, Some(&previous))?;
+            Ok(c.update_service(&id, &input)?)
+        })
+        .await?;
+    tracing::info!(service = %entry.name, id = %entry.id, "service updated");
+    Ok(Json(service_json(&entry)))
+}
+
+pub(super) async fn delete(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    params: Result<Query<DeleteParams>, QueryRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Query(params) = params?;
+    let _ = params.hard_delete;
+    let recursive = params.recursive;
+    let (entry, deletion) = s
+        .run(move |c| {
+            let entry = c.service(&id)?;
+            match c.delete_service(&id, recursive) {
+                Ok(deletion) => Ok((entry, deletion)),
+                Err(e @ CatalogError::HasDependents { .. }) => {
+                    Err(AdminError::conflict(name_dependents(c, &entry, &e)))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    tracing::info!(service = %entry.name, id = %entry.id, recursive, "service deleted");
+    let mut out = service_json(&entry);
+    out["deleted"] = json!(deletion);
+    Ok(Json(out))
+}
+
+/// The store's dependents message, with the pipelines and gateway models named.
+fn name_dependents(c: &SqliteCatalog, entry: &ServiceEntry, e: &CatalogError) -> String {
+    let pipelines: Vec<String> = c
+        .pipelines(Some(&entry.id))
+        .map(|p| p.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default();
+    let gateway: Vec<String> = c
+        .gateway_models()
+        .map(|m| {
+            m.into_iter()
+                .filter(|m| m.service_id.as_deref() == Some(entry.id.as_str()))
+                .map(|m| m.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut message = format!("{e} (add ?recursive=true to delete them with the service)");
+    if !pipelines.is_empty() {
+        message.push_str(&format!("; pipelines: {}", pipelines.join(", ")));
+    }
+    if !gateway.is_empty() {
+        message.push_str(&format!("; gateway models: {}", gateway.join(", ")));
+    }
+    message
+}
