@@ -106,13 +106,39 @@ enum ModelsCommand {
     },
 }
 
+/// Crates whose TRACE events print whole HTTP requests and responses (signed headers, session
+/// tokens, container environments): their TRACE events are dropped whatever `SAGEBRIDGE_LOG`
+/// asks for (DEBUG and above still show when asked).
+const WIRE_LEVEL_TARGETS: [&str; 8] = [
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_sigv4",
+    "aws_runtime",
+    "hyper",
+    "h2",
+];
+
 fn init_logging(default_level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SAGEBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_wire_trace = tracing_subscriber::filter::filter_fn(|meta| {
+        let wire = WIRE_LEVEL_TARGETS
+            .iter()
+            .any(|t| meta.target() == *t || meta.target().starts_with(&format!("{t}::")));
+        !(wire && *meta.level() == tracing::Level::TRACE)
+    });
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(no_wire_trace);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .try_init();
 }
 

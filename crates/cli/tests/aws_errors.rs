@@ -259,7 +259,7 @@ async fn an_endpoint_in_another_region_is_not_found_in_the_configured_one() {
                 .variant_name("AllTraffic")
                 .model_name("chat-model")
                 .initial_instance_count(1)
-                .instance_type("ml.g5.xlarge".into())
+                .instance_type("ml.g4dn.xlarge".into())
                 .build(),
         )
         .send()

@@ -737,9 +737,8 @@ mod tests {
     ) -> (ChatChunks, Result<(), GatewayError>, VecDeque<Bytes>) {
         let mut chunks = ChatChunks::new(adapter.stream_decoder(), "m", include_usage);
         let mut out = VecDeque::new();
-        let mut result = Ok(());
         for p in parts {
-            result = chunks.feed(p, &mut out);
+            let result = chunks.feed(p, &mut out);
             if result.is_err() {
                 return (chunks, result, out);
             }
