@@ -221,7 +221,7 @@ impl AdminAuth {
     /// Whether `host` (the `Host` header without its port) may be served.
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        is_loopback_name(&host) || self.public_hosts.iter().any(|h| *h == host)
+        is_loopback_name(&host) || self.public_hosts.contains(&host)
     }
 }
 

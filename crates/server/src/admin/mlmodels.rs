@@ -78,10 +78,7 @@ pub(super) async fn list(
     let (models, total) = s
         .run(move |c| {
             // A service id is taken for its name, as the models refer to services by name.
-            let service = match service {
-                Some(key) => Some(c.service(&key).map(|e| e.name).unwrap_or(key)),
-                None => None,
-            };
+            let service = service.map(|key| c.service(&key).map(|e| e.name).unwrap_or(key));
             let mut query = ListQuery {
                 service,
                 include_deleted,
