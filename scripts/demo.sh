@@ -90,10 +90,13 @@ if [ -z "$BASE" ]; then
   cat "$WORK/serve.out" "$WORK/serve.log" >&2
   exit 1
 fi
+# serve prints a sign-in URL carrying its generated admin token (the catalog needs it).
+SIGN_IN="$(sed -n 's/^sign in: //p' "$WORK/serve.out")"
 cat <<MSG
 == serving (pid $SERVE_PID); Ctrl-C stops everything
-   web UI (catalog, gateway models, chat playground):  $BASE/
-   catalog API: $BASE/api/catalog/models    gateway models: $BASE/v1/models (key: $SAGEBRIDGE_API_KEY)
+   web UI (catalog, gateway models, chat playground), signed in:  ${SIGN_IN:-$BASE/}
+   catalog API (admin token from that URL as a Bearer token): $BASE/api/catalog/models
+   gateway models: $BASE/v1/models (key: $SAGEBRIDGE_API_KEY)
    a streamed chat answer:
 
 curl -N $BASE/v1/chat/completions -H 'Authorization: Bearer $SAGEBRIDGE_API_KEY' -H 'Content-Type: application/json' -d '{"model":"demo-chat","stream":true,"messages":[{"role":"user","content":"Say hello"}]}'
