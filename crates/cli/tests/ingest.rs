@@ -507,7 +507,9 @@ fn schedule_mode_needs_a_valid_schedule() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("source.sourceConfig.config.schedule: minute 61 is out of range 0-59"),
+        stderr.contains(
+            "source.sourceConfig.config.schedule: minute `61` is not valid (0-59): number out of bounds"
+        ),
         "{stderr}"
     );
 }

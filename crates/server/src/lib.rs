@@ -7,7 +7,8 @@
 //!   `/api/catalog/runs`, a read-only JSON view of the embedded catalog with OpenAI-style errors.
 //! - `ui`: the read-only web UI at `/` (assets under `/ui/`), plain HTML, JS and CSS from
 //!   `assets/`, embedded with `include_str!`.
-//! - [`serve`]: binds the listener and runs until Ctrl-C / SIGTERM, draining in-flight requests.
+//! - [`serve`]: binds the listener and runs until the process's one [`Shutdown`] signal fires
+//!   (the binary wires Ctrl-C / SIGTERM to it), draining in-flight requests.
 //!
 //! Editing services and ingestion workflows from the UI, and the ingestion scheduler of the
 //! product plan, are not built yet.
@@ -23,6 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sagebridge_catalog::{Catalog, SqliteCatalog};
 use sagebridge_gateway::{Gateway, GatewayConfig};
+use sagebridge_ingest::shutdown::Shutdown;
 
 /// The whole app. `catalog` is the embedded catalog file to expose read-only, if any.
 pub fn app(gateway: Arc<Gateway>, catalog: Option<Arc<dyn Catalog>>) -> Router {
@@ -44,9 +46,13 @@ pub struct ServeOptions {
     pub catalog_path: Option<PathBuf>,
 }
 
-/// Binds and serves until a shutdown signal. Prints the bound address on stdout (useful with
-/// port 0).
-pub async fn serve(cfg: &GatewayConfig, opts: &ServeOptions) -> anyhow::Result<()> {
+/// Binds and serves until `shutdown` fires, then drains the requests in flight. Prints the bound
+/// address on stdout (useful with port 0).
+pub async fn serve(
+    cfg: &GatewayConfig,
+    opts: &ServeOptions,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::new(cfg)?);
     let catalog: Option<Arc<dyn Catalog>> = match &opts.catalog_path {
         Some(p) if p.exists() => Some(Arc::new(SqliteCatalog::open(p)?)),
@@ -64,27 +70,10 @@ pub async fn serve(cfg: &GatewayConfig, opts: &ServeOptions) -> anyhow::Result<(
     println!("sagebridge listening on http://{bound}");
     tracing::info!(addr = %bound, models = cfg.models.len(), "serving");
     axum::serve(listener, app(gateway, catalog))
-        .with_graceful_shutdown(async {
-            shutdown_signal().await;
+        .with_graceful_shutdown(async move {
+            shutdown.recv().await;
             tracing::info!("shutting down");
         })
         .await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
