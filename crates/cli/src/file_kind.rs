@@ -63,11 +63,20 @@ mod tests {
     #[test]
     fn by_top_level_keys() {
         let kind = |t: &str| detect_str("f.yaml", t);
-        assert_eq!(kind("source:\n  type: sagemaker\nsink: {}\n"), Ok(FileKind::Workflow));
-        assert_eq!(kind("# a comment\n---\n\"source\": {}\n"), Ok(FileKind::Workflow));
+        assert_eq!(
+            kind("source:\n  type: sagemaker\nsink: {}\n"),
+            Ok(FileKind::Workflow)
+        );
+        assert_eq!(
+            kind("# a comment\n---\n\"source\": {}\n"),
+            Ok(FileKind::Workflow)
+        );
         assert_eq!(kind("{source: {type: sagemaker}}"), Ok(FileKind::Workflow));
         assert_eq!(kind("models: []\n"), Ok(FileKind::Gateway));
-        assert_eq!(kind("server:\n  listen: 127.0.0.1:0\n"), Ok(FileKind::Gateway));
+        assert_eq!(
+            kind("server:\n  listen: 127.0.0.1:0\n"),
+            Ok(FileKind::Gateway)
+        );
         // `source:` nested in a gateway file does not make it a workflow.
         assert_eq!(
             kind("models:\n- name: m\n  source: x\n"),

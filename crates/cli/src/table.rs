@@ -67,14 +67,21 @@ mod tests {
     #[test]
     fn list_has_a_header_a_line_per_model_and_the_count() {
         let text = models_table(&[
-            model("churn", Some("https://runtime/endpoints/churn/invocations"), false),
+            model(
+                "churn",
+                Some("https://runtime/endpoints/churn/invocations"),
+                false,
+            ),
             model("old", None, true),
         ]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
         assert_eq!(
             lines[0],
-            format!("{:<44} {:<22} {:<8} SERVED BY", "MODEL", "ALGORITHM", "VERSION")
+            format!(
+                "{:<44} {:<22} {:<8} SERVED BY",
+                "MODEL", "ALGORITHM", "VERSION"
+            )
         );
         assert_eq!(
             lines[1],
@@ -85,7 +92,10 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            format!("{:<44} {:<22} {:<8} - (deleted)", "sm.old", "xgboost", "0.2")
+            format!(
+                "{:<44} {:<22} {:<8} - (deleted)",
+                "sm.old", "xgboost", "0.2"
+            )
         );
         assert_eq!(lines[3], "2 model(s)");
         assert_eq!(models_table(&[]).lines().last(), Some("0 model(s)"));

@@ -118,12 +118,10 @@ impl Cron {
             .find_map(|(i, (part, (name, allowed)))| {
                 let mut alone = ["*"; 5];
                 alone[i] = part;
-                parser().parse(&alone.join(" ")).err().map(|e| {
-                    format!(
-                        "{name} `{part}` is not valid ({allowed}): {}",
-                        reason(&e)
-                    )
-                })
+                parser()
+                    .parse(&alone.join(" "))
+                    .err()
+                    .map(|e| format!("{name} `{part}` is not valid ({allowed}): {}", reason(&e)))
             })
     }
 
@@ -171,7 +169,9 @@ pub struct ScheduleSummary {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     /// No fire time after `after` (e.g. `0 0 30 2 *`).
-    #[error("the schedule `{schedule}` never fires after {after}; fix sourceConfig.config.schedule")]
+    #[error(
+        "the schedule `{schedule}` never fires after {after}; fix sourceConfig.config.schedule"
+    )]
     NeverFires { schedule: String, after: String },
 }
 
@@ -284,7 +284,9 @@ mod tests {
 
     /// Unix seconds of a UTC date and time.
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp()
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .unwrap()
+            .timestamp()
     }
 
     #[test]
@@ -526,9 +528,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_schedule_that_never_fires_is_an_error() {
         let cron = Cron::parse("0 0 30 2 *").unwrap();
-        let err = run_on_schedule(&cron, || 0, Shutdown::never(), |_| async {
-            RunOutcome::Succeeded
-        })
+        let err = run_on_schedule(
+            &cron,
+            || 0,
+            Shutdown::never(),
+            |_| async { RunOutcome::Succeeded },
+        )
         .await
         .unwrap_err();
         assert!(err.to_string().contains("never fires"), "{err}");
