@@ -1,17 +1,26 @@
 //! The `sagebridge` binary: parses arguments, sets up logging, calls one library function per
 //! subcommand and maps the outcome to an exit code.
 //!
-//! Exit codes: 0 success; 1 a fatal error (or a mandatory check failed); 2 a bad
-//! configuration; 3 a run that completed with failures.
+//! Each subcommand returns an [`Outcome`]; [`outcome::exit`] is the one place that prints its
+//! error and maps it to the exit code: 0 success; 1 a fatal error (or a mandatory check failed);
+//! 2 a bad configuration or usage; 3 a run that completed with failures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sagebridge_aws::{ClientOptions, Clients};
 use sagebridge_ingest::config::WorkflowConfig;
+use sagebridge_ingest::schedule::{Cron, RunOutcome};
+use sagebridge_ingest::shutdown::{self, Shutdown};
 
+mod file_kind;
+mod outcome;
 mod progress;
+mod table;
+
+use file_kind::FileKind;
+use outcome::{Done, Failure, Outcome};
 
 #[derive(Parser)]
 #[command(
@@ -144,33 +153,29 @@ fn init_logging(default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let outcome = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => Err(Failure::Fatal(format!(
+            "cannot start the async runtime: {e}"
+        ))),
     };
-    rt.block_on(run(cli))
+    outcome::exit(outcome)
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::TestConnection {
             config,
             json,
             model,
             invoke,
-        } => {
-            if is_gateway_config(&config) {
-                gateway_check(&config, json, model.as_deref(), invoke).await
-            } else {
-                test_connection(&config, json).await
-            }
-        }
+        } => match file_kind::detect(&config).map_err(Failure::Config)? {
+            FileKind::Gateway => gateway_check(&config, json, model.as_deref(), invoke).await,
+            FileKind::Workflow | FileKind::Unparsed => test_connection(&config, json).await,
+        },
         Command::Ingest {
             config,
             json,
@@ -181,7 +186,7 @@ async fn run(cli: Cli) -> ExitCode {
             if schedule {
                 ingest_on_schedule(&config, json, catalog, full).await
             } else {
-                ingest(&config, json, catalog, full).await
+                ingest(&config, json, catalog, full, Shutdown::never()).await
             }
         }
         Command::Models { command } => models(command),
@@ -193,19 +198,28 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn load_workflow(path: &std::path::Path) -> Result<WorkflowConfig, ExitCode> {
-    WorkflowConfig::load(path).map_err(|e| {
-        eprint!("error: {e}");
-        ExitCode::from(2)
-    })
+/// The process's one shutdown signal, fired on Ctrl-C or SIGTERM. Only the long-running
+/// commands (`serve`, `ingest --schedule`) install it: a one-off command keeps the default
+/// Ctrl-C behaviour.
+fn os_shutdown() -> Shutdown {
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(async move {
+        shutdown::os_signal().await;
+        trigger.trigger();
+    });
+    shutdown
 }
 
-async fn test_connection(path: &std::path::Path, json: bool) -> ExitCode {
+/// Prints `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(Failure::fatal)?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn test_connection(path: &Path, json: bool) -> Outcome {
     init_logging("warn");
-    let cfg = match load_workflow(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let cfg = WorkflowConfig::load(path).map_err(Failure::config)?;
     let aws = cfg.aws();
     if !json {
         println!(
@@ -215,13 +229,9 @@ async fn test_connection(path: &std::path::Path, json: bool) -> ExitCode {
             aws.credential_source()
         );
     }
-    let clients = match Clients::new(aws, &ClientOptions::no_retries()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let clients = Clients::new(aws, &ClientOptions::no_retries())
+        .await
+        .map_err(Failure::fatal)?;
     let mut report = sagebridge_ingest::test_connection::test_connection(&clients).await;
     if let Some(sink) = sagebridge_ingest::test_connection::check_sink(&cfg).await {
         let mut steps = report.steps;
@@ -229,44 +239,20 @@ async fn test_connection(path: &std::path::Path, json: bool) -> ExitCode {
         report = sagebridge_aws::CheckReport::from_steps(steps);
     }
     if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        }
+        print_json(&report)?;
     } else {
         print!("{}", report.to_table());
     }
-    if report.passed {
-        ExitCode::SUCCESS
+    Ok(if report.passed {
+        Done::Ok
     } else {
-        ExitCode::from(1)
-    }
+        Done::ChecksFailed
+    })
 }
 
-/// A gateway config has `models:` or `server:` at the top; a workflow has `source:`.
-fn is_gateway_config(path: &std::path::Path) -> bool {
-    std::fs::read_to_string(path)
-        .map(|t| !t.lines().any(|l| l.starts_with("source:")))
-        .unwrap_or(false)
-}
-
-async fn gateway_check(
-    path: &std::path::Path,
-    json: bool,
-    model: Option<&str>,
-    invoke: bool,
-) -> ExitCode {
+async fn gateway_check(path: &Path, json: bool, model: Option<&str>, invoke: bool) -> Outcome {
     init_logging("warn");
-    let cfg = match sagebridge_gateway::load_file(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg = sagebridge_gateway::load_file(path).map_err(Failure::config)?;
     let results = sagebridge_gateway::check_models(&cfg, model, invoke).await;
     let passed = results.iter().all(|r| r.passed() || !r.mandatory);
     if json {
@@ -284,34 +270,35 @@ async fn gateway_check(
             );
         }
     }
-    if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(if passed { Done::Ok } else { Done::ChecksFailed })
+}
+
+/// The default log level of a workflow's runs (`workflowConfig.loggerLevel`).
+fn log_level(cfg: &WorkflowConfig) -> &'static str {
+    use sagebridge_ingest::config::LoggerLevel;
+    match cfg.workflow_config.logger_level {
+        Some(LoggerLevel::Debug) => "debug",
+        Some(LoggerLevel::Warn) => "warn",
+        Some(LoggerLevel::Error) => "error",
+        _ => "info",
     }
 }
 
+/// One ingestion run. `shutdown` is the run's stop signal: `RunOptions` gains a `shutdown`
+/// field in a parallel change (the runner stops at its next batch boundary); until then a run
+/// goes to its end.
 async fn ingest(
-    path: &std::path::Path,
+    path: &Path,
     json: bool,
     catalog: Option<PathBuf>,
     full: bool,
-) -> ExitCode {
-    let cfg = match WorkflowConfig::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            init_logging("warn");
-            eprint!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let level = match cfg.workflow_config.logger_level {
-        Some(sagebridge_ingest::config::LoggerLevel::Debug) => "debug",
-        Some(sagebridge_ingest::config::LoggerLevel::Warn) => "warn",
-        Some(sagebridge_ingest::config::LoggerLevel::Error) => "error",
-        _ => "info",
-    };
-    init_logging(level);
+    _shutdown: Shutdown,
+) -> Outcome {
+    let cfg = WorkflowConfig::load(path).map_err(|e| {
+        init_logging("warn");
+        Failure::config(e)
+    })?;
+    init_logging(log_level(&cfg));
     let (hook, bar) = progress::hook();
     let opts = sagebridge_ingest::runner::RunOptions {
         catalog_path: catalog,
@@ -323,89 +310,79 @@ async fn ingest(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    match result {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", report.summary());
-            }
-            ExitCode::from(report.exit_code())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+    let report = result.map_err(Failure::fatal)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.summary());
     }
+    Ok(if report.exit_code() == 0 {
+        Done::Ok
+    } else {
+        Done::CompletedWithFailures
+    })
 }
 
-/// `ingest --schedule`: one run at each fire time of the workflow's cron schedule.
+/// `ingest --schedule`: one run at each fire time of the workflow's cron schedule, until Ctrl-C
+/// or SIGTERM (exit 0). The loop is [`sagebridge_ingest::schedule::run_on_schedule`].
 async fn ingest_on_schedule(
-    path: &std::path::Path,
+    path: &Path,
     json: bool,
     catalog: Option<PathBuf>,
     full: bool,
-) -> ExitCode {
-    use sagebridge_ingest::schedule::{rfc3339, Cron};
-    let cron = match WorkflowConfig::load(path) {
-        Ok(cfg) => match cfg.metadata().schedule.as_deref().map(Cron::parse) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-            None => {
-                eprintln!("error: --schedule needs sourceConfig.config.schedule (a cron expression, e.g. `0 */6 * * *`) in {}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        Err(e) => {
-            eprint!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    loop {
-        let now = std::time::SystemTime::now()
+) -> Outcome {
+    let cfg = WorkflowConfig::load(path).map_err(Failure::config)?;
+    let schedule = cfg.metadata().schedule.as_deref().ok_or_else(|| {
+        Failure::Config(format!(
+            "--schedule needs sourceConfig.config.schedule (a cron expression, e.g. `0 */6 * * *`) in {}",
+            path.display()
+        ))
+    })?;
+    let cron = Cron::parse(schedule).map_err(Failure::Config)?;
+    init_logging(log_level(&cfg));
+    let now = || {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        let Some(next) = cron.next_after(now) else {
-            eprintln!("error: the schedule `{cron}` never fires");
-            return ExitCode::from(2);
-        };
-        eprintln!("next ingestion at {} (schedule `{cron}`)", rfc3339(next));
-        let wait = std::time::Duration::from_secs(u64::try_from(next - now).unwrap_or(0));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = sagebridge_server::shutdown_signal() => return ExitCode::SUCCESS,
+            .unwrap_or_default()
+    };
+    // The workflow file is read again for every run, so edits apply without a restart; a run's
+    // failure is reported and the schedule goes on.
+    let run = |shutdown: Shutdown| {
+        let catalog = catalog.clone();
+        async move {
+            match ingest(path, json, catalog, full, shutdown).await {
+                Ok(Done::Ok) => RunOutcome::Succeeded,
+                Ok(Done::ChecksFailed | Done::CompletedWithFailures) => {
+                    RunOutcome::CompletedWithFailures
+                }
+                Err(failure) => {
+                    failure.print();
+                    RunOutcome::Failed(failure.message().trim_end().to_owned())
+                }
+            }
         }
-        // The workflow file is read again for every run, so edits apply without a restart;
-        // a run's failure (exit code) is reported and the schedule goes on.
-        let code = ingest(path, json, catalog.clone(), full).await;
-        if code != ExitCode::SUCCESS {
-            eprintln!(
-                "the run at {} did not fully succeed ({code:?})",
-                rfc3339(next)
-            );
-        }
-    }
+    };
+    sagebridge_ingest::schedule::run_on_schedule(&cron, now, os_shutdown(), run)
+        .await
+        .map_err(Failure::config)?;
+    Ok(Done::Ok)
 }
 
-fn models(cmd: ModelsCommand) -> ExitCode {
+/// Opens the catalog file of `models`, which must exist.
+fn open_catalog(path: &Path) -> Result<sagebridge_catalog::SqliteCatalog, Failure> {
+    if !path.exists() {
+        return Err(Failure::Fatal(format!(
+            "no catalog at {}; run `sagebridge ingest` first or pass --catalog",
+            path.display()
+        )));
+    }
+    sagebridge_catalog::SqliteCatalog::open(path).map_err(Failure::fatal)
+}
+
+fn models(cmd: ModelsCommand) -> Outcome {
+    use sagebridge_catalog::{Catalog, ListQuery};
     init_logging("warn");
-    use sagebridge_catalog::{Catalog, ListQuery, SqliteCatalog};
-    let open = |p: &std::path::Path| {
-        if !p.exists() {
-            return Err(format!(
-                "no catalog at {}; run `sagebridge ingest` first or pass --catalog",
-                p.display()
-            ));
-        }
-        SqliteCatalog::open(p).map_err(|e| e.to_string())
-    };
     match cmd {
         ModelsCommand::List {
             service,
@@ -413,48 +390,18 @@ fn models(cmd: ModelsCommand) -> ExitCode {
             json,
             catalog,
         } => {
-            let cat = match open(&catalog) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            };
             let q = ListQuery {
                 service,
                 include_deleted: deleted,
                 ..Default::default()
             };
-            match cat.list_models(&q) {
-                Ok(models) if json => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&models).unwrap_or_default()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Ok(models) => {
-                    println!(
-                        "{:<44} {:<22} {:<8} SERVED BY",
-                        "MODEL", "ALGORITHM", "VERSION"
-                    );
-                    for m in &models {
-                        println!(
-                            "{:<44} {:<22} {:<8} {}{}",
-                            m.fully_qualified_name,
-                            m.algorithm,
-                            m.version.map(|v| format!("{v:.1}")).unwrap_or_default(),
-                            m.server.as_deref().unwrap_or("-"),
-                            if m.deleted { " (deleted)" } else { "" }
-                        );
-                    }
-                    println!("{} model(s)", models.len());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
+            let models = open_catalog(&catalog)?
+                .list_models(&q)
+                .map_err(Failure::fatal)?;
+            if json {
+                print_json(&models)?;
+            } else {
+                print!("{}", table::models_table(&models));
             }
         }
         ModelsCommand::Show {
@@ -463,62 +410,31 @@ fn models(cmd: ModelsCommand) -> ExitCode {
             json,
             catalog,
         } => {
-            let cat = match open(&catalog) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match cat.get_model(service.as_deref(), &name) {
-                Ok(Some(m)) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
-                    } else {
-                        println!("name:       {}", m.fully_qualified_name);
-                        println!("algorithm:  {}", m.algorithm);
-                        println!(
-                            "version:    {}",
-                            m.version.map(|v| format!("{v:.1}")).unwrap_or_default()
-                        );
-                        println!("deleted:    {}", m.deleted);
-                        println!("server:     {}", m.server.as_deref().unwrap_or("-"));
-                        println!("tags:       {}", m.tags.len());
-                        println!("(--json for the whole MlModel document)");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Ok(None) => {
-                    eprintln!("error: model `{name}` not found in the catalog");
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
+            let model = open_catalog(&catalog)?
+                .get_model(service.as_deref(), &name)
+                .map_err(Failure::fatal)?
+                .ok_or_else(|| {
+                    Failure::Fatal(format!("model `{name}` not found in the catalog"))
+                })?;
+            if json {
+                print_json(&model)?;
+            } else {
+                print!("{}", table::model_card(&model));
             }
         }
     }
+    Ok(Done::Ok)
 }
 
-async fn serve(path: &std::path::Path, listen: Option<String>, catalog: PathBuf) -> ExitCode {
+async fn serve(path: &Path, listen: Option<String>, catalog: PathBuf) -> Outcome {
     init_logging("info");
-    let cfg = match sagebridge_gateway::load_file(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg = sagebridge_gateway::load_file(path).map_err(Failure::config)?;
     let opts = sagebridge_server::ServeOptions {
         listen,
         catalog_path: Some(catalog),
     };
-    match sagebridge_server::serve(&cfg, &opts).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    sagebridge_server::serve(&cfg, &opts, os_shutdown())
+        .await
+        .map_err(|e| Failure::Fatal(format!("{e:#}")))?;
+    Ok(Done::Ok)
 }

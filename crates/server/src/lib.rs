@@ -10,7 +10,8 @@
 //!   `/api/catalog/runs`, a read-only JSON view of the embedded catalog with OpenAI-style errors.
 //! - `ui`: the read-only web UI at `/` (assets under `/ui/`), plain HTML, JS and CSS from
 //!   `assets/`, embedded with `include_str!`.
-//! - [`serve`]: binds the listener and runs until Ctrl-C / SIGTERM, draining in-flight requests.
+//! - [`serve`]: binds the listener and runs until the process's one [`Shutdown`] signal fires
+//!   (the binary wires Ctrl-C / SIGTERM to it), draining in-flight requests.
 //!
 //! Editing services and ingestion workflows from the UI, and the ingestion scheduler of the
 //! product plan, are not built yet.
@@ -29,6 +30,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sagebridge_catalog::{Catalog, SqliteCatalog};
 use sagebridge_gateway::{Gateway, GatewayConfig};
+use sagebridge_ingest::shutdown::Shutdown;
 
 pub use auth::AdminAuth;
 
@@ -59,9 +61,13 @@ pub struct ServeOptions {
     pub catalog_path: Option<PathBuf>,
 }
 
-/// Binds and serves until a shutdown signal. Prints the bound address on stdout (useful with
-/// port 0).
-pub async fn serve(cfg: &GatewayConfig, opts: &ServeOptions) -> anyhow::Result<()> {
+/// Binds and serves until `shutdown` fires, then drains the requests in flight. Prints the bound
+/// address on stdout (useful with port 0).
+pub async fn serve(
+    cfg: &GatewayConfig,
+    opts: &ServeOptions,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::new(cfg)?);
     let catalog: Option<Arc<dyn Catalog>> = match &opts.catalog_path {
         Some(p) if p.exists() => Some(Arc::new(SqliteCatalog::open(p)?)),
@@ -80,8 +86,8 @@ pub async fn serve(cfg: &GatewayConfig, opts: &ServeOptions) -> anyhow::Result<(
     announce(&bound, &auth);
     tracing::info!(addr = %bound, models = cfg.models.len(), "serving");
     axum::serve(listener, app(gateway, catalog, auth))
-        .with_graceful_shutdown(async {
-            shutdown_signal().await;
+        .with_graceful_shutdown(async move {
+            shutdown.recv().await;
             tracing::info!("shutting down");
         })
         .await?;
@@ -102,21 +108,4 @@ fn announce(bound: &SocketAddr, auth: &AdminAuth) {
     if auth.is_generated() {
         tracing::info!("no server.adminTokens: generated an admin token for this run (see the sign-in URL on stdout)");
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

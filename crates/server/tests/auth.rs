@@ -606,7 +606,10 @@ async fn without_admin_tokens_serve_stays_on_loopback() {
             listen: Some(listen.to_owned()),
             ..ServeOptions::default()
         };
-        let e = sagebridge_server::serve(&cfg, &opts).await.unwrap_err();
+        let e =
+            sagebridge_server::serve(&cfg, &opts, sagebridge_ingest::shutdown::Shutdown::never())
+                .await
+                .unwrap_err();
         let text = format!("{e:#}");
         assert!(
             text.contains("is not a loopback address")
