@@ -208,10 +208,13 @@ impl ControlPlane {
     }
 }
 
-/// `success`, `partialSuccess` (failures, or a listing that stopped part way) or `interrupted`.
+/// `success`; `partialSuccess` (failures, or a listing that stopped part way); `failed` when
+/// the listing failed before any model was seen (nothing was read); or `interrupted`.
 fn final_status(report: &RunReport) -> RunStatus {
     if report.interrupted {
         RunStatus::Interrupted
+    } else if !report.listing_complete && report.counts.listed == 0 {
+        RunStatus::Failed
     } else if report.exit_code() == 0 {
         RunStatus::Success
     } else {
