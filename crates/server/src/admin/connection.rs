@@ -18,10 +18,11 @@ use sagebridge_ingest::test_connection::{test_connection, IAM_ACTIONS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::validate::{parse_aws_config, parse_body};
 use super::{AdminError, AdminState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TestBody {
     connection: Connection,
@@ -38,21 +39,30 @@ struct TestBody {
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Connection {
     config: ConnectionConfig,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConnectionConfig {
     #[serde(rename = "type", default)]
     kind: Option<String>,
+    #[schema(value_type = openapi::AwsConfig)]
     aws_config: Value,
 }
 
 /// Tests a stored service's connection.
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/mlmodelServices/{id}/testConnection",
+    tag = "services",
+    summary = "Test a stored service's connection: each step and the IAM policy",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn test_service(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -65,6 +75,14 @@ pub(super) async fn test_service(
 }
 
 /// Tests a connection given in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/testConnection",
+    tag = "services",
+    summary = "Test an unsaved connection",
+    request_body(content = TestBody, content_type = "application/json"),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn test_unsaved(
     State(s): State<AdminState>,
     body: Bytes,

@@ -13,9 +13,17 @@ use sagebridge_catalog::{Catalog, ControlStore, ListQuery};
 use sagebridge_ingest::facts::ModelFacts;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::{AdminError, AdminState};
 use crate::discover::discovered;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/gateway/discovered",
+    tag = "gateway",
+    summary = "InService endpoints no gateway model serves, with a suggested kind and format",
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, AdminError> {
     let yaml_served = s.control.file_endpoints();
     let found = s

@@ -10,10 +10,11 @@ use sagebridge_catalog::{ApiKeyEntry, ApiKeyInput, ControlStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::validate::parse_body;
 use super::{AdminError, AdminState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateKey {
     name: String,
@@ -30,12 +31,27 @@ fn key_json(k: &ApiKeyEntry) -> Value {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/gateway/keys",
+    tag = "gateway",
+    summary = "Gateway API keys (never the keys themselves)",
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, AdminError> {
     let keys = s.run(|c| Ok(c.api_keys()?)).await?;
     let data: Vec<Value> = keys.iter().map(key_json).collect();
     Ok(Json(json!({"data": data, "paging": {"total": keys.len()}})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/gateway/keys",
+    tag = "gateway",
+    summary = "Create an API key; the key is in this answer only",
+    request_body(content = CreateKey, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
     body: Bytes,
@@ -75,6 +91,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/gateway/keys/{id}",
+    tag = "gateway",
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn delete(
     State(s): State<AdminState>,
     Path(id): Path<String>,

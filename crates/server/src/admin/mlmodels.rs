@@ -12,6 +12,7 @@ use sagebridge_catalog::{Catalog, ControlStore, ListQuery, MlModel};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::{AdminError, AdminState};
 
 /// Models per page when the request gives no `limit`.
@@ -19,7 +20,8 @@ const DEFAULT_LIMIT: usize = 50;
 /// The largest `limit`.
 const MAX_LIMIT: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     #[serde(default)]
@@ -51,6 +53,14 @@ fn has_tag(model: &MlModel, tag: &str) -> bool {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/mlmodels",
+    tag = "models",
+    summary = "List models, paged",
+    params(ListParams),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(
     State(s): State<AdminState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -120,6 +130,14 @@ pub(super) async fn list(
     Ok(Json(json!({"data": models, "paging": paging})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/mlmodels/name/{fqn}",
+    tag = "models",
+    summary = "A model by fully qualified name",
+    params(("fqn" = String, Path, description = "service.model")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn get_by_fqn(
     State(s): State<AdminState>,
     Path(fqn): Path<String>,
@@ -133,6 +151,14 @@ pub(super) async fn get_by_fqn(
     Ok(Json(model))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/mlmodels/name/{fqn}/versions",
+    tag = "models",
+    summary = "The versions of a model",
+    params(("fqn" = String, Path, description = "service.model")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn versions(
     State(s): State<AdminState>,
     Path(fqn): Path<String>,

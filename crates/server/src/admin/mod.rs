@@ -22,6 +22,8 @@
 //! - `discovered`: `/api/v1/gateway/discovered`.
 //! - `models`: `/api/v1/gateway/models`, applied to `/v1` at once.
 //! - `keys`: `/api/v1/gateway/keys`.
+//! - `openapi`: the OpenAPI 3.1 document (`/api/v1/openapi.json`), collected from the handlers'
+//!   `#[utoipa::path]` by the same `OpenApiRouter` that builds the routes.
 
 mod connection;
 mod discovered;
@@ -29,6 +31,7 @@ mod error;
 mod keys;
 mod mlmodels;
 mod models;
+mod openapi;
 mod pipelines;
 mod runs;
 mod services;
@@ -36,9 +39,11 @@ mod validate;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use sagebridge_catalog::SqliteCatalog;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::AdminError;
 pub(crate) use pipelines::workflow_document;
@@ -75,85 +80,63 @@ impl AdminState {
     }
 }
 
-/// Every admin route (see the module docs), over the control plane's catalog.
+/// Every admin route (see the module docs), over the control plane's catalog, with the OpenAPI
+/// document of them all at `GET /api/v1/openapi.json`.
 pub fn router(control: Arc<ControlPlane>) -> Router {
+    let (router, doc) = routes(control);
+    router.merge(doc_route(doc))
+}
+
+/// The admin routes and their OpenAPI document (without the document's own route).
+pub fn routes(control: Arc<ControlPlane>) -> (Router, utoipa::openapi::OpenApi) {
     let state = AdminState {
         catalog: control.catalog(),
         control,
     };
-    Router::new()
-        .route(
-            "/api/v1/services/mlmodelServices",
-            get(services::list).post(services::create),
-        )
-        .route(
-            "/api/v1/services/mlmodelServices/{id}",
-            get(services::get_by_id)
-                .put(services::update)
-                .delete(services::delete),
-        )
-        .route(
-            "/api/v1/services/mlmodelServices/name/{name}",
-            get(services::get_by_name),
-        )
-        .route(
-            "/api/v1/services/mlmodelServices/{id}/testConnection",
-            post(connection::test_service),
-        )
-        .route(
-            "/api/v1/services/testConnection",
-            post(connection::test_unsaved),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines",
-            get(pipelines::list).post(pipelines::create),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines/{id}",
-            get(pipelines::get_by_id)
-                .put(pipelines::update)
-                .delete(pipelines::delete),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines/{id}/workflow.yaml",
-            get(pipelines::workflow_yaml),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines/trigger/{id}",
-            post(runs::trigger),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines/{id}/runs",
-            get(runs::list),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines/{id}/runs/{run_id}",
-            get(runs::get),
-        )
-        .route(
-            "/api/v1/services/ingestionPipelines/{id}/runs/{run_id}/events",
-            get(runs::events),
-        )
-        .route("/api/v1/mlmodels", get(mlmodels::list))
-        .route("/api/v1/mlmodels/name/{fqn}", get(mlmodels::get_by_fqn))
-        .route(
-            "/api/v1/mlmodels/name/{fqn}/versions",
-            get(mlmodels::versions),
-        )
-        .route("/api/v1/gateway/discovered", get(discovered::list))
-        .route(
-            "/api/v1/gateway/models",
-            get(models::list).post(models::create),
-        )
-        .route(
-            "/api/v1/gateway/models/{name}",
-            get(models::get).put(models::update).delete(models::delete),
-        )
-        .route("/api/v1/gateway/models/{name}/check", post(models::check))
-        .route("/api/v1/gateway/keys", get(keys::list).post(keys::create))
-        .route(
-            "/api/v1/gateway/keys/{id}",
-            axum::routing::delete(keys::delete),
-        )
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::frame())
+        .routes(routes!(services::list, services::create))
+        .routes(routes!(
+            services::get_by_id,
+            services::update,
+            services::delete
+        ))
+        .routes(routes!(services::get_by_name))
+        .routes(routes!(connection::test_service))
+        .routes(routes!(connection::test_unsaved))
+        .routes(routes!(pipelines::list, pipelines::create))
+        .routes(routes!(
+            pipelines::get_by_id,
+            pipelines::update,
+            pipelines::delete
+        ))
+        .routes(routes!(pipelines::workflow_yaml))
+        .routes(routes!(runs::trigger))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::events))
+        .routes(routes!(mlmodels::list))
+        .routes(routes!(mlmodels::get_by_fqn))
+        .routes(routes!(mlmodels::versions))
+        .routes(routes!(discovered::list))
+        .routes(routes!(models::list, models::create))
+        .routes(routes!(models::get, models::update, models::delete))
+        .routes(routes!(models::check))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::delete))
         .with_state(state)
+        .split_for_parts();
+    openapi::describe_itself(&mut doc);
+    (router, doc)
+}
+
+/// `GET /api/v1/openapi.json`, answering `doc`.
+fn doc_route(doc: utoipa::openapi::OpenApi) -> Router {
+    let body = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
+    Router::new().route(
+        openapi::DOCUMENT_PATH,
+        get(move || {
+            let body = Arc::clone(&body);
+            async move { axum::Json((*body).clone()) }
+        }),
+    )
 }

@@ -21,11 +21,13 @@ use sagebridge_gateway::{GatewayConfig, ModelConfig};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::openapi;
 use super::validate::check_aws_config;
 use super::{AdminError, AdminState};
 use crate::control::parse_model_spec;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckParams {
     /// Also send one tiny request to the endpoint.
@@ -150,6 +152,13 @@ fn with_last_check(s: &AdminState, mut v: Value) -> Value {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/gateway/models",
+    tag = "gateway",
+    summary = "Gateway models (file and catalog)",
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, AdminError> {
     let base = s.control.base.clone();
     let mut data: Vec<Value> = base
@@ -171,6 +180,14 @@ pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, Adm
     Ok(Json(json!({"data": data, "paging": {"total": total}})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/gateway/models/{name}",
+    tag = "gateway",
+    summary = "A gateway model",
+    params(("name" = String, Path, description = "The model name")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn get(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -298,6 +315,14 @@ fn read_only(name: &str) -> AdminError {
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/gateway/models",
+    tag = "gateway",
+    summary = "Add a gateway model (served at once)",
+    request_body(content = super::openapi::GatewayModel, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
     body: Bytes,
@@ -322,6 +347,15 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/gateway/models/{name}",
+    tag = "gateway",
+    summary = "Replace a catalog gateway model",
+    params(("name" = String, Path, description = "The model name")),
+    request_body(content = super::openapi::GatewayModel, content_type = "application/json"),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 404, description = "Not found", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn update(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -344,6 +378,14 @@ pub(super) async fn update(
     Ok(Json(v))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/gateway/models/{name}",
+    tag = "gateway",
+    summary = "Delete a catalog gateway model",
+    params(("name" = String, Path, description = "The model name")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn delete(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -373,6 +415,14 @@ pub(super) async fn delete(
 
 /// `POST .../{name}/check[?invoke=true]`: DescribeEndpoint (and one tiny invocation), each a
 /// step with its classified error, as `sagebridge test-connection` on a gateway file.
+#[utoipa::path(
+    post,
+    path = "/api/v1/gateway/models/{name}/check",
+    tag = "gateway",
+    summary = "DescribeEndpoint (and one tiny invocation with invoke=true)",
+    params(("name" = String, Path, description = "The model name"), CheckParams),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn check(
     State(s): State<AdminState>,
     Path(name): Path<String>,

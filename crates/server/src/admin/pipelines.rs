@@ -18,6 +18,7 @@ use sagebridge_catalog::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::openapi;
 use super::validate::{check_schedule, check_source_config, parse_body};
 use super::{AdminError, AdminState};
 
@@ -28,7 +29,7 @@ const SECRET_PLACEHOLDERS: [(&str, &str); 2] = [
 ];
 
 /// OpenMetadata's CreateIngestionPipeline, for SageMaker metadata.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreatePipeline {
     name: String,
@@ -45,7 +46,7 @@ struct CreatePipeline {
 }
 
 /// An entity reference to the service: by id (OpenMetadata's way) or by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ServiceRef {
     #[serde(default)]
@@ -56,13 +57,16 @@ struct ServiceRef {
     kind: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SourceConfigBody {
+    /// The workflow file's `sourceConfig.config` (`type: MlModelMetadata`, filter patterns,
+    /// `markDeletedMlModels`, enrichment switches, concurrency).
+    #[schema(value_type = Object)]
     config: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AirflowConfig {
     #[serde(default)]
@@ -72,7 +76,8 @@ struct AirflowConfig {
     pause_pipeline: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     /// A service id or name.
@@ -184,6 +189,14 @@ fn input_from(c: &SqliteCatalog, body: &[u8]) -> Result<PipelineInput, AdminErro
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/ingestionPipelines",
+    tag = "pipelines",
+    summary = "List pipelines",
+    params(ListParams),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(
     State(s): State<AdminState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -204,6 +217,14 @@ pub(super) async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/ingestionPipelines",
+    tag = "pipelines",
+    summary = "Create a pipeline",
+    request_body(content = CreatePipeline, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
     body: Bytes,
@@ -219,6 +240,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(pipeline_json(&pipeline))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/ingestionPipelines/{id}",
+    tag = "pipelines",
+    summary = "A pipeline",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn get_by_id(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -227,6 +256,15 @@ pub(super) async fn get_by_id(
     Ok(Json(pipeline_json(&pipeline)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/services/ingestionPipelines/{id}",
+    tag = "pipelines",
+    summary = "Replace a pipeline",
+    params(("id" = String, Path, description = "The id")),
+    request_body(content = CreatePipeline, content_type = "application/json"),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn update(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -244,6 +282,14 @@ pub(super) async fn update(
     Ok(Json(pipeline_json(&pipeline)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/services/ingestionPipelines/{id}",
+    tag = "pipelines",
+    summary = "Delete a pipeline and its runs",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn delete(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -264,6 +310,14 @@ pub(super) async fn delete(
 
 /// `GET .../{id}/workflow.yaml`: the workflow file of a pipeline, for `sagebridge ingest -c`.
 /// Stored secrets become `${AWS_SECRET_ACCESS_KEY}` / `${AWS_SESSION_TOKEN}` placeholders.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/ingestionPipelines/{id}/workflow.yaml",
+    tag = "pipelines",
+    summary = "The workflow file that runs the pipeline with sagebridge ingest -c",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "application/yaml", body = String), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn workflow_yaml(
     State(s): State<AdminState>,
     Path(id): Path<String>,

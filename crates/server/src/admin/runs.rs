@@ -19,6 +19,7 @@ use sagebridge_catalog::{ControlStore, PipelineRun, RunTrigger};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::{AdminError, AdminState};
 
 /// Runs listed when the request gives no `limit`.
@@ -28,7 +29,8 @@ const MAX_LIMIT: usize = 500;
 /// How often a followed run is read again.
 const POLL: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     #[serde(default)]
@@ -45,6 +47,14 @@ fn run_json(run: &PipelineRun) -> Value {
     out
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/ingestionPipelines/trigger/{id}",
+    tag = "pipelines",
+    summary = "Run a pipeline now",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn trigger(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -54,6 +64,14 @@ pub(super) async fn trigger(
     Ok((StatusCode::OK, Json(run_json(&run))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/ingestionPipelines/{id}/runs",
+    tag = "pipelines",
+    summary = "The runs of a pipeline, newest first",
+    params(("id" = String, Path, description = "The id"), ListParams),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -90,6 +108,14 @@ async fn run_of(s: &AdminState, id: String, run_id: String) -> Result<PipelineRu
     .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/ingestionPipelines/{id}/runs/{run_id}",
+    tag = "pipelines",
+    summary = "One run with its log lines",
+    params(("id" = String, Path, description = "The id"), ("run_id" = String, Path, description = "The run id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn get(
     State(s): State<AdminState>,
     Path((id, run_id)): Path<(String, String)>,
@@ -97,6 +123,14 @@ pub(super) async fn get(
     Ok(Json(run_json(&run_of(&s, id, run_id).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/ingestionPipelines/{id}/runs/{run_id}/events",
+    tag = "pipelines",
+    summary = "Live events of a run (text/event-stream: progress, log, end)",
+    params(("id" = String, Path, description = "The id"), ("run_id" = String, Path, description = "The run id")),
+    responses((status = 200, description = "text/event-stream", body = String), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn events(
     State(s): State<AdminState>,
     Path((id, run_id)): Path<(String, String)>,

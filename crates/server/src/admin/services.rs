@@ -17,11 +17,12 @@ use sagebridge_catalog::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::validate::{check_aws_config, parse_body};
 use super::{AdminError, AdminState};
 
 /// OpenMetadata's CreateMlModelService, for SageMaker.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateService {
     name: String,
@@ -32,21 +33,23 @@ struct CreateService {
     connection: Connection,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Connection {
     config: ConnectionConfig,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConnectionConfig {
     #[serde(rename = "type", default)]
     kind: Option<String>,
+    #[schema(value_type = openapi::AwsConfig)]
     aws_config: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct DeleteParams {
     #[serde(default)]
@@ -124,6 +127,13 @@ fn input_from(body: &[u8], previous: Option<&ServiceEntry>) -> Result<ServiceInp
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/mlmodelServices",
+    tag = "services",
+    summary = "List the services",
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, AdminError> {
     let services = s.run(|c| Ok(c.services()?)).await?;
     let data: Vec<Value> = services.iter().map(service_json).collect();
@@ -132,6 +142,14 @@ pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, Adm
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/mlmodelServices",
+    tag = "services",
+    summary = "Create a service",
+    request_body(content = CreateService, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
     body: Bytes,
@@ -142,6 +160,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(service_json(&entry))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/mlmodelServices/{id}",
+    tag = "services",
+    summary = "A service by id",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn get_by_id(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -150,6 +176,14 @@ pub(super) async fn get_by_id(
     Ok(Json(service_json(&entry)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/mlmodelServices/name/{name}",
+    tag = "services",
+    summary = "A service by name",
+    params(("name" = String, Path, description = "The name")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn get_by_name(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -158,6 +192,15 @@ pub(super) async fn get_by_name(
     Ok(Json(service_json(&entry)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/services/mlmodelServices/{id}",
+    tag = "services",
+    summary = "Replace a service (secrets left out are kept)",
+    params(("id" = String, Path, description = "The id")),
+    request_body(content = CreateService, content_type = "application/json"),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad input; the message names the field", body = openapi::ApiError), (status = 404, description = "Not found", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn update(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -176,6 +219,14 @@ pub(super) async fn update(
     Ok(Json(service_json(&entry)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/services/mlmodelServices/{id}",
+    tag = "services",
+    summary = "Delete a service (recursive=true also deletes its pipelines, gateway models and models)",
+    params(("id" = String, Path, description = "The id"), DeleteParams),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 404, description = "Not found", body = openapi::ApiError), (status = 409, description = "Conflict", body = openapi::ApiError), (status = 401, description = "No admin credential", body = openapi::ApiError), (status = 403, description = "A gateway API key, or a missing CSRF token", body = openapi::ApiError))
+)]
 pub(super) async fn delete(
     State(s): State<AdminState>,
     Path(id): Path<String>,
