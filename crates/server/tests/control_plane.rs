@@ -508,6 +508,67 @@ async fn a_service_is_tested_ingested_on_demand_exported_and_served() {
         a.body
     );
 
+    // A model with its own credentials: the secret is stored, never answered, and kept by an
+    // update that leaves it out.
+    let own_aws = json!({"awsRegion": "us-east-1", "awsAccessKeyId": "testing",
+        "awsSecretAccessKey": SENTINEL, "endPointURL": s.fake.endpoint()});
+    let a = s
+        .admin(
+            M::POST,
+            "/api/v1/gateway/models",
+            Some(json!({"name": "own-chat", "kind": "chat",
+            "format": "openai", "endpointName": endpoint, "awsConfig": own_aws})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.json()["credentials"], "own");
+    assert_eq!(a.json()["secrets"]["awsSecretAccessKey"], true);
+    let own_chat = json!({"model": "own-chat", "messages": [{"role": "user", "content": "hi"}]});
+    let a = s
+        .call(
+            M::POST,
+            "/v1/chat/completions",
+            Some(FILE_KEY),
+            Some(own_chat.clone()),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = s
+        .admin(
+            M::PUT,
+            "/api/v1/gateway/models/own-chat",
+            Some(json!({"kind": "chat",
+            "format": "openai", "endpointName": endpoint, "maxTokens": 64,
+            "awsConfig": {"awsRegion": "us-east-1", "awsAccessKeyId": "testing",
+                "endPointURL": s.fake.endpoint()}})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["maxTokens"], 64);
+    assert_eq!(
+        a.json()["secrets"]["awsSecretAccessKey"],
+        true,
+        "{}",
+        a.body
+    );
+    let a = s
+        .call(
+            M::POST,
+            "/v1/chat/completions",
+            Some(FILE_KEY),
+            Some(own_chat),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = s
+        .admin(
+            M::PUT,
+            "/api/v1/gateway/models/nope",
+            Some(json!({"kind": "chat", "endpointName": "x"})),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+
     // API keys: shown once, limited to a model, revoked.
     let a = s
         .admin(
