@@ -162,7 +162,59 @@ const MIGRATIONS: &[&str] = &[
         value  TEXT NOT NULL
     );
     "#,
+    // 4: container environments and hyperparameters re-redacted by the stricter rules of
+    // `sagebridge_aws::secret` (an allow-list of harmless settings, credential-looking values),
+    // in stored documents, facts and versions: done in code (`redact_stored`), after this.
+    "SELECT 1;",
 ];
+
+/// The migration after which stored documents are re-redacted.
+const REDACTION_MIGRATION: usize = 4;
+
+/// Applies [`sagebridge_aws::secret::redact_secret_keys`] to every stored model document, its
+/// facts and its versions, writing back only what changed.
+fn redact_stored(tx: &rusqlite::Transaction<'_>) -> Result<usize> {
+    let mut changed = 0usize;
+    for (table, column) in [
+        ("models", "document"),
+        ("models", "facts"),
+        ("model_versions", "document"),
+    ] {
+        let exists: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            rusqlite::params![table, column],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            continue;
+        }
+        let rows: Vec<(i64, String)> = {
+            let mut statement = tx.prepare(&format!(
+                "SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL"
+            ))?;
+            let mapped = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            mapped.collect::<rusqlite::Result<_>>()?
+        };
+        for (rowid, text) in rows {
+            let Ok(stored) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let mut value = stored.clone();
+            sagebridge_aws::secret::redact_secret_keys(&mut value);
+            if value != stored {
+                tx.execute(
+                    &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
+                    rusqlite::params![value.to_string(), rowid],
+                )?;
+                changed += 1;
+            }
+        }
+    }
+    if changed > 0 {
+        tracing::info!(changed, "catalog migration: stored documents re-redacted");
+    }
+    Ok(changed)
+}
 
 /// The schema version this binary writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -178,13 +230,22 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         });
     }
     let start = usize::try_from(current).unwrap_or(0);
+    let mut redacted = false;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
         tracing::debug!(version = index + 1, "applying catalog migration");
         tx.execute_batch(sql)?;
+        if index + 1 == REDACTION_MIGRATION {
+            redacted = redact_stored(&tx)? > 0;
+        }
     }
     if current != LATEST {
         tx.pragma_update(None, "user_version", LATEST)?;
     }
     tx.commit()?;
+    if redacted {
+        // The old text of the re-redacted rows must not stay in the write-ahead log or in free
+        // pages: copy the log into the file, then rebuild the file.
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+    }
     Ok(())
 }

@@ -144,6 +144,9 @@ impl SqliteCatalog {
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted and overwritten content is zeroed, so a replaced secret (a re-redacted
+        // document, a deleted key) does not linger in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         schema::migrate(conn)
     }
 

@@ -1310,7 +1310,9 @@ fn a_previous_version_database_migrates_and_keeps_its_data() {
         "id": "m-1", "name": "churn", "fullyQualifiedName": "legacy.churn",
         "algorithm": "xgboost", "service": {"id": "svc-1", "type": "mlmodelService",
         "name": "legacy"}, "serviceType": "SageMaker", "deleted": false, "version": 0.1,
-        "updatedAt": 1_600_000_000_000_i64
+        "updatedAt": 1_600_000_000_000_i64,
+        "extension": {"containers": [{"environment": {
+            "SAGEMAKER_PROGRAM": "inference.py", "DATABASE_URL": "postgres://u:legacy-pw@h/db"}}]}
     });
     {
         let conn = rusqlite::Connection::open(&path).expect("raw open");
@@ -1337,7 +1339,13 @@ fn a_previous_version_database_migrates_and_keeps_its_data() {
 
     let catalog = open(&path);
     assert_eq!(catalog.schema_version().expect("version"), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
+    // Migration 4 re-redacted what older rules stored in clear, and kept the harmless settings.
+    let raw = std::fs::read(&path).expect("read catalog");
+    assert!(
+        !raw.windows(9).any(|w| w == b"legacy-pw"),
+        "a stored credential survived"
+    );
 
     // Models, runs and gateway models are all still there.
     let churn = catalog
@@ -1345,6 +1353,9 @@ fn a_previous_version_database_migrates_and_keeps_its_data() {
         .expect("get")
         .expect("model");
     assert_eq!(churn.algorithm, "xgboost");
+    let env = &churn.extension.as_ref().expect("extension")["containers"][0]["environment"];
+    assert_eq!(env["SAGEMAKER_PROGRAM"], "inference.py");
+    assert_eq!(env["DATABASE_URL"], "<redacted>");
     assert_eq!(
         catalog
             .stored_facts("legacy", "churn")

@@ -4,9 +4,11 @@
 //! model, which is what the snapshot tests pin down. The catalog sets what belongs to it when the
 //! model is written: `id` (left empty here), `version` and `updatedAt` (left unset).
 //!
-//! Secrets: container environment values and hyperparameters whose names look secret (see
-//! [`is_secret_key`]) are replaced by `"<redacted>"` before they reach the model or the source
-//! hash.
+//! Secrets: a container environment value is kept only for a known-harmless setting whose value
+//! does not look like a credential ([`env_value_is_storable`]); a hyperparameter is redacted when
+//! its name looks secret ([`is_secret_key`]) or its value looks like a credential
+//! ([`looks_like_credential`]). Redacted values read `"<redacted>"`, in the model, the stored
+//! facts and the source hash.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -17,7 +19,7 @@ use sagebridge_catalog::{
     MlHyperParameter, MlModel, MlModelServiceType, MlStore, TagLabel, TagSource, TagState,
 };
 
-use sagebridge_aws::secret::is_secret_key;
+use sagebridge_aws::secret::{env_value_is_storable, is_secret_key, looks_like_credential};
 
 use crate::facts::{ContainerFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts};
 
@@ -369,11 +371,23 @@ fn tag_label(key: &str, value: &str) -> TagLabel {
     }
 }
 
+/// A hyperparameter's value as it may be stored: redacted when its name is secret-looking or
+/// the value looks like a credential.
 fn redact_value(key: &str, value: &str) -> String {
-    if is_secret_key(key) {
+    if is_secret_key(key) || looks_like_credential(value) {
         REDACTED.to_owned()
     } else {
         value.to_owned()
+    }
+}
+
+/// A container environment value as it may be stored: only known-harmless settings keep theirs
+/// (see [`env_value_is_storable`]).
+fn redact_env(key: &str, value: &str) -> String {
+    if env_value_is_storable(key, value) {
+        value.to_owned()
+    } else {
+        REDACTED.to_owned()
     }
 }
 
@@ -386,7 +400,7 @@ pub fn redact(facts: &ModelFacts) -> ModelFacts {
         .chain(redacted.containers.iter_mut());
     for container in containers {
         for (key, value) in container.environment.iter_mut() {
-            *value = redact_value(key, value);
+            *value = redact_env(key, value);
         }
     }
     if let Some(job) = redacted.training_job.as_mut() {
@@ -412,7 +426,7 @@ fn container_json(container: &ContainerFacts) -> Value {
         let environment: Map<String, Value> = container
             .environment
             .iter()
-            .map(|(key, value)| (key.clone(), json!(redact_value(key, value))))
+            .map(|(key, value)| (key.clone(), json!(redact_env(key, value))))
             .collect();
         object.insert("environment".into(), Value::Object(environment));
     }
