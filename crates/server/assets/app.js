@@ -40,7 +40,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function append(node, children) {
+function append(node, ...children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
@@ -1480,6 +1480,9 @@ function runMonitor(pipelineId, onEnd) {
       }
     });
     source.addEventListener("end", (ev) => {
+      // The server closes the stream after `end`: no reconnection, no fallback polling.
+      if (source) source.close();
+      source = null;
       let final = run;
       try {
         final = JSON.parse(ev.data);
@@ -1741,7 +1744,9 @@ async function viewModel(fqn) {
     return;
   }
   const [versions, gateway, discovered] = await Promise.all([
-    get(base + "/versions").then((r) => (Array.isArray(r) ? r : r.versions || r.data || []), (e) => e),
+    // OpenMetadata's shape: {entityType, versions: [...]} (entries may be JSON strings there).
+    get(base + "/versions").then((r) => (Array.isArray(r) ? r : r.versions || r.data || [])
+      .map((v) => (typeof v === "string" ? JSON.parse(v) : v)), (e) => e),
     get(API + "/gateway/models").then((r) => r.data || [], () => null),
     get(API + "/gateway/discovered").then((r) => r.data || [], () => null),
   ]);
@@ -2540,28 +2545,36 @@ function setupChrome() {
   document.getElementById("signout").addEventListener("click", signOut);
 }
 
-async function start() {
-  setupChrome();
-  setupReauth();
-  // A sign-in URL: take the token out of the address bar (and the history) first, then use it.
+// Signs in with the token of a sign-in URL (`#token=...`) when the address has one: the token
+// leaves the address bar (and the history) first. Returns whether there was one.
+async function signInFromHash() {
   const token = tokenFromHash(location.hash);
+  if (token === null) return false;
+  history.replaceState(null, "", location.pathname + location.search + "#/services");
   let failure = null;
-  if (token !== null) {
-    history.replaceState(null, "", location.pathname + location.search + "#/services");
-    try {
-      await signIn(token);
-    } catch (e) {
-      failure = e;
-    }
-  } else {
-    await checkSession();
+  try {
+    await signIn(token);
+  } catch (e) {
+    failure = e;
   }
-  window.addEventListener("hashchange", route);
   route();
   if (failure) {
     const box = document.getElementById("signin-error");
     if (box) show(box, errorBox(failure, "Signing in with the link"));
   }
+  return true;
+}
+
+async function start() {
+  setupChrome();
+  setupReauth();
+  // The sign-in URL opened in a new tab, or pasted into this one (a same-page hash change).
+  window.addEventListener("hashchange", async () => {
+    if (!(await signInFromHash())) route();
+  });
+  if (await signInFromHash()) return;
+  await checkSession();
+  route();
 }
 
 if (typeof window !== "undefined" && typeof document !== "undefined") {
