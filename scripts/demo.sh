@@ -95,7 +95,7 @@ SIGN_IN="$(sed -n 's/^sign in: //p' "$WORK/serve.out")"
 cat <<MSG
 == serving (pid $SERVE_PID); Ctrl-C stops everything
    web UI (catalog, gateway models, chat playground), signed in:  ${SIGN_IN:-$BASE/}
-   catalog API (admin token from that URL as a Bearer token): $BASE/api/catalog/models
+   admin API (admin token from that URL as a Bearer token): $BASE/api/v1/mlmodels
    gateway models: $BASE/v1/models (key: $SAGEBRIDGE_API_KEY)
    a streamed chat answer:
 

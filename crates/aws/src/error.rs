@@ -47,13 +47,23 @@ pub enum AwsError {
     #[error("cannot reach AWS: {message}; check endPointURL, the network and any proxy")]
     Unreachable { message: String },
 
-    #[error("{action} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+    #[error("{action} failed: {}", other_cause(code.as_deref(), *status, message))]
     Other {
         action: String,
         code: Option<String>,
         status: Option<u16>,
         message: String,
     },
+}
+
+/// `code: message`, or what is known when AWS (or an emulator) sent an empty error body.
+fn other_cause(code: Option<&str>, status: Option<u16>, message: &str) -> String {
+    let code = code.map(|c| format!("{c}: ")).unwrap_or_default();
+    match (message.trim().is_empty(), status) {
+        (false, _) => format!("{code}{message}"),
+        (true, Some(s)) => format!("{code}HTTP {s} with no error message"),
+        (true, None) => format!("{code}no error message"),
+    }
 }
 
 impl AwsError {
@@ -378,6 +388,27 @@ mod tests {
             "<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/limited is not authorized to perform: sagemaker:ListTags</Message></Error></ErrorResponse>",
             "access denied: arn:aws:iam::123456789012:user/limited is not allowed to call sagemaker:ListTags; add sagemaker:ListTags to its IAM policy",
         );
+    }
+
+    #[test]
+    fn an_empty_error_body_still_says_something() {
+        let e = AwsError::Other {
+            action: "sagemaker:ListFeatureGroups".into(),
+            code: None,
+            status: Some(500),
+            message: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "sagemaker:ListFeatureGroups failed: HTTP 500 with no error message"
+        );
+        let e = AwsError::Other {
+            action: "sagemaker:X".into(),
+            code: Some("Boom".into()),
+            status: Some(400),
+            message: "it broke".into(),
+        };
+        assert_eq!(e.to_string(), "sagemaker:X failed: Boom: it broke");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod error;

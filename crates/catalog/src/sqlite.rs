@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
@@ -154,14 +154,7 @@ impl SqliteCatalog {
     }
 }
 
-/// The current time in epoch milliseconds.
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
+pub(crate) use sagebridge_aws::clock::now_millis;
 
 /// The version after `version`: +0.1, rounded to one decimal as OpenMetadata does, so that
 /// repeated additions never drift (0.1 + 0.2 is 0.3 here, not 0.30000000000000004).

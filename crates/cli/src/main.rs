@@ -83,7 +83,9 @@ enum Command {
         /// Overrides server.listen (e.g. 127.0.0.1:0).
         #[arg(long)]
         listen: Option<String>,
-        /// Catalog file shown read-only by the web UI (/) and the catalog API (/api/catalog/...).
+        /// The embedded catalog (created when missing): models, services, pipelines, gateway
+        /// models and keys; secrets in it are encrypted with SAGEBRIDGE_SECRET_KEY or the key
+        /// file beside it.
         #[arg(long, default_value = "sagebridge.db")]
         catalog: PathBuf,
     },
@@ -304,7 +306,7 @@ async fn ingest(
         catalog_path: catalog,
         full,
         progress: Some(hook),
-        shutdown: None,
+        ..Default::default()
     };
     let result = sagebridge_ingest::runner::run(&cfg, &opts).await;
     if let Some(bar) = bar {

@@ -32,6 +32,10 @@ pub enum GatewayError {
     #[error("missing or invalid API key; send it as `Authorization: Bearer <key>`")]
     Unauthorized,
 
+    /// The API key is limited to other models: 403.
+    #[error("this API key may not call model `{0}`; ask for a key that allows it")]
+    ModelNotAllowed(String),
+
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
 
@@ -88,6 +92,7 @@ impl GatewayError {
                 StatusCode::NOT_FOUND
             }
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::AccessDenied { .. } => StatusCode::FORBIDDEN,
             GatewayError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -108,7 +113,9 @@ impl GatewayError {
             | GatewayError::ModelNotFound(_)
             | GatewayError::PayloadTooLarge { .. } => "invalid_request_error",
             GatewayError::Unauthorized => "authentication_error",
-            GatewayError::AccessDenied { .. } => "permission_error",
+            GatewayError::AccessDenied { .. } | GatewayError::ModelNotAllowed(_) => {
+                "permission_error"
+            }
             GatewayError::EndpointNotFound { .. } => "not_found_error",
             GatewayError::Throttled { .. } => "rate_limit_error",
             GatewayError::Timeout { .. } => "timeout_error",
@@ -127,6 +134,7 @@ impl GatewayError {
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::WrongKind { .. } => "wrong_model_kind",
             GatewayError::Unauthorized => "invalid_api_key",
+            GatewayError::ModelNotAllowed(_) => "model_not_allowed",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::AccessDenied { .. } => "access_denied",
             GatewayError::EndpointNotFound { .. } => "endpoint_not_found",
@@ -201,6 +209,11 @@ mod tests {
                 "model_not_found",
             ),
             (GatewayError::Unauthorized, 401, "invalid_api_key"),
+            (
+                GatewayError::ModelNotAllowed("m".into()),
+                403,
+                "model_not_allowed",
+            ),
             (
                 GatewayError::PayloadTooLarge { limit: 10 },
                 413,

@@ -27,6 +27,7 @@ use crate::api::{ChatRequest, EmbeddingsRequest, RerankRequest};
 use crate::config::SAGEMAKER_MAX_PAYLOAD;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::handle::{GatewayHandle, KeyGrant, PreAuthorized};
 use crate::metrics::Route;
 use crate::stream::chat_stream;
 
@@ -34,7 +35,7 @@ use crate::stream::chat_stream;
 const PAYLOAD_MARGIN: usize = 16 * 1024;
 
 /// The OpenAI-compatible API (`/v1/...`, behind API-key auth) and `GET /metrics`.
-pub fn router(state: Arc<Gateway>) -> Router {
+pub fn router(state: Arc<GatewayHandle>) -> Router {
     api_router(state.clone()).merge(
         Router::new()
             .route("/metrics", get(metrics))
@@ -44,18 +45,20 @@ pub fn router(state: Arc<Gateway>) -> Router {
 
 /// Only the `/v1/...` routes, for servers that serve `/metrics` themselves (with
 /// [`Gateway::metrics_text`]).
-pub fn api_router(state: Arc<Gateway>) -> Router {
+pub fn api_router(state: Arc<GatewayHandle>) -> Router {
+    let max_request_bytes = state.current().max_request_bytes;
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/rerank", post(rerank))
         .route("/v1/models", get(list_models))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
-        .layer(DefaultBodyLimit::max(state.max_request_bytes))
+        .layer(DefaultBodyLimit::max(max_request_bytes))
         .with_state(state)
 }
 
-async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+async fn metrics(State(h): State<Arc<GatewayHandle>>) -> Response {
+    let gw = h.current();
     (
         [(
             header::CONTENT_TYPE,
@@ -88,13 +91,72 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn auth(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    if !gw.auth_required() || presented_key(req.headers()).is_some_and(|k| gw.key_matches(k)) {
-        return next.run(req).await;
+/// Checks the API key and puts its [`KeyGrant`] into the request. For a key limited to some
+/// models, the body is read here (within the size limit) to refuse a call for another model
+/// before any handler runs.
+async fn auth(State(h): State<Arc<GatewayHandle>>, req: Request, next: Next) -> Response {
+    let grant = if req.extensions().get::<PreAuthorized>().is_some() || !h.auth_required() {
+        KeyGrant::unrestricted()
+    } else if let Some(grant) = presented_key(req.headers()).and_then(|k| h.authorize(k)) {
+        grant
+    } else {
+        h.current().metrics.error(None, "invalid_api_key");
+        tracing::warn!(path = %req.uri().path(), "request without a valid API key");
+        return GatewayError::Unauthorized.into_response();
+    };
+    let mut req = match grant.allowed_models {
+        Some(_) if req.method() == axum::http::Method::POST => {
+            match check_model_allowed(&h.current(), &grant, req).await {
+                Ok(req) => req,
+                Err(r) => return r,
+            }
+        }
+        _ => req,
+    };
+    req.extensions_mut().insert(grant);
+    next.run(req).await
+}
+
+/// Reads the body of `req` to see its `model`, and answers 403 when `grant` does not allow it;
+/// else hands the request on with the body put back.
+async fn check_model_allowed(
+    gw: &Gateway,
+    grant: &KeyGrant,
+    req: Request,
+) -> Result<Request, Response> {
+    #[derive(serde::Deserialize)]
+    struct ModelField {
+        model: Option<String>,
     }
-    gw.metrics.error(None, "invalid_api_key");
-    tracing::warn!(path = %req.uri().path(), "request without a valid API key");
-    GatewayError::Unauthorized.into_response()
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, gw.max_request_bytes)
+        .await
+        .map_err(|_| {
+            fail(
+                gw,
+                None,
+                "auth",
+                GatewayError::PayloadTooLarge {
+                    limit: gw.max_request_bytes,
+                },
+            )
+        })?;
+    // A body without a readable `model` goes on: its handler answers the parse error.
+    if let Some(model) = serde_json::from_slice::<ModelField>(&bytes)
+        .ok()
+        .and_then(|m| m.model)
+    {
+        if !grant.allows(&model) {
+            tracing::warn!(model = %model, "API key not allowed to call this model");
+            return Err(fail(
+                gw,
+                Some(&model),
+                "auth",
+                GatewayError::ModelNotAllowed(model.clone()),
+            ));
+        }
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn body_bytes(body: Result<Bytes, BytesRejection>, gw: &Gateway) -> Result<Bytes, GatewayError> {
@@ -123,7 +185,11 @@ fn fail(gw: &Gateway, model: Option<&str>, route: &'static str, e: GatewayError)
     e.into_response()
 }
 
-async fn chat(State(gw): State<Arc<Gateway>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn chat(
+    State(h): State<Arc<GatewayHandle>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
     match chat_inner(&gw, body, started, &mut model_name).await {
@@ -190,9 +256,10 @@ fn sse_response(body: Body) -> Response {
 }
 
 async fn embeddings(
-    State(gw): State<Arc<Gateway>>,
+    State(h): State<Arc<GatewayHandle>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
     match embeddings_inner(&gw, body, started, &mut model_name).await {
@@ -292,7 +359,11 @@ async fn embeddings_inner(
     .into_response())
 }
 
-async fn rerank(State(gw): State<Arc<Gateway>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn rerank(
+    State(h): State<Arc<GatewayHandle>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let gw = h.current();
     let mut model_name = None;
     match rerank_inner(&gw, body, &mut model_name).await {
         Ok(r) => r,
@@ -346,10 +417,16 @@ async fn rerank_inner(
     .into_response())
 }
 
-async fn list_models(State(gw): State<Arc<Gateway>>) -> Response {
+/// The models the caller's key may call.
+async fn list_models(
+    State(h): State<Arc<GatewayHandle>>,
+    grant: Option<axum::Extension<KeyGrant>>,
+) -> Response {
+    let gw = h.current();
     let data: Vec<Value> = gw
         .models()
         .iter()
+        .filter(|m| grant.as_ref().is_none_or(|g| g.allows(&m.name)))
         .map(|m| {
             let mut v = json!({
                 "id": m.name,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sagebridge_aws::ClientOptions;
 use sagebridge_gateway::adapter::embed::estimate_tokens;
-use sagebridge_gateway::{config, router, Gateway, GatewayOptions};
+use sagebridge_gateway::{config, router, Gateway, GatewayHandle, GatewayOptions};
 use sagebridge_testkit::fake_runtime::{
     fake_embedding, fake_embedding_normalized, fake_score, fake_token_count, Behaviour,
     EndpointBehaviour, FakeRuntime, Fault, Split,
@@ -78,7 +78,7 @@ models:
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(gw.clone());
+    let app = router(GatewayHandle::shared(gw.clone()));
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -906,7 +906,7 @@ async fn moto_invoke_endpoint_canned_results() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(gw);
+    let app = router(GatewayHandle::shared(gw));
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let v: Value = reqwest::Client::new()
         .post(format!("{base}/v1/chat/completions"))

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use futures::StreamExt;
 use sagebridge_aws::{ClientOptions, Clients};
@@ -143,12 +143,7 @@ impl From<SinkError> for RunError {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+use sagebridge_aws::clock::now_millis as now_ms;
 
 /// What a run reports while it goes, for a progress bar or log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +175,10 @@ pub struct RunOptions {
     pub full: bool,
     /// Stops the run at its next batch boundary when it fires (see the module docs).
     pub shutdown: Option<Shutdown>,
+    /// The id of a run the caller records itself (a pipeline run of `serve`, which records its
+    /// start, progress and end with the report): the report carries it and the sink records
+    /// nothing. `None`: a new id, and the sink records the run.
+    pub run_id: Option<String>,
 }
 
 /// Runs the workflow into the sink of its `sink:` (the embedded catalog by default).
@@ -266,7 +265,7 @@ impl<'a> Run<'a> {
             source,
             service,
             report: RunReport {
-                run_id: new_id(),
+                run_id: opts.run_id.clone().unwrap_or_else(new_id),
                 service: cfg.source.service_name.clone(),
                 ..Default::default()
             },
@@ -274,8 +273,10 @@ impl<'a> Run<'a> {
             start,
             started_at,
         };
-        sink.record_run(run.record(RunStatus::Running, None))
-            .await?;
+        if opts.run_id.is_none() {
+            sink.record_run(run.record(RunStatus::Running, None))
+                .await?;
+        }
         Ok(run)
     }
 
@@ -469,8 +470,10 @@ impl<'a> Run<'a> {
         } else {
             RunStatus::PartialSuccess
         };
-        let record = self.record(status, Some(now_ms()));
-        self.sink.record_run(record).await?;
+        if self.opts.run_id.is_none() {
+            let record = self.record(status, Some(now_ms()));
+            self.sink.record_run(record).await?;
+        }
         Ok(self.report)
     }
 }

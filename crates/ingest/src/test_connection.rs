@@ -44,6 +44,22 @@ const AWS_STEPS: [(&str, bool); 9] = [
     ("DescribeEndpointConfig", false),
 ];
 
+/// The IAM actions ingestion uses (every call the steps check, and `Search`, which reads the
+/// feature groups when ListFeatureGroups is not allowed), for a policy that makes every step
+/// pass. GetCallerIdentity needs no permission.
+pub const IAM_ACTIONS: [&str; 10] = [
+    "sagemaker:ListModels",
+    "sagemaker:DescribeModel",
+    "sagemaker:ListTags",
+    "sagemaker:DescribeTrainingJob",
+    "sagemaker:ListFeatureGroups",
+    "sagemaker:Search",
+    "sagemaker:DescribeFeatureGroup",
+    "sagemaker:ListEndpoints",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DescribeEndpointConfig",
+];
+
 /// Runs one call as a step. `f` returns what later steps need and the step's detail.
 async fn call<T, F>(name: &str, mandatory: bool, f: F) -> (Step, Option<T>)
 where

@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sagebridge_gateway::config::ServerConfig;
 use sagebridge_gateway::gateway::constant_time_eq;
-use sagebridge_gateway::Gateway;
+use sagebridge_gateway::{GatewayHandle, PreAuthorized};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -363,12 +363,12 @@ fn csrf_ok(headers: &HeaderMap, expected: &str) -> bool {
 struct Guard {
     auth: Arc<AdminAuth>,
     /// To tell a gateway API key (403) from a wrong token (401).
-    gateway: Arc<Gateway>,
+    gateway: Arc<GatewayHandle>,
 }
 
 /// Wraps every route of `router` (including its fallback) in the host guard and the admin
 /// check. Call it last, on the whole app.
-pub fn protect(router: Router, auth: Arc<AdminAuth>, gateway: Arc<Gateway>) -> Router {
+pub fn protect(router: Router, auth: Arc<AdminAuth>, gateway: Arc<GatewayHandle>) -> Router {
     router.layer(middleware::from_fn_with_state(
         Guard { auth, gateway },
         guard,
@@ -395,6 +395,9 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
         );
     }
     if access(req.uri().path(), g.auth.metrics_public) == Access::Public {
+        if req.uri().path().starts_with("/v1/") && session_may_call_gateway(&g, &req) {
+            req.extensions_mut().insert(PreAuthorized);
+        }
         return next.run(req).await;
     }
     match admin_credential(&g, req.method(), req.headers()) {
@@ -409,6 +412,20 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
     }
 }
 
+/// Whether a gateway request comes from a signed-in browser session (the playground): a live
+/// session cookie, the CSRF header on a POST, and no API key of its own (a presented key is
+/// checked by the gateway as usual).
+fn session_may_call_gateway(g: &Guard, req: &Request) -> bool {
+    let headers = req.headers();
+    if bearer(headers).is_some() {
+        return false;
+    }
+    let Some((csrf, _)) = cookie(headers, SESSION_COOKIE).and_then(|id| g.auth.session(id)) else {
+        return false;
+    };
+    !is_state_changing(req.method()) || csrf_ok(headers, &csrf)
+}
+
 /// The admin credential of a request, or why it has none.
 fn admin_credential(
     g: &Guard,
@@ -419,7 +436,7 @@ fn admin_credential(
         if g.auth.token_matches(token) {
             return Ok(AdminCredential::Bearer);
         }
-        if g.gateway.auth_required() && g.gateway.key_matches(token) {
+        if g.gateway.auth_required() && g.gateway.authorize(token).is_some() {
             return Err((StatusCode::FORBIDDEN, GATEWAY_KEY));
         }
         return Err((StatusCode::UNAUTHORIZED, BAD_TOKEN));

@@ -1,24 +1,22 @@
-//! `sagebridge serve`: one axum app for the model gateway, the catalog's read API and the web UI.
+//! `sagebridge serve`: one axum app for the model gateway, the control plane's admin API and the web UI.
 //!
 //! # Layout
 //! - [`app`]: builds the router: the gateway's `/v1/*` and `/metrics` (from
-//!   `sagebridge-gateway`), `GET /healthz`, the catalog API, the sign-in route and the web UI,
+//!   `sagebridge-gateway`), `GET /healthz`, the admin API, the sign-in route and the web UI,
 //!   all behind [`auth`]'s host guard and admin check.
 //! - [`auth`]: admin tokens (configured or generated at start), browser sessions with CSRF
 //!   tokens under `/api/v1/session`, the DNS-rebinding guard.
-//! - `catalog_api`: `GET /api/catalog/models[/{name}[/versions]]`, `/api/catalog/services` and
-//!   `/api/catalog/runs`, a read-only JSON view of the embedded catalog with OpenAI-style errors.
-//! - `ui`: the read-only web UI at `/` (assets under `/ui/`), plain HTML, JS and CSS from
+//! - [`admin`]: the admin API under `/api/v1` (services, test connection, pipelines and their
+//!   runs, the catalog's models, gateway models and keys).
+//! - [`control`]: what runs behind it: pipeline runs, the scheduler, the swappable gateway.
+//! - `ui`: the web UI at `/` (assets under `/ui/`), plain HTML, JS and CSS from
 //!   `assets/`, embedded with `include_str!`.
 //! - [`serve`]: binds the listener and runs until the process's one [`Shutdown`] signal fires
 //!   (the binary wires Ctrl-C / SIGTERM to it), draining in-flight requests.
-//!
-//! Editing services and ingestion workflows from the UI, and the ingestion scheduler of the
-//! product plan, are not built yet.
 
 pub mod admin;
 pub mod auth;
-mod catalog_api;
+pub mod control;
 pub mod discover;
 mod ui;
 
@@ -28,21 +26,19 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use sagebridge_catalog::{Catalog, SqliteCatalog};
-use sagebridge_gateway::{Gateway, GatewayConfig};
+use sagebridge_catalog::{KeySource, SecretKey, SqliteCatalog};
+use sagebridge_gateway::GatewayConfig;
 use sagebridge_ingest::shutdown::Shutdown;
 
 pub use auth::AdminAuth;
+pub use control::ControlPlane;
 
-/// The whole app. `catalog` is the embedded catalog file to expose read-only, if any; `auth`
-/// guards every route (see [`auth`]).
-pub fn app(
-    gateway: Arc<Gateway>,
-    catalog: Option<Arc<dyn Catalog>>,
-    auth: Arc<AdminAuth>,
-) -> Router {
-    let routes = sagebridge_gateway::router(gateway.clone())
-        .merge(catalog_api::router(catalog))
+/// The whole app: the gateway of `control`, its admin API and the web UI; `auth` guards every
+/// route (see [`auth`]).
+pub fn app(control: Arc<ControlPlane>, auth: Arc<AdminAuth>) -> Router {
+    let gateway = control.gateway();
+    let routes = sagebridge_gateway::router(Arc::clone(&gateway))
+        .merge(admin::router(control))
         .merge(ui::router())
         .merge(auth::session_router(auth.clone()))
         .route(
@@ -52,27 +48,41 @@ pub fn app(
     auth::protect(routes, auth, gateway)
 }
 
+/// The catalog file `serve` uses when none is given.
+pub const DEFAULT_CATALOG: &str = "sagebridge.db";
+
 /// Options of `serve` beside the gateway config.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Overrides `server.listen`.
     pub listen: Option<String>,
-    /// Embedded catalog to expose; not opened when the file does not exist.
+    /// The embedded catalog (created when missing); [`DEFAULT_CATALOG`] when `None`.
     pub catalog_path: Option<PathBuf>,
 }
 
-/// Binds and serves until `shutdown` fires, then drains the requests in flight. Prints the bound
-/// address on stdout (useful with port 0).
+/// Opens (or creates) the catalog with its secret key: `SAGEBRIDGE_SECRET_KEY`, or the key file
+/// beside the catalog (created with mode 0600 on first start).
+pub fn open_catalog(path: &std::path::Path) -> anyhow::Result<SqliteCatalog> {
+    let (key, source) = SecretKey::for_catalog(path)?;
+    match &source {
+        KeySource::Env => tracing::info!("catalog secrets use the key in SAGEBRIDGE_SECRET_KEY"),
+        KeySource::File { path, created } => tracing::info!(
+            key_file = %path.display(),
+            created,
+            "catalog secrets use the key file beside the catalog"
+        ),
+    }
+    Ok(SqliteCatalog::open_with_key(path, key)?)
+}
+
+/// Binds and serves until `shutdown` fires, then tells running ingestions to stop at their
+/// next batch boundary, drains the requests in flight and waits for the runs to record their
+/// end. Prints the bound address on stdout (useful with port 0).
 pub async fn serve(
     cfg: &GatewayConfig,
     opts: &ServeOptions,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::new(cfg)?);
-    let catalog: Option<Arc<dyn Catalog>> = match &opts.catalog_path {
-        Some(p) if p.exists() => Some(Arc::new(SqliteCatalog::open(p)?)),
-        _ => None,
-    };
     let listen = opts
         .listen
         .clone()
@@ -81,16 +91,30 @@ pub async fn serve(
         .parse()
         .map_err(|e| anyhow::anyhow!("invalid listen address `{listen}`: {e}"))?;
     let auth = Arc::new(AdminAuth::from_config(&cfg.server, &addr)?);
+    let catalog_path = opts
+        .catalog_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CATALOG));
+    let catalog = Arc::new(open_catalog(&catalog_path).map_err(|e| {
+        anyhow::anyhow!("cannot open the catalog {}: {e:#}", catalog_path.display())
+    })?);
+    let control = ControlPlane::new(catalog, cfg.clone(), control::system_clock())?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    control.start(shutdown.clone())?;
     announce(&bound, &auth);
-    tracing::info!(addr = %bound, models = cfg.models.len(), "serving");
-    axum::serve(listener, app(gateway, catalog, auth))
+    tracing::info!(addr = %bound, models = control.gateway().current().models().len(), "serving");
+    let stopping = Arc::clone(&control);
+    let mut signal = shutdown;
+    axum::serve(listener, app(Arc::clone(&control), auth))
         .with_graceful_shutdown(async move {
-            shutdown.recv().await;
+            signal.recv().await;
             tracing::info!("shutting down");
+            // Runs stop first: the event streams that follow them end with them.
+            stopping.stop_runs();
         })
         .await?;
+    control.shutdown().await;
     Ok(())
 }
 

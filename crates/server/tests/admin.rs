@@ -2,7 +2,6 @@
 //! discovered endpoints, success and bad input for each route, and no stored secret in any
 //! response.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,8 +33,19 @@ impl Api {
             SqliteCatalog::open_with_key(dir.path().join("catalog.db"), SecretKey::generate())
                 .expect("open catalog"),
         );
-        let served = BTreeSet::from(["yaml-served".to_owned()]);
-        let app = sagebridge_server::admin::router(Arc::clone(&catalog), served);
+        let base = sagebridge_gateway::config::load_str(
+            "sagebridge.yaml",
+            "awsConfig: {awsRegion: us-east-1}\nmodels:\n  - {name: yaml-model, kind: chat, endpointName: yaml-served}\n",
+            &|_| None,
+        )
+        .expect("gateway config");
+        let control = sagebridge_server::ControlPlane::new(
+            Arc::clone(&catalog),
+            base,
+            sagebridge_server::control::system_clock(),
+        )
+        .expect("control plane");
+        let app = sagebridge_server::admin::router(control);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::routing::post;
 use axum::{Extension, Router};
-use sagebridge_catalog::{Catalog, SqliteCatalog};
+use sagebridge_catalog::{SecretKey, SqliteCatalog};
 use sagebridge_gateway::{config, Gateway, GatewayConfig};
 use sagebridge_server::auth::{self, AdminCredential};
 use sagebridge_server::{AdminAuth, ServeOptions};
@@ -118,10 +118,17 @@ async fn start_with(
     extra: impl FnOnce(Router, Arc<AdminAuth>, Arc<Gateway>) -> Router,
 ) -> Server {
     let cfg = gateway_config(server_section);
-    let gateway = Arc::new(Gateway::new(&cfg).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqliteCatalog::open(dir.path().join("catalog.db")).unwrap());
+    let catalog = Arc::new(
+        SqliteCatalog::open_with_key(dir.path().join("catalog.db"), SecretKey::generate()).unwrap(),
+    );
+    let control = sagebridge_server::ControlPlane::new(
+        catalog,
+        cfg.clone(),
+        sagebridge_server::control::system_clock(),
+    )
+    .unwrap();
+    let gateway = control.gateway().current();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut auth = AdminAuth::from_config(&cfg.server, &addr).unwrap();
@@ -130,7 +137,7 @@ async fn start_with(
     }
     let auth = Arc::new(auth);
     let app = extra(
-        sagebridge_server::app(gateway.clone(), Some(catalog), auth.clone()),
+        sagebridge_server::app(control, auth.clone()),
         auth.clone(),
         gateway,
     );
@@ -245,9 +252,9 @@ async fn protected_routes_need_an_admin_credential() {
     let (logs, _guard) = capture_logs();
     let s = start(WITH_ADMIN, None).await;
     for path in [
-        "/api/catalog/models",
-        "/api/catalog/services",
-        "/api/catalog/runs",
+        "/api/v1/mlmodels",
+        "/api/v1/services/mlmodelServices",
+        "/api/v1/services/ingestionPipelines",
         "/metrics",
         "/api/v1/not-built-yet",
     ] {
@@ -276,13 +283,13 @@ async fn protected_routes_need_an_admin_credential() {
         };
         assert_eq!(ok.status, expected, "{path}: {}", ok.body);
     }
-    let a = s.get("/api/catalog/models", Auth::Bearer(ADMIN)).await;
-    assert_eq!(a.json(), json!([]));
+    let a = s.get("/api/v1/mlmodels", Auth::Bearer(ADMIN)).await;
+    assert_eq!(a.json()["data"], json!([]));
     let metrics = s.get("/metrics", Auth::Bearer(ADMIN)).await;
     assert!(metrics.body.contains("# TYPE"), "{}", metrics.body);
     // A Bearer request needs no CSRF token: POST reaches the router (405: no POST route there).
     let a = s
-        .send(s.http.post(s.url("/api/catalog/models")).bearer_auth(ADMIN))
+        .send(s.http.post(s.url("/api/v1/mlmodels")).bearer_auth(ADMIN))
         .await;
     assert_eq!(a.status, 405, "{}", a.body);
 
@@ -311,7 +318,12 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
     let (logs, _guard) = capture_logs();
     // A route that changes state, behind the same guard, to show what passes it and how.
     let s = start_with(WITH_ADMIN, None, |app, auth, gateway| {
-        auth::protect(echo_routes(), auth, gateway).merge(app)
+        auth::protect(
+            echo_routes(),
+            auth,
+            sagebridge_gateway::GatewayHandle::shared(gateway),
+        )
+        .merge(app)
     })
     .await;
 
@@ -363,7 +375,7 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
     assert!(tls.cookie().contains("; Secure"), "{}", tls.cookie());
 
     // The session reads protected routes, and says who it is.
-    let a = s.get("/api/catalog/models", Auth::Cookie(&cookie)).await;
+    let a = s.get("/api/v1/mlmodels", Auth::Cookie(&cookie)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let a = s.get(auth::SESSION_PATH, Auth::Cookie(&cookie)).await;
     let v = a.json();
@@ -415,7 +427,7 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
     assert_eq!((a.status, a.body.as_str()), (200, "bearer"));
     // A made-up session id is no session.
     let fake = format!("sagebridge_session={}", "a".repeat(64));
-    s.get("/api/catalog/models", Auth::Cookie(&fake))
+    s.get("/api/v1/mlmodels", Auth::Cookie(&fake))
         .await
         .refused(401, "the session has expired or was signed out");
 
@@ -428,7 +440,7 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
     .await
     .refused(403, "X-CSRF-Token");
     assert_eq!(
-        s.get("/api/catalog/models", Auth::Cookie(&cookie))
+        s.get("/api/v1/mlmodels", Auth::Cookie(&cookie))
             .await
             .status,
         200
@@ -439,14 +451,14 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json(), json!({"signedIn": false}));
     assert!(a.cookie().contains("Max-Age=0"), "{}", a.cookie());
-    s.get("/api/catalog/models", Auth::Cookie(&cookie))
+    s.get("/api/v1/mlmodels", Auth::Cookie(&cookie))
         .await
         .refused(401, "the session has expired or was signed out");
     let a = s.get(auth::SESSION_PATH, Auth::Cookie(&cookie)).await;
     assert_eq!(a.json(), json!({"signedIn": false}));
     // The other session is untouched.
     assert_eq!(
-        s.get("/api/catalog/models", Auth::Cookie(&other_cookie))
+        s.get("/api/v1/mlmodels", Auth::Cookie(&other_cookie))
             .await
             .status,
         200
@@ -480,16 +492,14 @@ async fn an_expired_session_is_refused() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.cookie().contains("Max-Age=0"), "{}", a.cookie());
     let cookie = a.cookie_pair();
-    s.get("/api/catalog/models", Auth::Cookie(&cookie))
+    s.get("/api/v1/mlmodels", Auth::Cookie(&cookie))
         .await
         .refused(401, "the session has expired");
     let a = s.get(auth::SESSION_PATH, Auth::Cookie(&cookie)).await;
     assert_eq!(a.json(), json!({"signedIn": false}));
     // Bearer tokens do not expire.
     assert_eq!(
-        s.get("/api/catalog/models", Auth::Bearer(ADMIN))
-            .await
-            .status,
+        s.get("/api/v1/mlmodels", Auth::Bearer(ADMIN)).await.status,
         200
     );
 }
@@ -552,7 +562,7 @@ async fn the_host_guard_refuses_other_names_on_every_route() {
     let a = s
         .send(
             s.http
-                .get(s.url("/api/catalog/models"))
+                .get(s.url("/api/v1/mlmodels"))
                 .header("host", "evil.example.com")
                 .bearer_auth(ADMIN),
         )
@@ -581,10 +591,7 @@ async fn metrics_are_public_only_when_configured() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("sagebridge_"), "{}", a.body);
     // Only /metrics: the catalog stays protected.
-    assert_eq!(
-        public.get("/api/catalog/models", Auth::None).await.status,
-        401
-    );
+    assert_eq!(public.get("/api/v1/mlmodels", Auth::None).await.status, 401);
 }
 
 #[tokio::test]
@@ -641,26 +648,24 @@ async fn a_generated_token_signs_in_through_the_printed_url() {
     let again = AdminAuth::from_config(&gateway_config("").server, &s.addr).unwrap();
     assert_ne!(again.sign_in_url(&s.addr).unwrap(), url);
 
-    s.get("/api/catalog/models", Auth::None)
+    s.get("/api/v1/mlmodels", Auth::None)
         .await
         .refused(401, "sign in first");
     assert_eq!(
-        s.get("/api/catalog/models", Auth::Bearer(token))
-            .await
-            .status,
+        s.get("/api/v1/mlmodels", Auth::Bearer(token)).await.status,
         200
     );
     let a = s.sign_in(token).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let cookie = a.cookie_pair();
     assert_eq!(
-        s.get("/api/catalog/services", Auth::Cookie(&cookie))
+        s.get("/api/v1/services/mlmodelServices", Auth::Cookie(&cookie))
             .await
             .status,
         200
     );
     // The configured sentinel is not a token of this server.
-    s.get("/api/catalog/models", Auth::Bearer(ADMIN))
+    s.get("/api/v1/mlmodels", Auth::Bearer(ADMIN))
         .await
         .refused(401, "not valid");
     assert!(!s.seen().contains(token));

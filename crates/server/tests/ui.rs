@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use sagebridge_catalog::{
     Catalog, EntityReference, IngestionRun, MlHyperParameter, MlModel, MlModelService, MlStore,
-    ModelWrite, RunStatus, SqliteCatalog, TagLabel,
+    ModelWrite, RunStatus, SecretKey, SqliteCatalog, TagLabel,
 };
-use sagebridge_gateway::{config, Gateway};
+use sagebridge_gateway::config;
 use sagebridge_server::AdminAuth;
 use sagebridge_testkit::fake_runtime::{Behaviour, EndpointBehaviour, FakeRuntime};
 use serde_json::{json, Value};
@@ -46,16 +46,6 @@ impl Stack {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         (status, headers, r.text().await.unwrap())
-    }
-
-    async fn get_json(&self, path: &str) -> (u16, Value) {
-        let (status, headers, body) = self.get(path).await;
-        assert_eq!(
-            headers[reqwest::header::CONTENT_TYPE],
-            "application/json",
-            "{path}: {body}"
-        );
-        (status, serde_json::from_str(&body).unwrap())
     }
 }
 
@@ -107,8 +97,7 @@ fn run(id: &str, service: &str, started_at: i64, status: RunStatus, report: Valu
 
 /// Fills a catalog file: two services (one with a clear-text secret), three models of which one
 /// has two versions and one has a `<script>` name and tag, and three runs.
-fn seed(path: &std::path::Path) -> Arc<dyn Catalog> {
-    let cat = SqliteCatalog::open(path).unwrap();
+fn seed(cat: &SqliteCatalog) {
     cat.upsert_service(&MlModelService {
         name: "prod".into(),
         connection: Some(json!({"config": {"type": "SageMaker", "awsConfig": {
@@ -163,7 +152,6 @@ fn seed(path: &std::path::Path) -> Arc<dyn Catalog> {
         json!({"counts": {"listed": 0}, "failures": [], "warnings": []}),
     ))
     .unwrap();
-    Arc::new(cat)
 }
 
 /// The app on 127.0.0.1:0, with a seeded catalog or none, and the gateway over the fake runtime.
@@ -188,14 +176,24 @@ models:
         url = fake.endpoint()
     );
     let cfg = config::load_str("ui.yaml", &yaml, &|_: &str| None).unwrap_or_else(|e| panic!("{e}"));
-    let gateway = Arc::new(Gateway::new(&cfg).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let catalog = with_catalog.then(|| seed(&dir.path().join("catalog.db")));
+    let catalog = Arc::new(
+        SqliteCatalog::open_with_key(dir.path().join("catalog.db"), SecretKey::generate()).unwrap(),
+    );
+    if with_catalog {
+        seed(&catalog);
+    }
+    let control = sagebridge_server::ControlPlane::new(
+        catalog,
+        cfg.clone(),
+        sagebridge_server::control::system_clock(),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let auth = Arc::new(AdminAuth::from_config(&cfg.server, &addr).unwrap());
-    let app = sagebridge_server::app(gateway, catalog, auth);
+    let app = sagebridge_server::app(control, auth);
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -205,7 +203,7 @@ models:
         .unwrap();
     // Signed out, the catalog is closed; signing in as the page does opens it.
     let r = http
-        .get(format!("{base}/api/catalog/models"))
+        .get(format!("{base}/api/v1/mlmodels"))
         .send()
         .await
         .unwrap();
@@ -343,169 +341,6 @@ async fn the_script_puts_data_in_the_page_as_text_and_keeps_no_secret() {
             assert!(!text.contains(secret), "an asset contains {secret}");
         }
     }
-}
-
-#[tokio::test]
-async fn models_list_detail_and_versions() {
-    let s = stack(true).await;
-    let (status, models) = s.get_json("/api/catalog/models").await;
-    assert_eq!(status, 200);
-    let names: Vec<&str> = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["fraud", XSS, "churn"]);
-
-    let (_, prod) = s.get_json("/api/catalog/models?service=prod").await;
-    assert_eq!(prod.as_array().unwrap().len(), 2);
-    let (_, filtered) = s.get_json("/api/catalog/models?q=CHU").await;
-    assert_eq!(filtered.as_array().unwrap().len(), 1);
-    assert_eq!(filtered[0]["name"], "churn");
-    let (_, all) = s
-        .get_json("/api/catalog/models?service=&deleted=true")
-        .await;
-    assert_eq!(all.as_array().unwrap().len(), 3);
-
-    let (status, churn) = s.get_json("/api/catalog/models/prod.churn").await;
-    assert_eq!(status, 200);
-    assert_eq!(churn["version"], 0.2);
-    assert_eq!(churn["tags"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        churn["mlStore"]["storage"],
-        "s3://bucket/churn/model.tar.gz"
-    );
-    assert_eq!(churn["extension"]["endpoints"], json!(["ep-h2"]));
-    // A unique bare name works too.
-    assert_eq!(s.get_json("/api/catalog/models/churn").await.1, churn);
-
-    let (status, versions) = s.get_json("/api/catalog/models/prod.churn/versions").await;
-    assert_eq!(status, 200);
-    let history: Vec<(f64, &str)> = versions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["version"].as_f64().unwrap(),
-                v["mlHyperParameters"][0]["value"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(history, [(0.2, "h2"), (0.1, "h1")]);
-    let (_, bare) = s.get_json("/api/catalog/models/churn/versions").await;
-    assert_eq!(bare, versions);
-
-    // The name with markup comes back as data (the UI shows it as text), also URL-encoded.
-    let (status, xss) = s
-        .get_json("/api/catalog/models/prod.%3Cscript%3Ealert(1)%3C%2Fscript%3E")
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(xss["name"], XSS);
-    assert_eq!(xss["tags"][0]["tagFQN"], format!("Team.{XSS}"));
-}
-
-#[tokio::test]
-async fn unknown_models_are_404_in_the_openai_error_shape() {
-    let s = stack(true).await;
-    for path in [
-        "/api/catalog/models/prod.nope",
-        "/api/catalog/models/nope/versions",
-    ] {
-        let (status, body) = s.get_json(path).await;
-        assert_eq!(status, 404, "{path}");
-        assert_eq!(body["error"]["code"], "model_not_found", "{path}");
-        assert_eq!(body["error"]["type"], "not_found_error", "{path}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
-    }
-}
-
-#[tokio::test]
-async fn services_are_listed_with_every_secret_redacted() {
-    let s = stack(true).await;
-    let (status, headers, text) = s.get("/api/catalog/services").await;
-    assert_eq!(status, 200);
-    assert_eq!(headers["content-type"], "application/json");
-    assert!(!text.contains(LEGACY_SECRET), "{text}");
-    let services: Value = serde_json::from_str(&text).unwrap();
-    let names: Vec<&str> = services
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["legacy", "prod"]);
-    let legacy = &services[0]["connection"]["config"]["awsConfig"];
-    assert_eq!(
-        *legacy,
-        json!({"awsRegion": "eu-west-1", "awsSecretAccessKey": "<redacted>"})
-    );
-    let prod = &services[1]["connection"]["config"]["awsConfig"];
-    assert_eq!(prod["awsSecretAccessKey"], "<redacted>");
-    assert_eq!(prod["awsSessionToken"], "<redacted>");
-    assert_eq!(prod["awsRegion"], "us-east-1");
-}
-
-#[tokio::test]
-async fn runs_are_newest_first_filtered_and_limited() {
-    let s = stack(true).await;
-    let ids = |runs: &Value| -> Vec<String> {
-        runs.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let (status, runs) = s.get_json("/api/catalog/runs").await;
-    assert_eq!(status, 200);
-    assert_eq!(ids(&runs), ["run-2", "run-3", "run-1"]);
-    assert_eq!(runs[0]["status"], "partialSuccess");
-    assert_eq!(runs[0]["report"]["counts"]["failed"], 1);
-    assert_eq!(runs[0]["report"]["failures"][0]["model"], "broken");
-    assert_eq!(
-        runs[0]["report"]["warnings"],
-        json!(["feature group fg-1 not found"])
-    );
-
-    let (_, prod) = s.get_json("/api/catalog/runs?service=prod").await;
-    assert_eq!(ids(&prod), ["run-2", "run-1"]);
-    let (_, one) = s.get_json("/api/catalog/runs?service=prod&limit=1").await;
-    assert_eq!(ids(&one), ["run-2"]);
-    let (_, none) = s.get_json("/api/catalog/runs?service=other").await;
-    assert_eq!(none, json!([]));
-    // `limit=0` is raised to 1 rather than answering nothing.
-    let (_, zero) = s.get_json("/api/catalog/runs?limit=0").await;
-    assert_eq!(ids(&zero), ["run-2"]);
-    // A limit that is not a number is a 400 from the query extractor.
-    assert_eq!(s.get("/api/catalog/runs?limit=many").await.0, 400);
-}
-
-#[tokio::test]
-async fn without_a_catalog_the_api_says_so_and_the_page_still_loads() {
-    let s = stack(false).await;
-    for path in [
-        "/api/catalog/models",
-        "/api/catalog/models/prod.churn",
-        "/api/catalog/models/prod.churn/versions",
-        "/api/catalog/services",
-        "/api/catalog/runs?limit=5",
-    ] {
-        let (status, body) = s.get_json(path).await;
-        assert_eq!(status, 503, "{path}");
-        assert_eq!(body["error"]["code"], "catalog_unavailable", "{path}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("--catalog"),
-            "{path}: {body}"
-        );
-    }
-    let (html, js, _) = assets(&s).await;
-    assert!(html.contains(r#"<main id="main""#));
-    // The script turns that error code into a message on the page.
-    assert!(js.contains(r#"err.code === "catalog_unavailable""#));
 }
 
 /// What the gateway views call, with and without the key.

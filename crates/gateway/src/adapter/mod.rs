@@ -11,9 +11,9 @@ pub mod embed;
 pub mod rerank;
 pub mod template;
 
+use sagebridge_aws::clock::since_epoch;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -137,13 +137,6 @@ pub fn response_id(prefix: &str) -> String {
 /// Seconds since the Unix epoch: the `created` of answers.
 pub fn now_secs() -> u64 {
     since_epoch().as_secs()
-}
-
-/// The gateway's one reading of the wall clock (zero if the clock is before 1970).
-fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 /// The container answered something we cannot read.

@@ -17,10 +17,10 @@ use super::{AdminError, AdminState};
 use crate::discover::discovered;
 
 pub(super) async fn list(State(s): State<AdminState>) -> Result<Json<Value>, AdminError> {
-    let yaml_served = std::sync::Arc::clone(&s.served);
+    let yaml_served = s.control.file_endpoints();
     let found = s
         .run(move |c| {
-            let mut served: BTreeSet<String> = (*yaml_served).clone();
+            let mut served: BTreeSet<String> = yaml_served;
             served.extend(c.gateway_models()?.into_iter().filter_map(|m| {
                 m.spec
                     .get("endpointName")

@@ -214,6 +214,7 @@ pub(super) async fn create(
             Ok(c.create_pipeline(&input)?)
         })
         .await?;
+    s.control.schedules_changed.notify_one();
     tracing::info!(pipeline = %pipeline.name, id = %pipeline.id, "ingestion pipeline created");
     Ok((StatusCode::CREATED, Json(pipeline_json(&pipeline))))
 }
@@ -238,6 +239,7 @@ pub(super) async fn update(
             Ok(c.update_pipeline(&id, &input)?)
         })
         .await?;
+    s.control.schedules_changed.notify_one();
     tracing::info!(pipeline = %pipeline.name, id = %pipeline.id, "ingestion pipeline updated");
     Ok(Json(pipeline_json(&pipeline)))
 }
@@ -253,6 +255,7 @@ pub(super) async fn delete(
             Ok((pipeline, runs))
         })
         .await?;
+    s.control.schedules_changed.notify_one();
     tracing::info!(pipeline = %pipeline.name, id = %pipeline.id, runs, "ingestion pipeline deleted");
     let mut out = pipeline_json(&pipeline);
     out["deleted"] = json!({"runs": runs});
@@ -272,7 +275,12 @@ pub(super) async fn workflow_yaml(
             Ok((pipeline, service, c.path().map(|p| p.to_path_buf())))
         })
         .await?;
-    let doc = workflow_document(&pipeline, &service, catalog_path.as_deref());
+    let doc = workflow_document(
+        &pipeline,
+        &service.name,
+        with_placeholders(&service),
+        catalog_path.as_deref(),
+    );
     let text = serde_saphyr::to_string(&doc)
         .map_err(|e| AdminError::internal(format!("cannot write the workflow as YAML: {e}")))?;
     let disposition = format!(
@@ -288,12 +296,32 @@ pub(super) async fn workflow_yaml(
     ))
 }
 
-/// The workflow document of a pipeline of `service` writing to the catalog at `catalog_path`.
-fn workflow_document(
+/// The workflow document of a pipeline of service `service_name` whose `awsConfig` is `aws`,
+/// writing to the catalog at `catalog_path`. For the export `aws` holds placeholders; for a run
+/// it holds the secrets in clear (never sent or logged).
+pub(crate) fn workflow_document(
     pipeline: &IngestionPipeline,
-    service: &ServiceEntry,
+    service_name: &str,
+    aws: Value,
     catalog_path: Option<&std::path::Path>,
 ) -> Value {
+    let mut sink = json!({"type": "catalog"});
+    if let Some(path) = catalog_path {
+        sink["config"] = json!({"path": path.display().to_string()});
+    }
+    json!({
+        "source": {
+            "type": "sagemaker",
+            "serviceName": service_name,
+            "serviceConnection": {"config": {"type": "SageMaker", "awsConfig": aws}},
+            "sourceConfig": {"config": pipeline.source_config},
+        },
+        "sink": sink,
+    })
+}
+
+/// The service's `awsConfig` with `${ENV}` placeholders for the secrets it stores.
+fn with_placeholders(service: &ServiceEntry) -> Value {
     let mut aws = service.aws_config.clone();
     if let Value::Object(map) = &mut aws {
         for ((field, placeholder), set) in SECRET_PLACEHOLDERS.iter().zip([
@@ -305,17 +333,5 @@ fn workflow_document(
             }
         }
     }
-    let mut sink = json!({"type": "catalog"});
-    if let Some(path) = catalog_path {
-        sink["config"] = json!({"path": path.display().to_string()});
-    }
-    json!({
-        "source": {
-            "type": "sagemaker",
-            "serviceName": service.name,
-            "serviceConnection": {"config": {"type": "SageMaker", "awsConfig": aws}},
-            "sourceConfig": {"config": pipeline.source_config},
-        },
-        "sink": sink,
-    })
+    aws
 }

@@ -170,6 +170,8 @@ pub(super) async fn update(
             Ok(c.update_service(&id, &input)?)
         })
         .await?;
+    // Gateway models may use this service's credentials.
+    s.reload_gateway().await?;
     tracing::info!(service = %entry.name, id = %entry.id, "service updated");
     Ok(Json(service_json(&entry)))
 }
@@ -194,6 +196,10 @@ pub(super) async fn delete(
             }
         })
         .await?;
+    s.control.schedules_changed.notify_one();
+    if !deletion.gateway_models.is_empty() {
+        s.reload_gateway().await?;
+    }
     tracing::info!(service = %entry.name, id = %entry.id, recursive, "service deleted");
     let mut out = service_json(&entry);
     out["deleted"] = json!(deletion);

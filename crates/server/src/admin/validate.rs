@@ -21,6 +21,11 @@ pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminErr
 /// Checks an `awsConfig` as the workflow file's `serviceConnection.config.awsConfig`; errors
 /// name `connection.config.awsConfig.<field>`.
 pub(super) fn check_aws_config(aws: &Value) -> Result<(), AdminError> {
+    parse_aws_config(aws).map(|_| ())
+}
+
+/// [`check_aws_config`], answering the parsed config (secrets in clear: never for a response).
+pub(super) fn parse_aws_config(aws: &Value) -> Result<sagebridge_aws::AwsConfig, AdminError> {
     if !aws.is_object() {
         return Err(AdminError::bad_request(
             "connection.config.awsConfig: must be a JSON object",
@@ -37,7 +42,7 @@ pub(super) fn check_aws_config(aws: &Value) -> Result<(), AdminError> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    check_workflow(&doc, &secrets)
+    check_workflow(&doc, &secrets).map(|cfg| cfg.aws().clone())
 }
 
 /// Checks a pipeline's `sourceConfig.config` as the workflow file's; errors name
@@ -61,7 +66,7 @@ pub(super) fn check_source_config(config: &Value) -> Result<(), AdminError> {
             "awsConfig": {"awsRegion": "us-east-1"}}},
         "sourceConfig": {"config": config},
     }});
-    check_workflow(&doc, &[])
+    check_workflow(&doc, &[]).map(|_| ())
 }
 
 /// Checks a cron schedule (UTC) as `sagebridge ingest --schedule` reads it.
@@ -71,10 +76,11 @@ pub(super) fn check_schedule(expr: &str) -> Result<(), AdminError> {
         .map_err(|e| AdminError::bad_request(format!("airflowConfig.scheduleInterval: {e}")))
 }
 
-fn check_workflow(doc: &Value, secrets: &[String]) -> Result<(), AdminError> {
+fn check_workflow(doc: &Value, secrets: &[String]) -> Result<WorkflowConfig, AdminError> {
     let text = doc.to_string();
-    let Err(errors) = WorkflowConfig::parse("request", &text, &|_| None) else {
-        return Ok(());
+    let errors = match WorkflowConfig::parse("request", &text, &|_| None) {
+        Ok(cfg) => return Ok(cfg),
+        Err(errors) => errors,
     };
     let message = errors
         .0

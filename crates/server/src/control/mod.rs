@@ -1,0 +1,183 @@
+//! The control plane `serve` runs beside its routes: ingestion runs started from the admin API
+//! or a schedule, the gateway's models from the catalog (applied without a restart), and the
+//! gateway API keys stored in the catalog.
+//!
+//! # Layout
+//! - [`ControlPlane`]: the shared state; [`ControlPlane::start`] marks runs a crash left
+//!   `running` as interrupted and starts the scheduler, [`ControlPlane::shutdown`] tells running
+//!   ingestions to stop at their next batch boundary and waits for them to record it.
+//! - `runs`: one ingestion run of a pipeline, from the stored service and pipeline to the
+//!   recorded report, with live progress and log lines.
+//! - `scheduler`: fires each scheduled pipeline at its cron times (UTC); a fire time that comes
+//!   while the pipeline still runs is recorded as `skipped`.
+//! - `models`: the gateway rebuilt from `sagebridge.yaml` plus the catalog's models.
+//! - `keys`: the catalog's API keys, cached in memory and compared by SHA-256 digest.
+
+mod keys;
+mod models;
+mod runs;
+mod scheduler;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sagebridge_catalog::{ControlStore, SqliteCatalog};
+use sagebridge_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use sagebridge_ingest::shutdown::{self, Shutdown, ShutdownTrigger};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+pub use keys::CatalogKeys;
+pub use models::{parse_model_spec, ModelSpecError};
+pub use scheduler::{system_clock, Clock};
+
+/// How long [`ControlPlane::shutdown`] waits for running ingestions to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Shared by the admin routes, the scheduler and `serve`.
+pub struct ControlPlane {
+    pub(crate) catalog: Arc<SqliteCatalog>,
+    pub(crate) gateway: Arc<GatewayHandle>,
+    /// `sagebridge.yaml` as loaded: its models are read-only, its `awsConfig` the default.
+    pub(crate) base: GatewayConfig,
+    keys: Arc<CatalogKeys>,
+    /// Tells running ingestions to stop at their next batch boundary.
+    stop_runs: ShutdownTrigger,
+    /// Running ingestion tasks.
+    tasks: Mutex<JoinSet<()>>,
+    /// Pinged when a pipeline's schedule may have changed.
+    pub(crate) schedules_changed: Notify,
+    /// The last check of each gateway model (by name), as answered by the check route.
+    pub(crate) last_checks: Mutex<HashMap<String, Value>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("catalog", &self.catalog.path())
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Builds the gateway from `base` and the catalog's models, with the catalog's API keys.
+    /// A catalog model that no longer builds (its service was changed, say) is left out with a
+    /// warning rather than stopping `serve`.
+    pub fn new(
+        catalog: Arc<SqliteCatalog>,
+        base: GatewayConfig,
+        clock: Clock,
+    ) -> anyhow::Result<Arc<Self>> {
+        let keys = Arc::new(CatalogKeys::load(&catalog)?);
+        let gateway = models::build_gateway(&catalog, &base)?;
+        let handle = GatewayHandle::new(Arc::new(gateway))
+            .with_key_store(Arc::clone(&keys) as Arc<dyn sagebridge_gateway::KeyStore>);
+        let (stop_runs, _) = shutdown::channel();
+        Ok(Arc::new(Self {
+            catalog,
+            gateway: Arc::new(handle),
+            base,
+            keys,
+            stop_runs,
+            tasks: Mutex::new(JoinSet::new()),
+            schedules_changed: Notify::new(),
+            last_checks: Mutex::new(HashMap::new()),
+            clock,
+        }))
+    }
+
+    /// The gateway the routes serve.
+    pub fn gateway(&self) -> Arc<GatewayHandle> {
+        Arc::clone(&self.gateway)
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> Arc<SqliteCatalog> {
+        Arc::clone(&self.catalog)
+    }
+
+    /// Endpoint names the models of `sagebridge.yaml` serve.
+    pub(crate) fn file_endpoints(&self) -> BTreeSet<String> {
+        self.base
+            .models
+            .iter()
+            .map(|m| m.endpoint_name.clone())
+            .collect()
+    }
+
+    /// Whether `name` is a model of `sagebridge.yaml` (read-only).
+    pub(crate) fn is_file_model(&self, name: &str) -> bool {
+        self.base.models.iter().any(|m| m.name == name)
+    }
+
+    /// Marks the runs a crash left queued or running as interrupted, then starts the scheduler
+    /// until `shutdown` fires.
+    pub fn start(self: &Arc<Self>, shutdown: Shutdown) -> anyhow::Result<()> {
+        let interrupted = self.catalog.mark_running_as_interrupted()?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                runs = interrupted.len(),
+                "runs left running by the last process were marked interrupted"
+            );
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { scheduler::run(me, shutdown).await });
+        Ok(())
+    }
+
+    /// Tells running ingestions to stop at their next batch boundary (without waiting).
+    pub fn stop_runs(&self) {
+        self.stop_runs.trigger();
+    }
+
+    /// Tells running ingestions to stop at their next batch boundary and waits (at most 30 s)
+    /// until they have recorded it.
+    pub async fn shutdown(&self) {
+        self.stop_runs.trigger();
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("ingestion runs did not stop within 30 s; they stay marked running and are marked interrupted at the next start");
+        }
+    }
+
+    /// Rebuilds the gateway from `sagebridge.yaml` and the catalog and swaps it in.
+    pub(crate) fn reload_gateway(&self) -> anyhow::Result<()> {
+        let gateway = models::build_gateway(&self.catalog, &self.base)?;
+        self.gateway.replace(Arc::new(gateway));
+        Ok(())
+    }
+
+    /// Reloads the API keys after a change.
+    pub(crate) fn reload_keys(&self) -> anyhow::Result<()> {
+        self.keys.reload(&self.catalog)
+    }
+
+    /// Epoch seconds now (the scheduler's clock).
+    pub(crate) fn now_secs(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn spawn_run(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        // Reap finished runs so the set does not grow with every run.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    fn run_shutdown(&self) -> Shutdown {
+        self.stop_runs.subscribe()
+    }
+}
+
+/// Builds a gateway from a config, with the process's default client options.
+pub(crate) fn gateway_from(cfg: &GatewayConfig) -> anyhow::Result<Gateway> {
+    Gateway::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))
+}
