@@ -918,14 +918,19 @@ function awsFieldset(prefix, aws, secrets, legend) {
       autocomplete: f.secret ? "new-password" : "off",
     });
   });
-  // Live checks of the shapes the server would refuse.
-  for (const key of ["awsRegion", "assumeRoleArn"]) {
+  // Live re-checks while typing, of fields that show an error: the message updates or goes away
+  // as soon as the value is right. New errors only come on submit, so no message appears or
+  // moves the layout between a press on a button and its click.
+  for (const key of ["awsRegion", "assumeRoleArn", "endPointURL", "assumeRoleSessionName", "assumeRoleSourceIdentity"]) {
     const input = fields[AWS_FIELDS.findIndex((f) => f.key === key)].querySelector("input");
-    input.addEventListener("blur", () => {
-      const errs = checkAws(Object.assign({ awsRegion: "us-east-1" }, { [key]: input.value.trim() }), { awsSecretAccessKey: true })
-        .filter((e) => e.path === key);
-      if (key === "awsRegion" && !input.value.trim()) return;
-      setFieldError(prefix + key, errs.length ? errs[0].text : "");
+    input.addEventListener("input", () => {
+      if (input.getAttribute("aria-invalid") !== "true") return;
+      const value = input.value.trim();
+      const errs = value ? checkAws(Object.assign({ awsRegion: "us-east-1" }, { [key]: value }), { awsSecretAccessKey: true })
+        .filter((e) => e.path === key) : [];
+      if (!errs.length || errs[0].text !== (document.getElementById(prefix + key + "-error").textContent || "").replace(/^⚠ /, "")) {
+        setFieldError(prefix + key, errs.length ? errs[0].text : "");
+      }
     });
   }
   return el("fieldset", {}, el("legend", {}, legend || "AWS connection"),
@@ -1889,7 +1894,7 @@ async function viewGateway() {
       }
     };
     const check = el("button", { type: "button", onclick: (ev) => runCheck(false, ev.target), "aria-label": "Check " + m.name }, "Check");
-    const invoke = el("button", { type: "button", onclick: (ev) => runCheck(true, ev.target), "aria-label": "Check " + m.name + " with a test call" }, "Check + call");
+    const invoke = el("button", { type: "button", onclick: (ev) => runCheck(true, ev.target), "aria-label": "Check + call " + m.name }, "Check + call");
     const row = el("tr", {},
       el("th", { scope: "row" }, el("code", {}, m.name)),
       el("td", {}, m.kind || ""),
