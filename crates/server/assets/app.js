@@ -954,10 +954,13 @@ function renderSteps(result) {
       el("div", { class: "step-head" }, badge(status), " ", el("strong", {}, s.name),
         s.mandatory === false ? el("span", { class: "muted" }, " (optional)") : null,
         typeof s.durationMs === "number" ? el("span", { class: "muted" }, " · " + formatDuration(s.durationMs)) : null),
-      s.error ? el("p", { class: "step-error" }, s.errorKind ? el("strong", {}, s.errorKind + ": ") : null, s.error) : null,
-      s.iamAction ? el("p", {}, "Missing IAM permission: ", el("code", {}, s.iamAction)) : null,
-      s.detail ? el("p", { class: "muted" }, s.detail) : null,
-      s.skippedReason ? el("p", { class: "muted" }, "Skipped: " + s.skippedReason) : null);
+      status === "skipped"
+        ? el("p", { class: "muted" }, "Not run: " + String(s.skippedReason || s.error || "an earlier step failed").replace(/^skipped: /i, ""))
+        : [
+          s.error ? el("p", { class: "step-error" }, s.errorKind ? el("strong", {}, s.errorKind + ": ") : null, s.error) : null,
+          s.iamAction ? el("p", {}, "Missing IAM permission: ", el("code", {}, s.iamAction)) : null,
+          s.detail ? el("p", { class: "muted" }, s.detail) : null,
+        ]);
   });
   const parts = [summary, el("ol", { class: "steps", "aria-label": "Steps" }, items)];
   if (result.policy) {
@@ -1237,8 +1240,10 @@ function pipelineForm(service, pipeline, knownModels, onSaved) {
     el("div", { class: "actions" }, saveButton,
       el("a", { class: "button", href: "#/ingestion/" + encodeURIComponent(service.id) }, "Cancel")));
 
+  // Reads this form's inputs (the form is built before it is put into the page).
+  const own = (id) => form.querySelector("#" + id).value.trim();
   const updatePreview = () => {
-    const f = compileFilter(lines(valueOf("pl-includes")), lines(valueOf("pl-excludes")));
+    const f = compileFilter(lines(own("pl-includes")), lines(own("pl-excludes")));
     setFieldError("pl-includes", f.errors.filter((e) => e.list === "includes").map((e) => "line " + (e.index + 1) + ": " + e.message).join("; "));
     setFieldError("pl-excludes", f.errors.filter((e) => e.list === "excludes").map((e) => "line " + (e.index + 1) + ": " + e.message).join("; "));
     if (knownModels === null) {
@@ -1260,7 +1265,7 @@ function pipelineForm(service, pipeline, knownModels, onSaved) {
       dropped.length ? el("details", {}, el("summary", {}, "Left out (" + dropped.length + ")"), listOf(dropped)) : null);
   };
   const updateSchedule = () => {
-    const expr = valueOf("pl-scheduleInterval");
+    const expr = own("pl-scheduleInterval");
     if (!expr) {
       show(fireTimes, muted("No schedule: runs only with Run now (or `sagebridge ingest`)."));
       setFieldError("pl-scheduleInterval", "");
@@ -1292,6 +1297,11 @@ function pipelineForm(service, pipeline, knownModels, onSaved) {
   });
   updatePreview();
   updateSchedule();
+  // After a run, the catalog knows more models: the preview follows.
+  form.setKnownModels = (models) => {
+    knownModels = models;
+    updatePreview();
+  };
 
   const keyMap = { includes: "includes", excludes: "excludes", scheduleInterval: "scheduleInterval", name: "name" };
   form.addEventListener("submit", async (ev) => {
@@ -1416,7 +1426,7 @@ function runMonitor(pipelineId, onEnd) {
     const count = typeof total === "number" ? done + " of " + total + " models" : done + " models";
     show(statusLine, badge(run.status), " ", count,
       run.startedAt ? el("span", { class: "muted" }, " · started " + formatTime(run.startedAt)) : null,
-      run.endedAt && run.startedAt ? el("span", { class: "muted" }, " · took " + formatDuration(run.endedAt - run.startedAt)) : null);
+      runDuration(run) !== null ? el("span", { class: "muted" }, " · took " + formatDuration(runDuration(run))) : null);
     if (run.report) show(reportBox, runReport(run.report));
     if (Array.isArray(run.logLines)) {
       for (const line of run.logLines.slice(seenLog)) log.textContent += line + "\n";
@@ -1508,6 +1518,13 @@ function runMonitor(pipelineId, onEnd) {
   return { root, follow, stop: () => { if (source) source.close(); if (poll) clearInterval(poll); } };
 }
 
+// How long a run took, in ms (`durationMs`, else from its end and start), or null.
+function runDuration(r) {
+  if (typeof r.durationMs === "number") return r.durationMs;
+  const end = r.finishedAt ?? r.endedAt;
+  return typeof end === "number" && typeof r.startedAt === "number" ? end - r.startedAt : null;
+}
+
 function runCounts(report) {
   const c = Object.assign({}, report && report.counts, report);
   return ["listed", "created", "updated", "unchanged", "markedDeleted", "deleted", "filtered", "failed"]
@@ -1545,9 +1562,13 @@ async function viewPipeline(id) {
   const runError = el("div", { "aria-live": "polite" });
   const history = el("div", { id: "run-history" }, loading());
   const runButton = el("button", { type: "button", class: "primary", id: "run-now" }, "Run now");
+  let settingsForm = null;
   const monitor = runMonitor(id, () => {
     runButton.disabled = false;
     loadHistory();
+    knownModelsOf(service.name).then((models) => {
+      if (models && settingsForm) settingsForm.setKnownModels(models);
+    });
   });
   const loadHistory = async () => {
     let runs;
@@ -1581,7 +1602,7 @@ async function viewPipeline(id) {
     runError,
     monitor.root,
     card("Run history", history),
-    el("section", { class: "card" }, el("h2", {}, "Settings"), pipelineForm(service, pipeline, known, () => {})),
+    el("section", { class: "card" }, el("h2", {}, "Settings"), settingsForm = pipelineForm(service, pipeline, known, () => {})),
     dangerZone("Delete pipeline", "Deletes the pipeline and its run history (the catalog's models stay).", async () => {
       await api("DELETE", API + "/services/ingestionPipelines/" + encodeURIComponent(id));
       location.hash = "#/ingestion/" + encodeURIComponent(service.id);
@@ -1616,7 +1637,7 @@ function runHistoryTable(pipelineId, runs) {
       el("td", {}, formatTime(r.startedAt)),
       el("td", {}, r.trigger || ""),
       el("td", {}, badge(r.status)),
-      el("td", { class: "num" }, r.endedAt && r.startedAt ? formatDuration(r.endedAt - r.startedAt) : ""),
+      el("td", { class: "num" }, runDuration(r) !== null ? formatDuration(runDuration(r)) : ""),
       el("td", {}, runCounts(report)),
       el("td", {}, failures.length || warnings.length ? runReport({ failures, warnings }) : "none"),
       el("td", {}, details));
@@ -1805,7 +1826,7 @@ function endpointsCard(endpoints, gateway, discovered) {
     return el("tr", {},
       el("th", { scope: "row" }, el("code", {}, name)),
       el("td", {}, served.length ? served.map((g) => el("a", { href: "#/playground/" + (g.kind === "embedding" ? "embeddings" : g.kind || "chat") + "?model=" + encodeURIComponent(g.name) }, g.name))
-        : gateway === null ? "unknown" : found ? "not served (suggested: " + [found.kind, found.format].filter(Boolean).join(", ") + ")" : "not served"),
+        : gateway === null ? "unknown" : found && found.kind ? "not served (suggested: " + [found.kind, found.format].filter(Boolean).join(", ") + ")" : "not served"),
       el("td", {}, action));
   }), "Endpoints");
 }
