@@ -857,7 +857,7 @@ const AWS_FIELDS = [
     help: "Needed with an access key ID. Never shown again once saved." },
   { key: "awsSessionToken", label: "AWS Session Token", type: "password", secret: true,
     help: "Only for temporary credentials (access keys starting with ASIA)." },
-  { key: "endPointURL", label: "Endpoint URL", placeholder: "https://sagemaker.us-east-1.amazonaws.com",
+  { key: "endPointURL", label: "Endpoint URL", placeholder: "empty: AWS's own endpoints",
     help: "Overrides the SageMaker, SageMaker runtime and STS endpoints: a VPC endpoint, or an emulator such as moto for tests." },
   { key: "profileName", label: "Profile Name",
     help: "A profile of ~/.aws/config on the machine that runs sagebridge." },
@@ -892,7 +892,7 @@ function checkAws(aws, stored) {
   if (aws.awsAccessKeyId && !hasSecret) errors.push({ path: "awsSecretAccessKey", text: "Enter the secret of this access key." });
   if (aws.awsSecretAccessKey && !aws.awsAccessKeyId) errors.push({ path: "awsAccessKeyId", text: "A secret needs its access key ID." });
   if (aws.awsSessionToken && !aws.awsAccessKeyId) errors.push({ path: "awsSessionToken", text: "A session token needs the access key ID and secret." });
-  if (aws.endPointURL && !/^https?:\/\/[^/\s]+/.test(aws.endPointURL)) errors.push({ path: "endPointURL", text: "Enter an http:// or https:// URL." });
+  if (aws.endPointURL && !/^https?:\/\/[^/\s]+/.test(aws.endPointURL)) errors.push({ path: "endPointURL", text: "Enter a URL that starts with http: or https: (scheme, then the host)." });
   if (aws.assumeRoleArn) {
     const problem = roleArnProblem(aws.assumeRoleArn);
     if (problem) errors.push({ path: "assumeRoleArn", text: "Invalid ARN: " + problem + "." });

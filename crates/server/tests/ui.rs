@@ -311,7 +311,10 @@ async fn the_page_has_its_pages_and_only_local_assets() {
     ] {
         assert!(js.contains(path), "the script does not use {path}");
     }
-    assert!(!js.contains("/api/catalog"), "the script still uses /api/catalog");
+    assert!(
+        !js.contains("/api/catalog"),
+        "the script still uses /api/catalog"
+    );
     // Unknown UI paths are plain 404s.
     assert_eq!(s.get("/ui/nope.js").await.0, 404);
 }
