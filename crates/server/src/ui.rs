@@ -1,14 +1,16 @@
-//! The read-only web UI: one HTML page, one script and one stylesheet, embedded in the binary.
+//! The web UI: one HTML page, one script and one stylesheet, embedded in the binary.
 //!
-//! The page is a small single-page app (hash routes `#/models`, `#/services`, `#/gateway`,
-//! `#/chat`) over the JSON APIs the server already has: `/api/catalog/*` for the catalog views and
-//! `/v1/models` and `/v1/chat/completions` (streamed) for the gateway views. There is no build
-//! step and nothing is fetched from another origin.
+//! The page is a single-page app with hash routes (`#/services`, `#/ingestion`,
+//! `#/pipelines/<id>`, `#/models[/<fqn>]`, `#/gateway[/discovered|/new|/edit/<name>]`, `#/keys`,
+//! `#/playground/<chat|embeddings|rerank>`) over the admin API (`/api/v1/*`, with the session
+//! cookie and its CSRF header) and the gateway (`/v1/*`, which a signed-in session may call for
+//! the playground). There is no build step and nothing is fetched from another origin.
 //!
-//! Catalog text is only ever put into the page with `textContent` and DOM nodes (the script has
-//! no `innerHTML`), and the `Content-Security-Policy` sent with every asset allows scripts from
-//! this origin only, so a model or tag name such as `<script>` is shown, never run. The gateway
-//! API key the user types is kept in `sessionStorage` of the tab and never written to the page.
+//! Server data is only ever put into the page with `textContent` and DOM nodes (the script has
+//! no `innerHTML`), and the `Content-Security-Policy` sent with every asset allows scripts and
+//! styles from this origin only, so a model or tag name such as `<script>` is shown, never run.
+//! Secrets typed into forms are sent once and never written back; the API never returns them.
+//! The browser tests in `ui-tests/` (`scripts/ui-test.sh`) drive it in headless chromium.
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

@@ -255,23 +255,20 @@ async fn assets(s: &Stack) -> (String, String, String) {
 }
 
 #[tokio::test]
-async fn the_page_has_the_four_views_and_only_local_assets() {
+async fn the_page_has_its_pages_and_only_local_assets() {
     let s = stack(true).await;
     let (html, js, css) = assets(&s).await;
     for marker in [
-        r#"data-view="models""#,
-        r#"data-view="model""#,
-        r#"data-view="services""#,
-        r#"data-view="gateway""#,
-        r#"data-view="chat""#,
-        r#"id="models-filter""#,
-        r#"id="models-service""#,
-        r#"id="runs-body""#,
-        r#"id="key-input" type="password""#,
-        r#"data-view="signin""#,
-        r#"id="signin-token" type="password""#,
+        r#"<main id="main""#,
+        r#"id="page-title" tabindex="-1""#,
+        r#"data-nav="services""#,
+        r#"data-nav="ingestion""#,
+        r#"data-nav="models""#,
+        r#"data-nav="gateway""#,
+        r#"data-nav="keys""#,
+        r#"data-nav="playground""#,
         r#"id="signout""#,
-        r#"id="chat-model""#,
+        r#"id="reauth-token" type="password""#,
         r#"<script src="/ui/app.js" defer></script>"#,
         r#"<link rel="stylesheet" href="/ui/app.css">"#,
     ] {
@@ -284,14 +281,25 @@ async fn the_page_has_the_four_views_and_only_local_assets() {
         assert!(!text.contains("http://") && !text.contains("https://"));
         assert!(!text.contains("//cdn") && !text.contains("@import"));
     }
-    // Every endpoint the views use is referenced by the script.
+    // Every route the pages use is referenced by the script, and only the admin API's.
     for path in [
-        "/api/catalog/models",
+        r#"const API = "/api/v1""#,
+        r#""/services/mlmodelServices""#,
+        r#""/services/testConnection""#,
+        r#""/services/ingestionPipelines""#,
+        r#""/services/ingestionPipelines/trigger/""#,
+        r#""/events""#,
+        r#""/workflow.yaml""#,
+        r#""/mlmodels?""#,
+        r#""/mlmodels/name/""#,
         "/versions",
-        "/api/catalog/services",
-        "/api/catalog/runs",
+        r#""/gateway/models""#,
+        r#""/gateway/discovered""#,
+        r#""/gateway/keys""#,
         "/v1/models",
         "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/rerank",
         "stream: true",
         "[DONE]",
         "getReader()",
@@ -299,11 +307,14 @@ async fn the_page_has_the_four_views_and_only_local_assets() {
         "X-CSRF-Token",
         "history.replaceState",
         r#"credentials: "same-origin""#,
+        r#"id: "signin-token", type: "password""#,
     ] {
         assert!(js.contains(path), "the script does not use {path}");
     }
-    // The footer says configuration from the UI is not built.
-    assert!(html.contains("not built yet"));
+    assert!(
+        !js.contains("/api/catalog"),
+        "the script still uses /api/catalog"
+    );
     // Unknown UI paths are plain 404s.
     assert_eq!(s.get("/ui/nope.js").await.0, 404);
 }
@@ -320,15 +331,14 @@ async fn the_script_puts_data_in_the_page_as_text_and_keeps_no_secret() {
         "eval(",
         "new Function",
         "localStorage",
+        "sessionStorage",
     ] {
         assert!(!js.contains(sink), "the script uses {sink}");
     }
     assert!(js.contains("document.createTextNode(String(child))"));
     assert!(js.contains("textContent"));
-    assert!(js.contains("sessionStorage.setItem(KEY_STORE"));
-    // The key input is emptied once the key is stored, and the status never echoes it.
+    // The token input is emptied once signed in.
     assert!(js.contains(r#"input.value = """#));
-    assert!(js.contains(r#""key set for this tab""#));
     for text in [&html, &js, &css] {
         for secret in [KEY, ADMIN, AWS_SECRET, LEGACY_SECRET, "testing"] {
             assert!(!text.contains(secret), "an asset contains {secret}");
