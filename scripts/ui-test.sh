@@ -13,7 +13,7 @@ if [ ! -x /usr/bin/chromium ] && [ -z "${SAGEBRIDGE_CHROMIUM:-}" ]; then
   echo "installing chromium" >&2
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get install -y chromium
+  $SUDO apt-get install -y chromium || { $SUDO apt-get update && $SUDO apt-get install -y chromium; }
 fi
 if ! command -v node >/dev/null 2>&1; then
   echo "node (20 or later) is needed for the browser tests" >&2
