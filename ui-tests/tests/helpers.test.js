@@ -71,3 +71,13 @@ test("routes and durations", () => {
   assert.equal(m.formatDuration(1500), "1.5 s");
   assert.equal(m.formatDuration(125000), "2 min 5 s");
 });
+
+test("named server-sent events are split across chunks and CRLF", () => {
+  const p = new m.SseEventParser();
+  assert.deepEqual(p.push('event: step\ndata: {"name":"A"}\n\nevent: st'), [{ event: "step", data: '{"name":"A"}' }]);
+  assert.deepEqual(p.push('ep\r\ndata: {"name":"B"}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n'), [
+    { event: "step", data: '{"name":"B"}' },
+    { event: "message", data: "x\ny" },
+  ]);
+  assert.deepEqual(p.push("event: report\ndata: {}"), []);
+});

@@ -130,8 +130,8 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await go("#/services/" + encodeURIComponent(state.serviceId));
     await page.locator("#service-form").waitFor();
     await page.click("#test-connection");
-    await page.locator("#test-result .summary").waitFor({ timeout: 60000 });
-    const summary = await page.locator("#test-result .summary").innerText();
+    await page.locator("#test-result .summary.final").waitFor({ timeout: 60000 });
+    const summary = await page.locator("#test-result .summary.final").innerText();
     assert.match(summary, /All mandatory steps passed/, await page.locator("#test-result").innerText());
     const steps = await page.locator("#test-result li.step").count();
     assert.ok(steps >= 2, "steps shown: " + steps);
@@ -154,8 +154,8 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await page.fill("#svc-awsSecretAccessKey", "this-is-not-the-secret");
     await page.fill("#svc-endPointURL", stack.motoUrl);
     await page.click("#test-connection");
-    await page.locator("#test-result .summary").waitFor({ timeout: 60000 });
-    assert.match(await page.locator("#test-result .summary").innerText(), /failed/);
+    await page.locator("#test-result .summary.final").waitFor({ timeout: 60000 });
+    assert.match(await page.locator("#test-result .summary.final").innerText(), /failed/);
     const failed = page.locator("#test-result li.step-failed").first();
     await failed.waitFor();
     const text = await failed.innerText();

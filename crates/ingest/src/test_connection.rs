@@ -95,7 +95,7 @@ fn warn_about(step: Step, enables: &str) -> Step {
     step.with_detail(detail)
 }
 
-fn skip_all(steps: &mut Vec<Step>, names: &[&str], reason: &str) {
+fn skip_all(steps: &mut Steps, names: &[&str], reason: &str) {
     for name in names {
         let mandatory = AWS_STEPS
             .iter()
@@ -104,10 +104,49 @@ fn skip_all(steps: &mut Vec<Step>, names: &[&str], reason: &str) {
     }
 }
 
+/// The steps so far; each is also sent to the listener, if any, as soon as it is known.
+struct Steps {
+    list: Vec<Step>,
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Step>>,
+}
+
+impl Steps {
+    fn push(&mut self, step: Step) {
+        if let Some(tx) = &self.tx {
+            // A listener that went away (a closed event stream) does not stop the check.
+            let _ = tx.send(step.clone());
+        }
+        self.list.push(step);
+    }
+
+    fn report(self) -> CheckReport {
+        CheckReport::from_steps(self.list)
+    }
+}
+
 /// Runs every step against the clients' account. GetCallerIdentity failing (wrong
 /// credentials, a role that cannot be assumed) skips the rest: they would fail the same way.
 pub async fn test_connection(clients: &Clients) -> CheckReport {
-    let mut steps = Vec::new();
+    run_steps(clients, None).await
+}
+
+/// [`test_connection`], sending each step to `tx` as soon as it is done (for a UI that shows
+/// the steps as they complete).
+pub async fn test_connection_streaming(
+    clients: &Clients,
+    tx: tokio::sync::mpsc::UnboundedSender<Step>,
+) -> CheckReport {
+    run_steps(clients, Some(tx)).await
+}
+
+async fn run_steps(
+    clients: &Clients,
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Step>>,
+) -> CheckReport {
+    let mut steps = Steps {
+        list: Vec::new(),
+        tx,
+    };
     let (identity, known) = call("GetCallerIdentity", true, async {
         let out = clients
             .sts
@@ -127,17 +166,17 @@ pub async fn test_connection(clients: &Clients) -> CheckReport {
     if known.is_none() {
         let names: Vec<&str> = AWS_STEPS.iter().map(|(n, _)| *n).collect();
         skip_all(&mut steps, &names, "GetCallerIdentity failed");
-        return CheckReport::from_steps(steps);
+        return steps.report();
     }
     let sm = &clients.sagemaker;
     model_steps(sm, &mut steps).await;
     feature_group_steps(sm, &mut steps).await;
     endpoint_steps(sm, &mut steps).await;
-    CheckReport::from_steps(steps)
+    steps.report()
 }
 
 /// ListModels, DescribeModel and ListTags on the first model, then DescribeTrainingJob.
-async fn model_steps(sm: &Client, steps: &mut Vec<Step>) {
+async fn model_steps(sm: &Client, steps: &mut Steps) {
     let (list, first) = call("ListModels", true, async {
         let out = sm
             .list_models()
@@ -287,7 +326,7 @@ async fn training_job_step(sm: &Client, first_name: &str, first: &DescribeModelO
 }
 
 /// ListFeatureGroups (Search when it fails, as the run does) and DescribeFeatureGroup.
-async fn feature_group_steps(sm: &Client, steps: &mut Vec<Step>) {
+async fn feature_group_steps(sm: &Client, steps: &mut Steps) {
     let (list, first) = match list_feature_groups(sm).await {
         Ok((step, first)) => (step, Some(first)),
         Err(step) => (step, None),
@@ -379,7 +418,7 @@ fn feature_groups_seen(first: Option<&str>) -> String {
 }
 
 /// ListEndpoints, then DescribeEndpoint and DescribeEndpointConfig on the first endpoint.
-async fn endpoint_steps(sm: &Client, steps: &mut Vec<Step>) {
+async fn endpoint_steps(sm: &Client, steps: &mut Steps) {
     let rest = ["DescribeEndpoint", "DescribeEndpointConfig"];
     let (list, first) = optional("ListEndpoints", ENDPOINTS, async {
         let out = sm
@@ -513,10 +552,18 @@ mod tests {
 
     #[test]
     fn skipped_steps_keep_whether_they_are_mandatory() {
-        let mut steps = Vec::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut steps = Steps {
+            list: Vec::new(),
+            tx: Some(tx),
+        };
         skip_all(&mut steps, &["ListTags", "DescribeEndpoint"], "no model");
+        // The listener got each step too, in order.
+        assert_eq!(rx.try_recv().unwrap().name, "ListTags");
+        assert_eq!(rx.try_recv().unwrap().name, "DescribeEndpoint");
         assert_eq!(
             steps
+                .list
                 .iter()
                 .map(|s| (s.name.as_str(), s.mandatory, s.status))
                 .collect::<Vec<_>>(),

@@ -91,6 +91,39 @@ class SseParser {
   }
 }
 
+// Splits a server-sent event stream into named events: feed decoded text, get the events it
+// completed as { event, data } (data lines joined with newlines; the event name "message"
+// when the stream names none).
+class SseEventParser {
+  constructor() {
+    this.buffer = "";
+    this.event = "";
+    this.data = [];
+  }
+
+  push(text) {
+    this.buffer += text;
+    const out = [];
+    let end;
+    while ((end = this.buffer.indexOf("\n")) >= 0) {
+      let line = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 1);
+      if (line.endsWith("\r")) line = line.slice(0, -1);
+      if (line === "") {
+        if (this.data.length) out.push({ event: this.event || "message", data: this.data.join("\n") });
+        this.event = "";
+        this.data = [];
+      } else if (line.startsWith("event:")) {
+        this.event = line.slice(6).trim();
+      } else if (line.startsWith("data:")) {
+        const data = line.slice(5);
+        this.data.push(data.startsWith(" ") ? data.slice(1) : data);
+      }
+    }
+    return out;
+  }
+}
+
 // The endpoints a model is served by (from its extension), else its server URL.
 function endpointsOf(model) {
   const ext = (model && model.extension) || {};
@@ -488,7 +521,7 @@ const STATUS = {
   passed: ["✓", "passed", "ok"], success: ["✓", "success", "ok"], failed: ["✗", "failed", "bad"],
   skipped: ["–", "skipped", "neutral"], partial: ["!", "partial", "warn"], partialSuccess: ["!", "partial", "warn"],
   running: ["●", "running", "info"], queued: ["…", "queued", "info"], interrupted: ["!", "interrupted", "warn"],
-  never: ["–", "never run", "neutral"], expired: ["!", "expired", "warn"], active: ["✓", "active", "ok"],
+  warning: ["!", "warning", "warn"], never: ["–", "never run", "neutral"], expired: ["!", "expired", "warn"], active: ["✓", "active", "ok"],
 };
 
 function badge(status, text) {
@@ -941,13 +974,54 @@ function awsFieldset(prefix, aws, secrets, legend) {
       el("div", { class: "grid" }, fields.slice(6))));
 }
 
+// POSTs `body` to a test-connection route asking for events; calls `onSteps` with the steps so
+// far after each one, and resolves to the final report. Errors reject as api() does.
+async function streamSteps(path, body, onSteps) {
+  let res;
+  try {
+    res = await apiFetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, { message: "cannot reach the server (" + e.message + "): is `sagebridge serve` still running?", type: "network_error" });
+  }
+  if (!res.ok) {
+    const err = errorOf(res.status, await res.text());
+    if (res.status === 401) sessionEnded();
+    throw err;
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  const parser = new SseEventParser();
+  const steps = [];
+  for (;;) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+    for (const ev of parser.push(decoder.decode(chunk.value, { stream: true }))) {
+      const data = JSON.parse(ev.data);
+      if (ev.event === "step") {
+        steps.push(data);
+        onSteps(steps.slice());
+      } else if (ev.event === "report") {
+        if (data.code && data.message && !data.steps) throw new ApiError(data.code, data);
+        return data;
+      }
+    }
+  }
+  throw new ApiError(0, { message: "the test stopped before its report: see the server log", type: "network_error" });
+}
+
 // Renders a test-connection / check answer: each step with its status and cause, the policy.
 function renderSteps(result) {
   const steps = Array.isArray(result.steps) ? result.steps : [];
   const failed = steps.filter((s) => (s.status || (s.passed ? "passed" : "failed")) === "failed");
-  const summary = result.passed
-    ? el("p", { class: "summary" }, badge("passed", "All mandatory steps passed"))
-    : el("p", { class: "summary" }, badge("failed", failed.length + " step" + (failed.length === 1 ? "" : "s") + " failed"));
+  const summary = result.running
+    ? el("p", { class: "summary running" }, badge("running", "Testing"), " " + steps.length + " step" + (steps.length === 1 ? "" : "s") + " done so far…")
+    : result.passed
+      ? el("p", { class: "summary final" }, badge("passed", "All mandatory steps passed"))
+      : el("p", { class: "summary final" }, badge("failed", failed.length + " step" + (failed.length === 1 ? "" : "s") + " failed"));
   const items = steps.map((s) => {
     const status = s.status || (s.passed ? "passed" : "failed");
     return el("li", { class: "step step-" + status },
@@ -1075,7 +1149,9 @@ async function viewServiceForm(id) {
     show(testResult, loading("Testing the connection… each step runs one AWS call."));
     try {
       // The form's values, not the stored ones: stored secrets fill in empty secret fields.
-      const result = await api("POST", API + "/services/testConnection", request);
+      // Asked as events, each step shows as soon as it is done; the report ends the stream.
+      const result = await streamSteps(API + "/services/testConnection", request, (steps) =>
+        show(testResult, renderSteps({ steps, running: true })));
       show(testResult, renderSteps(result));
       announce(result.passed ? "Connection test passed" : "Connection test failed");
     } catch (e) {
@@ -2609,7 +2685,7 @@ if (typeof window !== "undefined" && typeof document !== "undefined") {
 
 if (typeof module !== "undefined") {
   module.exports = {
-    el, escapeHtml, safeUrl, SseParser, servedBy, endpointsOf, modelMatches, errorOf, tokenFromHash, changesState,
+    el, escapeHtml, safeUrl, SseParser, SseEventParser, servedBy, endpointsOf, modelMatches, errorOf, tokenFromHash, changesState,
     isRegion, roleArnProblem, fieldErrors, fieldKey, parseCron, nextFireTimes, compileFilter, lines, cosine,
     similarityMatrix, diffValues, formatDuration, parseRoute,
   };

@@ -167,28 +167,32 @@ impl Stack {
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
         self.bodies.lock().unwrap().push(text.clone());
-        text.split("\n\n")
-            .filter_map(|block| {
-                let mut event = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(e) = line
-                        .strip_prefix("event: ")
-                        .or_else(|| line.strip_prefix("event:"))
-                    {
-                        event = e.trim().to_owned();
-                    } else if let Some(d) = line
-                        .strip_prefix("data: ")
-                        .or_else(|| line.strip_prefix("data:"))
-                    {
-                        data.push_str(d);
-                    }
-                }
-                (!event.is_empty())
-                    .then(|| (event, serde_json::from_str(&data).unwrap_or(Value::Null)))
-            })
-            .collect()
+        parse_events(&text)
     }
+}
+
+/// The `(event, data)` pairs of a server-sent event stream.
+fn parse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line
+                    .strip_prefix("event: ")
+                    .or_else(|| line.strip_prefix("event:"))
+                {
+                    event = e.trim().to_owned();
+                } else if let Some(d) = line
+                    .strip_prefix("data: ")
+                    .or_else(|| line.strip_prefix("data:"))
+                {
+                    data.push_str(d);
+                }
+            }
+            (!event.is_empty()).then(|| (event, serde_json::from_str(&data).unwrap_or(Value::Null)))
+        })
+        .collect()
 }
 
 /// The `sagebridge` binary beside this test binary (built by `cargo build --workspace`).
@@ -277,6 +281,33 @@ async fn a_service_is_tested_ingested_on_demand_exported_and_served() {
         .as_array()
         .unwrap()
         .contains(&json!("sagemaker:ListModels")));
+    // Asked for events, the same check streams each step as it is done, then the report.
+    let text = s
+        .http
+        .post(format!(
+            "{}/api/v1/services/mlmodelServices/{service_id}/testConnection",
+            s.base
+        ))
+        .bearer_auth(ADMIN)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = parse_events(&text);
+    let step_events: Vec<&Value> = events
+        .iter()
+        .filter(|(e, _)| e == "step")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(step_events.len(), names.len(), "{text}");
+    assert_eq!(step_events[0]["name"], "GetCallerIdentity");
+    let (last, streamed) = events.last().unwrap();
+    assert_eq!(last, "report");
+    assert_eq!(streamed["passed"], true);
+    assert_eq!(streamed["steps"].as_array().unwrap().len(), names.len());
     // An unsaved connection takes the stored secret of the service it names; a bad region is a
     // 400 naming the field.
     let a = s

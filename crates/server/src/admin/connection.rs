@@ -3,20 +3,28 @@
 //! stored service or on a connection not saved yet, each step's result in the answer, with the
 //! IAM policy that lets ingestion make every call.
 //!
+//! With `Accept: text/event-stream` the answer is a stream of server-sent events instead: one
+//! `step` event per step as soon as it is done, then one `report` event with the whole answer.
+//!
 //! An unsaved connection may name a stored service (`service`: id or name) whose secrets fill
 //! in those the body leaves out, so an edit form can test its changes without asking for the
 //! secret again.
 
+use std::convert::Infallible;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sagebridge_aws::{AwsConfig, CheckReport, ClientOptions, Clients, Step};
 use sagebridge_catalog::{ControlStore, REDACTED, SECRET_FIELDS};
-use sagebridge_ingest::test_connection::{test_connection, IAM_ACTIONS};
+use sagebridge_ingest::test_connection::{test_connection, test_connection_streaming, IAM_ACTIONS};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::openapi;
 use super::validate::{parse_aws_config, parse_body};
@@ -66,12 +74,13 @@ struct ConnectionConfig {
 pub(super) async fn test_service(
     State(s): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AdminError> {
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
     let aws = s
         .run(move |c| Ok(c.service_with_secrets(&id)?.aws_config.expose().clone()))
         .await?;
     let aws = parse_aws_config(&aws)?;
-    Ok(Json(report_json(&run_steps(&aws).await)))
+    Ok(answer(&headers, aws).await)
 }
 
 /// Tests a connection given in the body.
@@ -85,8 +94,9 @@ pub(super) async fn test_service(
 )]
 pub(super) async fn test_unsaved(
     State(s): State<AdminState>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Response, AdminError> {
     let req: TestBody = parse_body(&body)?;
     let _ = (&req.name, &req.description);
     for (field, value) in [
@@ -116,7 +126,43 @@ pub(super) async fn test_unsaved(
         fill_secrets(&mut aws, &stored);
     }
     let aws = parse_aws_config(&aws)?;
-    Ok(Json(report_json(&run_steps(&aws).await)))
+    Ok(answer(&headers, aws).await)
+}
+
+/// Whether the client asked for server-sent events.
+fn wants_events(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The JSON answer, or the event stream when the client asked for it.
+async fn answer(headers: &HeaderMap, aws: AwsConfig) -> Response {
+    if !wants_events(headers) {
+        return Json(report_json(&run_steps(&aws, None).await)).into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move { run_steps(&aws, Some(tx)).await });
+    let steps = futures::stream::unfold(rx, |mut rx| async move {
+        let step = rx.recv().await?;
+        let event = Event::default()
+            .event("step")
+            .json_data(&step)
+            .unwrap_or_default();
+        Some((Ok::<_, Infallible>(event), rx))
+    });
+    let end = futures::stream::once(async move {
+        let data = match task.await {
+            Ok(report) => report_json(&report),
+            Err(e) => json!({"code": 500, "message": format!("the check failed: {e}")}),
+        };
+        Ok(Event::default()
+            .event("report")
+            .json_data(data)
+            .unwrap_or_default())
+    });
+    Sse::new(futures::StreamExt::chain(steps, end)).into_response()
 }
 
 /// Puts the stored secrets into `aws` where it leaves them out (or sends the redaction mark).
@@ -134,14 +180,20 @@ fn fill_secrets(aws: &mut Value, stored: &Value) {
     }
 }
 
-/// Builds the clients (no retries: a check answers at once) and runs the steps. Credentials
-/// that cannot even be set up (an unknown profile, say) are one failed step.
-async fn run_steps(aws: &AwsConfig) -> CheckReport {
+/// Builds the clients (no retries: a check answers at once) and runs the steps, sending each to
+/// `tx` when given. Credentials that cannot even be set up (an unknown profile, say) are one
+/// failed step.
+async fn run_steps(aws: &AwsConfig, tx: Option<UnboundedSender<Step>>) -> CheckReport {
     let started = Instant::now();
-    match Clients::new(aws, &ClientOptions::no_retries()).await {
-        Ok(clients) => test_connection(&clients).await,
-        Err(e) => {
-            CheckReport::from_steps(vec![Step::from_aws("GetCallerIdentity", true, started, &e)])
+    match (Clients::new(aws, &ClientOptions::no_retries()).await, tx) {
+        (Ok(clients), Some(tx)) => test_connection_streaming(&clients, tx).await,
+        (Ok(clients), None) => test_connection(&clients).await,
+        (Err(e), tx) => {
+            let step = Step::from_aws("GetCallerIdentity", true, started, &e);
+            if let Some(tx) = tx {
+                let _ = tx.send(step.clone());
+            }
+            CheckReport::from_steps(vec![step])
         }
     }
 }
