@@ -826,21 +826,6 @@ function authMode(aws) {
   return base;
 }
 
-async function lastRunOfService(serviceId) {
-  const pipes = await get(API + "/services/ingestionPipelines?service=" + encodeURIComponent(serviceId));
-  let last = null;
-  for (const p of pipes.data || []) {
-    try {
-      const runs = await get(API + "/services/ingestionPipelines/" + encodeURIComponent(p.id) + "/runs?limit=1");
-      const r = (runs.data || [])[0];
-      if (r && (!last || (r.startedAt || 0) > (last.startedAt || 0))) last = r;
-    } catch (_) {
-      // Runs not available (older server): shown as unknown.
-    }
-  }
-  return { last, pipelines: (pipes.data || []).length };
-}
-
 async function viewServices() {
   const p = page("Services", el("a", { class: "button primary", href: "#/services/new" }, "Add service"));
   const body = el("div", {}, loading());
@@ -865,10 +850,10 @@ async function viewServices() {
     get(API + "/mlmodels?limit=1&service=" + encodeURIComponent(s.name))
       .then((r) => { modelsCell.textContent = String((r.paging && r.paging.total) ?? (r.data || []).length); })
       .catch(() => { modelsCell.textContent = "?"; });
-    lastRunOfService(s.id).then(({ last, pipelines }) => {
-      show(runCell, last ? [badge(last.status), " ", el("span", { class: "muted" }, formatTime(last.startedAt))]
-        : pipelines ? badge("never") : el("a", { href: "#/ingestion/" + encodeURIComponent(s.id) + "/new" }, "add a pipeline"));
-    }).catch(() => { runCell.textContent = "?"; });
+    // The list carries each service's pipeline count and last run (one request for the page).
+    const last = s.lastRun || null;
+    show(runCell, last ? [badge(last.status), " ", el("span", { class: "muted" }, formatTime(last.startedAt))]
+      : s.pipelines ? badge("never") : el("a", { href: "#/ingestion/" + encodeURIComponent(s.id) + "/new" }, "add a pipeline"));
     return el("tr", {},
       el("th", { scope: "row" }, el("a", { href: "#/services/" + encodeURIComponent(s.id) }, s.name)),
       el("td", {}, aws.awsRegion || ""),
@@ -1250,10 +1235,8 @@ async function viewIngestion(serviceId) {
     const pat = cfg.mlModelFilterPattern || {};
     const schedule = pl.airflowConfig && pl.airflowConfig.scheduleInterval;
     const lastCell = el("td", {}, "…");
-    get(API + "/services/ingestionPipelines/" + encodeURIComponent(pl.id) + "/runs?limit=1").then((r) => {
-      const run = (r.data || [])[0];
-      show(lastCell, run ? [badge(run.status), " ", el("span", { class: "muted" }, formatTime(run.startedAt))] : badge("never"));
-    }).catch(() => { lastCell.textContent = "?"; });
+    const run = pl.lastRun || null;
+    show(lastCell, run ? [badge(run.status), " ", el("span", { class: "muted" }, formatTime(run.startedAt))] : badge("never"));
     return el("tr", {},
       el("th", { scope: "row" }, el("a", { href: "#/pipelines/" + encodeURIComponent(pl.id) }, pl.name)),
       el("td", {}, filterSummary(pat)),
@@ -2032,13 +2015,18 @@ async function viewDiscovered() {
   show(body, table(["Endpoint", "Model", "Region", "Suggested kind", "Suggested format", "Why", "Serve"], found.map((d) => {
     const status = el("div", { "aria-live": "polite" });
     const serviceName = (d.model || "").split(".")[0];
-    const service = services.find((s) => s.name === serviceName);
+    // The connection of the service that found the endpoint when it is stored here; a service
+    // known only from a workflow file has none, and the gateway's own awsConfig applies.
+    const service = services.find((s) => s.name === serviceName && s.managed);
+    const credentials = service ? "the connection of service " + service.name : "the gateway's default credentials (sagebridge.yaml)";
     const quick = el("button", {
-      type: "button", class: "primary", disabled: !(d.kind && service), "aria-label": "Serve " + d.endpointName + " now",
+      type: "button", class: "primary", disabled: !d.kind, title: "Uses " + credentials,
+      "aria-label": "Serve " + d.endpointName + " now with " + credentials,
       onclick: async (ev) => {
         ev.target.disabled = true;
         try {
-          const body = { name: d.suggestedName || d.endpointName, kind: d.kind, endpointName: d.endpointName, service: service.id };
+          const body = { name: d.suggestedName || d.endpointName, kind: d.kind, endpointName: d.endpointName };
+          if (service) body.service = service.id;
           if (d.format) body.format = d.format;
           const created = await api("POST", API + "/gateway/models", body);
           show(status, badge("passed", "Served as " + created.name), " ", el("a", { href: "#/playground/" + (created.kind === "embedding" ? "embeddings" : created.kind) + "?model=" + encodeURIComponent(created.name) }, "try it"));

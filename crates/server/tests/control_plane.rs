@@ -447,6 +447,34 @@ async fn a_service_is_tested_ingested_on_demand_exported_and_served() {
         .await;
     assert_eq!(a.json()["paging"]["total"], 1, "{}", a.body);
 
+    // Lists carry the last run, so a page needs no request per row.
+    let a = s
+        .admin(
+            M::GET,
+            "/api/v1/services/ingestionPipelines?service=demo",
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.json()["data"][0]["lastRun"]["status"],
+        "success",
+        "{}",
+        a.body
+    );
+    assert_eq!(a.json()["data"][0]["lastRun"]["id"], run_id.as_str());
+    let a = s
+        .admin(M::GET, "/api/v1/services/mlmodelServices", None)
+        .await;
+    let demo = a.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "demo")
+        .cloned()
+        .unwrap();
+    assert_eq!(demo["pipelines"], 1, "{demo}");
+    assert_eq!(demo["lastRun"]["status"], "success", "{demo}");
+
     // The models, by service and by tag.
     let a = s
         .admin(M::GET, "/api/v1/mlmodels?service=demo&limit=10", None)
