@@ -64,6 +64,11 @@ enum Command {
         /// a model with the same ARN and creation time only has its tags refreshed).
         #[arg(long)]
         full: bool,
+        /// Mark models deleted even when more than `markDeletedMaxFraction` (default 0.5) of the
+        /// service's live models are gone from the listing (by default such a run deletes none
+        /// and exits 3).
+        #[arg(long)]
+        allow_mass_delete: bool,
         /// Keep running: ingest at every time `sourceConfig.config.schedule` (cron, UTC)
         /// names, until SIGTERM or Ctrl-C. A failed run is reported and the next one still
         /// happens.
@@ -183,12 +188,20 @@ async fn run(cli: Cli) -> Outcome {
             json,
             catalog,
             full,
+            allow_mass_delete,
             schedule,
         } => {
+            let run = IngestArgs {
+                json,
+                catalog,
+                full,
+                allow_mass_delete,
+            };
             if schedule {
-                ingest_on_schedule(&config, json, catalog, full).await
+                ingest_on_schedule(&config, run).await
             } else {
-                ingest(&config, json, catalog, full, Shutdown::never()).await
+                // Ctrl-C / SIGTERM stop the run at its next batch boundary (exit 3, interrupted).
+                ingest(&config, &run, os_shutdown()).await
             }
         }
         Command::Models { command } => models(command),
@@ -286,16 +299,23 @@ fn log_level(cfg: &WorkflowConfig) -> &'static str {
     }
 }
 
-/// One ingestion run. `shutdown` is the run's stop signal: `RunOptions` gains a `shutdown`
-/// field in a parallel change (the runner stops at its next batch boundary); until then a run
-/// goes to its end.
-async fn ingest(
-    path: &Path,
+/// What `ingest` takes besides the workflow file.
+#[derive(Clone)]
+struct IngestArgs {
     json: bool,
     catalog: Option<PathBuf>,
     full: bool,
-    _shutdown: Shutdown,
-) -> Outcome {
+    allow_mass_delete: bool,
+}
+
+/// One ingestion run; `shutdown` stops it at its next batch boundary (reported interrupted).
+async fn ingest(path: &Path, args: &IngestArgs, shutdown: Shutdown) -> Outcome {
+    let IngestArgs {
+        json,
+        catalog,
+        full,
+        allow_mass_delete,
+    } = args.clone();
     let cfg = WorkflowConfig::load(path).map_err(|e| {
         init_logging("warn");
         Failure::config(e)
@@ -306,6 +326,8 @@ async fn ingest(
         catalog_path: catalog,
         full,
         progress: Some(hook),
+        shutdown: Some(shutdown),
+        allow_mass_delete,
         ..Default::default()
     };
     let result = sagebridge_ingest::runner::run(&cfg, &opts).await;
@@ -327,12 +349,7 @@ async fn ingest(
 
 /// `ingest --schedule`: one run at each fire time of the workflow's cron schedule, until Ctrl-C
 /// or SIGTERM (exit 0). The loop is [`sagebridge_ingest::schedule::run_on_schedule`].
-async fn ingest_on_schedule(
-    path: &Path,
-    json: bool,
-    catalog: Option<PathBuf>,
-    full: bool,
-) -> Outcome {
+async fn ingest_on_schedule(path: &Path, args: IngestArgs) -> Outcome {
     let cfg = WorkflowConfig::load(path).map_err(Failure::config)?;
     let schedule = cfg.metadata().schedule.as_deref().ok_or_else(|| {
         Failure::Config(format!(
@@ -342,18 +359,13 @@ async fn ingest_on_schedule(
     })?;
     let cron = Cron::parse(schedule).map_err(Failure::Config)?;
     init_logging(log_level(&cfg));
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default()
-    };
+    let now = sagebridge_aws::clock::now_secs;
     // The workflow file is read again for every run, so edits apply without a restart; a run's
     // failure is reported and the schedule goes on.
     let run = |shutdown: Shutdown| {
-        let catalog = catalog.clone();
+        let args = args.clone();
         async move {
-            match ingest(path, json, catalog, full, shutdown).await {
+            match ingest(path, &args, shutdown).await {
                 Ok(Done::Ok) => RunOutcome::Succeeded,
                 Ok(Done::ChecksFailed | Done::CompletedWithFailures) => {
                     RunOutcome::CompletedWithFailures

@@ -88,6 +88,11 @@ pub struct MlModelMetadataConfig {
     /// Ours: cron expression (UTC) for `sagebridge ingest --schedule` (e.g. `0 */6 * * *`).
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Ours: the largest share (0 to 1) of a service's live models one run may mark deleted;
+    /// a run that would delete more (a wrong region, role or filter lists a complete but wrong
+    /// account) deletes none of them, says why and exits 3, unless `--allow-mass-delete`.
+    #[serde(default = "default_mark_deleted_max_fraction")]
+    pub mark_deleted_max_fraction: f64,
 }
 
 impl Default for MlModelMetadataConfig {
@@ -100,8 +105,13 @@ impl Default for MlModelMetadataConfig {
             feature_group_tag_key: default_feature_group_tag_key(),
             concurrency: default_concurrency(),
             schedule: None,
+            mark_deleted_max_fraction: default_mark_deleted_max_fraction(),
         }
     }
+}
+
+fn default_mark_deleted_max_fraction() -> f64 {
+    0.5
 }
 
 fn metadata_type() -> String {
@@ -533,6 +543,12 @@ impl Validate for WorkflowConfig {
                     }
                     if c.concurrency == 0 || c.concurrency > 256 {
                         p.add("concurrency", "concurrency must be between 1 and 256");
+                    }
+                    if !(0.0..=1.0).contains(&c.mark_deleted_max_fraction) {
+                        p.add(
+                            "markDeletedMaxFraction",
+                            "markDeletedMaxFraction must be between 0 and 1 (0.5: at most half of the live models)",
+                        );
                     }
                     if c.feature_group_tag_key.trim().is_empty() {
                         p.add("featureGroupTagKey", "featureGroupTagKey must not be empty");

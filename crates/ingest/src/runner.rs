@@ -73,12 +73,20 @@ pub struct RunReport {
     /// batches written are in the sink, the rest of the models were not written and nothing
     /// was marked deleted.
     pub interrupted: bool,
+    /// Why mark-deleted was refused: the run would have marked more than
+    /// `markDeletedMaxFraction` of the service's live models deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mass_delete_refused: Option<String>,
 }
 
 impl RunReport {
     /// 0 success, 3 completed with failures (or only in part: listing incomplete, interrupted).
     pub fn exit_code(&self) -> u8 {
-        if self.counts.failed > 0 || !self.listing_complete || self.interrupted {
+        if self.counts.failed > 0
+            || !self.listing_complete
+            || self.interrupted
+            || self.mass_delete_refused.is_some()
+        {
             3
         } else {
             0
@@ -113,6 +121,9 @@ impl RunReport {
         }
         if self.interrupted {
             s.push_str("  interrupted: the remaining models were not written and no model was marked deleted\n");
+        }
+        if let Some(why) = &self.mass_delete_refused {
+            s.push_str(&format!("  mark-deleted refused: {why}\n"));
         }
         s
     }
@@ -175,6 +186,9 @@ pub struct RunOptions {
     pub full: bool,
     /// Stops the run at its next batch boundary when it fires (see the module docs).
     pub shutdown: Option<Shutdown>,
+    /// Mark deleted even more than `markDeletedMaxFraction` of the live models
+    /// (`sagebridge ingest --allow-mass-delete`).
+    pub allow_mass_delete: bool,
     /// The id of a run the caller records itself (a pipeline run of `serve`, which records its
     /// start, progress and end with the report): the report carries it and the sink records
     /// nothing. `None`: a new id, and the sink records the run.
@@ -300,7 +314,17 @@ impl<'a> Run<'a> {
 
     /// Stage 1: every model of the account (as far as ListModels got).
     async fn list(&mut self) -> Vec<ListedModel> {
-        let (listed, error) = self.source.list_models().await;
+        let (mut listed, error) = self.source.list_models().await;
+        // A name seen twice in paging (a listing that shifted under it) is read once.
+        let mut names = HashSet::new();
+        let before = listed.len();
+        listed.retain(|m| names.insert(m.name.clone()));
+        if listed.len() < before {
+            self.report.warnings.push(format!(
+                "ListModels returned {} name(s) more than once; each model was read once",
+                before - listed.len()
+            ));
+        }
         self.report.counts.listed = listed.len();
         self.report.listing_complete = error.is_none();
         if let Some(e) = error {
@@ -434,6 +458,36 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Why marking the unseen models deleted would be implausible: more than one model and more
+    /// than `markDeletedMaxFraction` of the service's live models would go (unless the run was
+    /// told to allow it). A sink that keeps no known models (OpenMetadata) is not checked here.
+    async fn mass_delete_problem(
+        &self,
+        seen: &HashSet<String>,
+    ) -> Result<Option<String>, RunError> {
+        if self.opts.allow_mass_delete {
+            return Ok(None);
+        }
+        let known = self.sink.known_models().await?;
+        let live: Vec<&String> = known
+            .iter()
+            .filter(|(_, k)| !k.deleted)
+            .map(|(name, _)| name)
+            .collect();
+        let doomed = live.iter().filter(|name| !seen.contains(**name)).count();
+        let max = self.cfg.metadata().mark_deleted_max_fraction;
+        if doomed > 1 && doomed as f64 > max * live.len() as f64 {
+            return Ok(Some(format!(
+                "{doomed} of the service's {} live models are gone from this listing, more than \
+                 markDeletedMaxFraction ({max}) allows; nothing was marked deleted. If SageMaker \
+                 really lost them, run again with --allow-mass-delete; else check the region, \
+                 the credentials and the filter patterns",
+                live.len()
+            )));
+        }
+        Ok(None)
+    }
+
     /// Stage 5: mark deleted (only after a complete, uninterrupted run), the report, the run
     /// recorded as finished.
     async fn finish(mut self, seen: HashSet<String>) -> Result<RunReport, RunError> {
@@ -447,14 +501,20 @@ impl<'a> Run<'a> {
             .iter()
             .filter(|f| f.model != LISTING)
             .count();
-        let report = &mut self.report;
         if self.cfg.metadata().mark_deleted_ml_models
-            && report.listing_complete
-            && !report.interrupted
+            && self.report.listing_complete
+            && !self.report.interrupted
         {
-            report.counts.deleted = self.sink.mark_deleted(seen).await?;
+            match self.mass_delete_problem(&seen).await? {
+                Some(why) => {
+                    tracing::warn!("mark-deleted refused: {why}");
+                    self.report.mass_delete_refused = Some(why);
+                }
+                None => self.report.counts.deleted = self.sink.mark_deleted(seen).await?,
+            }
         }
-        report.warnings = self.source.warnings();
+        let report = &mut self.report;
+        report.warnings.extend(self.source.warnings());
         report.aws_calls = self.source.stats.calls();
         report.retries = self.source.stats.retries();
         let elapsed = self.start.elapsed();

@@ -298,6 +298,9 @@ struct Shared {
     fail_list_models_page: AtomicU64,
     /// How many more times that page fails.
     fail_list_models_remaining: AtomicU64,
+    /// Each ListModels page after the first starts this many models early, repeating the end
+    /// of the previous page (a listing that shifted while it was paged).
+    list_models_overlap: AtomicU64,
     request_ids: AtomicU64,
 }
 
@@ -340,6 +343,7 @@ impl FakeSageMaker {
             latency_us: AtomicU64::new(0),
             fail_list_models_page: AtomicU64::new(0),
             fail_list_models_remaining: AtomicU64::new(0),
+            list_models_overlap: AtomicU64::new(0),
             request_ids: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -491,6 +495,14 @@ impl FakeHandle {
         self.shared
             .fail_list_models_page
             .store(page, Ordering::Release);
+    }
+
+    /// Makes every ListModels page after the first repeat the last `models` names of the page
+    /// before (as a listing that shifts under a paging client does); 0 turns it off.
+    pub fn overlap_list_models_pages(&self, models: u64) {
+        self.shared
+            .list_models_overlap
+            .store(models, Ordering::Release);
     }
 
     /// Model names in creation order.
@@ -935,6 +947,15 @@ fn answer(shared: &Shared, op: Operation, request: &Request) -> Result<Bytes, Ap
                     });
                 }
             }
+            let overlap = shared.list_models_overlap.load(Ordering::Acquire) as usize;
+            let page = if page.number > 1 && overlap > 0 {
+                Page {
+                    offset: page.offset.saturating_sub(overlap),
+                    ..page
+                }
+            } else {
+                page
+            };
             Ok(list(&data.models, request, &page, "Models"))
         }
         Operation::ListTrainingJobs => {

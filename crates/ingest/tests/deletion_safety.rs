@@ -1,0 +1,179 @@
+//! A run never deletes what an implausible listing did not see: when more than
+//! `markDeletedMaxFraction` of a service's live models are gone from a complete listing (a
+//! wrong region, role or filter), nothing is marked deleted, the report says why and the exit
+//! code is 3, unless the run allows it. A name listed twice (a listing that shifted while it was
+//! paged) is read once. Against the testkit's fake SageMaker, into a real SQLite catalog.
+
+use std::sync::Arc;
+
+use sagebridge_catalog::{Catalog, ListQuery, SqliteCatalog};
+use sagebridge_ingest::config::WorkflowConfig;
+use sagebridge_ingest::runner::{run_into, RunOptions};
+use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+
+fn workflow(endpoint: &str, extra: &str) -> WorkflowConfig {
+    let text = format!(
+        "source:
+  type: sagemaker
+  serviceName: sm
+  serviceConnection:
+    config:
+      type: SageMaker
+      awsConfig:
+        awsAccessKeyId: testing
+        awsSecretAccessKey: testing
+        awsRegion: us-east-1
+        endPointURL: {endpoint}
+  sourceConfig:
+    config:
+      type: MlModelMetadata
+      markDeletedMlModels: true
+{extra}"
+    );
+    WorkflowConfig::parse("wf.yaml", &text, &|_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn live(catalog: &SqliteCatalog) -> u64 {
+    catalog
+        .count_models(&ListQuery {
+            service: Some("sm".into()),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_lost_most_models_deletes_none_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+    let forty = FakeSageMaker::start(FakeSpec::with_models(40))
+        .await
+        .unwrap();
+    let report = run_into(
+        &workflow(&forty.endpoint(), ""),
+        catalog.clone(),
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.counts.created, report.exit_code()), (40, 0));
+
+    // The same service now lists 10 of the 40: 30 of 40 would go, more than half.
+    let ten = FakeSageMaker::start(FakeSpec::with_models(10))
+        .await
+        .unwrap();
+    let wf = workflow(&ten.endpoint(), "");
+    let report = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert!(report.listing_complete);
+    assert_eq!(report.counts.deleted, 0);
+    assert_eq!(report.exit_code(), 3);
+    let why = report.mass_delete_refused.as_deref().expect("refused");
+    assert!(
+        why.contains("30 of the service's 40 live models") && why.contains("--allow-mass-delete"),
+        "{why}"
+    );
+    assert!(
+        report.summary().contains("mark-deleted refused"),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(live(&catalog), 40);
+
+    // A higher threshold in the workflow lets it through.
+    let lenient = workflow(&ten.endpoint(), "      markDeletedMaxFraction: 0.8\n");
+    let report = run_into(
+        &lenient,
+        catalog.clone(),
+        &RunOptions {
+            full: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.counts.deleted, report.exit_code()),
+        (30, 0),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(live(&catalog), 10);
+
+    // Back to 40, then down to 10 again: allowed explicitly.
+    run_into(
+        &workflow(&forty.endpoint(), ""),
+        catalog.clone(),
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(live(&catalog), 40);
+    let allow = RunOptions {
+        allow_mass_delete: true,
+        ..Default::default()
+    };
+    let report = run_into(&wf, catalog.clone(), &allow).await.unwrap();
+    assert_eq!((report.counts.deleted, report.exit_code()), (30, 0));
+    assert_eq!(report.mass_delete_refused, None);
+
+    // A small share goes as before: 2 of 10.
+    let eight = FakeSageMaker::start(FakeSpec::with_models(8))
+        .await
+        .unwrap();
+    let report = run_into(
+        &workflow(&eight.endpoint(), ""),
+        catalog.clone(),
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.counts.deleted, report.exit_code()), (2, 0));
+    assert_eq!(live(&catalog), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_listed_twice_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+    let fake = FakeSageMaker::start(FakeSpec::with_models(250))
+        .await
+        .unwrap();
+    fake.handle().overlap_list_models_pages(1);
+    let report = run_into(
+        &workflow(&fake.endpoint(), ""),
+        catalog.clone(),
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts.listed, 250, "{}", report.summary());
+    assert_eq!(report.counts.created, 250);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("more than once")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(live(&catalog), 250);
+}
+
+#[test]
+fn the_threshold_is_a_share() {
+    let text = "source:
+  type: sagemaker
+  serviceName: sm
+  serviceConnection: {config: {type: SageMaker, awsConfig: {awsRegion: us-east-1}}}
+  sourceConfig:
+    config:
+      type: MlModelMetadata
+      markDeletedMaxFraction: 1.5
+";
+    let e = WorkflowConfig::parse("wf.yaml", text, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("wf.yaml:") && e.contains("markDeletedMaxFraction"),
+        "{e}"
+    );
+}
