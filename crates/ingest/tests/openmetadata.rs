@@ -534,3 +534,55 @@ async fn refused_rows_are_failed_models_and_the_run_goes_on() {
     assert_eq!(seen.len(), 150);
     assert!(seen.contains(&Value::from("sm_prod.model-00007")));
 }
+
+/// Tag keys and values with dots, spaces and unicode reach OpenMetadata under the
+/// fully qualified names it computes (`"cost.center"."r.d"`), against a fake that resolves
+/// references by FQN as the server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_with_dots_and_quotes_use_openmetadata_fqns() {
+    use aws_sdk_sagemaker::types::{ContainerDefinition, Tag};
+    let moto = MotoServer::start().await.unwrap();
+    let client = sagemaker_client(&moto.endpoint(), None);
+    let tags = [
+        ("cost.center", "r.d"),
+        ("team", "data core"),
+        ("région", "île de france"),
+    ];
+    let mut create = client
+        .create_model()
+        .model_name("dotted")
+        .execution_role_arn("arn:aws:iam::123456789012:role/SageMakerExecutionRole")
+        .primary_container(
+            ContainerDefinition::builder()
+                .image("763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-cpu-py310")
+                .build(),
+        );
+    for (k, v) in tags {
+        create = create.tags(Tag::builder().key(k).value(v).build());
+    }
+    create.send().await.unwrap();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow(&moto.endpoint(), &om.url(), TOKEN);
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(
+        (report.counts.created, report.exit_code()),
+        (1, 0),
+        "{report:?}"
+    );
+    let created = om.tags();
+    for fqn in [
+        "\"cost.center\".\"r.d\"",
+        "team.data core",
+        "région.île de france",
+    ] {
+        assert!(created.iter().any(|t| t == fqn), "{fqn} not in {created:?}");
+    }
+    let model = om.model("sm_prod.dotted").expect("model");
+    let labels: Vec<&str> = model["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tagFQN"].as_str().unwrap())
+        .collect();
+    assert!(labels.contains(&"\"cost.center\".\"r.d\""), "{labels:?}");
+}

@@ -334,21 +334,25 @@ async fn handle(
         ("PUT", "classifications") => {
             let name = body["name"].as_str().unwrap_or_default();
             let id = store.id();
+            // Kept by fully qualified name, as the server resolves references by FQN.
             put_named(
                 &mut store.classifications,
-                name.to_owned(),
+                quote(name),
                 quote(name),
                 id,
                 &body,
             )
         }
         ("PUT", "tags") => {
+            // `classification` is a fully qualified name, resolved as the real server does: a
+            // bare `cost.center` is the two-part name `cost` / `center` and is not found; the
+            // classification named `cost.center` is `"cost.center"`.
             let classification = body["classification"].as_str().unwrap_or_default();
             if !store.classifications.contains_key(classification) {
                 return not_found("classification", classification);
             }
             let name = body["name"].as_str().unwrap_or_default();
-            let fqn = format!("{}.{}", quote(classification), quote(name));
+            let fqn = format!("{classification}.{}", quote(name));
             let id = store.id();
             put_named(&mut store.tags, fqn.clone(), fqn, id, &body)
         }

@@ -400,9 +400,11 @@ impl OpenMetadata {
                     return Err(Self::fail(status, "PUT /api/v1/classifications", &resp));
                 }
             }
+            // CreateTag.classification is the classification's fully qualified name: a key
+            // with a dot (`cost.center`) is `"cost.center"`, as OpenMetadata computes FQNs.
             let body = json!({
                 "name": tag,
-                "classification": class,
+                "classification": quote_name(&class),
                 "description": format!("SageMaker tag `{class}={tag}`, created by sagebridge"),
             });
             let (status, resp) = self.call(Method::PUT, "tags", Some(&body)).await?;
