@@ -68,6 +68,25 @@ pub trait Catalog: Send + Sync {
     /// and again when it ends).
     fn record_run(&self, run: &IngestionRun) -> Result<()>;
 
+    /// Takes the ingestion lock of `service` for run `run_id` (held by `holder`, e.g. a pid),
+    /// so two runs of one service never interleave. A lock whose holder has not shown life
+    /// ([`Catalog::touch_service_lock`]) for `stale_after_ms` is taken over (a crashed run);
+    /// a live one answers [`crate::CatalogError::ServiceBusy`].
+    fn lock_service(
+        &self,
+        service: &str,
+        run_id: &str,
+        holder: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<()>;
+
+    /// Shows that run `run_id` still holds the lock of `service`.
+    fn touch_service_lock(&self, service: &str, run_id: &str, now_ms: i64) -> Result<()>;
+
+    /// Releases the lock of `service` if run `run_id` holds it.
+    fn unlock_service(&self, service: &str, run_id: &str) -> Result<()>;
+
     /// One run by id.
     fn get_run(&self, id: &str) -> Result<Option<IngestionRun>>;
 

@@ -62,6 +62,18 @@ pub enum CatalogError {
         gateway_models: usize,
         models: usize,
     },
+    /// Another ingestion run of the service holds its lock (and has shown life recently).
+    #[error(
+        "another ingestion run of service {service:?} is going (run {run_id}, {holder}, last seen \
+         {seen_secs_ago} s ago); wait for it to end: two runs of one service must not interleave \
+         their writes and deletions"
+    )]
+    ServiceBusy {
+        service: String,
+        run_id: String,
+        holder: String,
+        seen_secs_ago: i64,
+    },
     /// A pipeline already has a queued or running run.
     #[error("ingestion pipeline {pipeline:?} already has run {run_id} queued or running; wait for it to finish")]
     PipelineBusy { pipeline: String, run_id: String },

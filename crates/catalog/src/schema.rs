@@ -166,6 +166,15 @@ const MIGRATIONS: &[&str] = &[
     // `sagebridge_aws::secret` (an allow-list of harmless settings, credential-looking values),
     // in stored documents, facts and versions: done in code (`redact_stored`), after this.
     "SELECT 1;",
+    // 5: one ingestion run per service at a time (a lock with a heartbeat, taken over when
+    // stale).
+    "CREATE TABLE ingestion_locks (
+        service       TEXT PRIMARY KEY,
+        run_id        TEXT NOT NULL,
+        holder        TEXT NOT NULL,
+        acquired_at   INTEGER NOT NULL,
+        heartbeat_at  INTEGER NOT NULL
+    );",
 ];
 
 /// The migration after which stored documents are re-redacted.

@@ -238,6 +238,68 @@ struct StoredRow {
 }
 
 impl Catalog for SqliteCatalog {
+    fn lock_service(
+        &self,
+        service: &str,
+        run_id: &str,
+        holder: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<(String, String, i64)> = tx
+            .prepare_cached(
+                "SELECT run_id, holder, heartbeat_at FROM ingestion_locks WHERE service = ?1",
+            )?
+            .query_row([service], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
+        if let Some((other, other_holder, seen)) = current {
+            if other != run_id && now_ms - seen < stale_after_ms {
+                return Err(CatalogError::ServiceBusy {
+                    service: service.to_owned(),
+                    run_id: other,
+                    holder: other_holder,
+                    seen_secs_ago: (now_ms - seen).max(0) / 1000,
+                });
+            }
+            if other != run_id {
+                tracing::warn!(
+                    service,
+                    stale_run = %other,
+                    holder = %other_holder,
+                    "taking over the ingestion lock of a run that stopped showing life (a crash?)"
+                );
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO ingestion_locks (service, run_id, holder, acquired_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (service) DO UPDATE SET run_id = excluded.run_id,
+                 holder = excluded.holder, acquired_at = excluded.acquired_at,
+                 heartbeat_at = excluded.heartbeat_at",
+        )?
+        .execute(params![service, run_id, holder, now_ms])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn touch_service_lock(&self, service: &str, run_id: &str, now_ms: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE ingestion_locks SET heartbeat_at = ?3 WHERE service = ?1 AND run_id = ?2",
+            )?
+            .execute(params![service, run_id, now_ms])?;
+        Ok(())
+    }
+
+    fn unlock_service(&self, service: &str, run_id: &str) -> Result<()> {
+        self.conn()
+            .prepare_cached("DELETE FROM ingestion_locks WHERE service = ?1 AND run_id = ?2")?
+            .execute(params![service, run_id])?;
+        Ok(())
+    }
+
     fn upsert_service(&self, service: &MlModelService) -> Result<MlModelService> {
         if service.name.is_empty() {
             return Err(CatalogError::invalid(

@@ -220,10 +220,19 @@ pub async fn run_with(
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
     let mut run = Run::start(cfg, sink, opts).await?;
-    let listed = run.list().await;
-    let plan = run.plan(listed).await?;
-    run.gather_and_write(plan.todo).await?;
-    run.finish(plan.seen).await
+    let run_id = run.report.run_id.clone();
+    let result = async {
+        let listed = run.list().await;
+        let plan = run.plan(listed).await?;
+        run.gather_and_write(plan.todo).await?;
+        run.finish(plan.seen).await
+    }
+    .await;
+    // Released whatever happened; a failed release only leaves a lock that goes stale.
+    if let Err(e) = sink.unlock(run_id).await {
+        tracing::warn!(error = %e, "could not release the service's ingestion lock");
+    }
+    result
 }
 
 /// A model to read, and whether it is unchanged since the last run.
@@ -287,9 +296,13 @@ impl<'a> Run<'a> {
             start,
             started_at,
         };
+        // Before anything is recorded or written: a run refused here leaves no trace.
+        sink.lock(run.report.run_id.clone()).await?;
         if opts.run_id.is_none() {
-            sink.record_run(run.record(RunStatus::Running, None))
-                .await?;
+            if let Err(e) = sink.record_run(run.record(RunStatus::Running, None)).await {
+                let _ = sink.unlock(run.report.run_id.clone()).await;
+                return Err(e.into());
+            }
         }
         Ok(run)
     }
@@ -447,6 +460,9 @@ impl<'a> Run<'a> {
     /// Writes one batch; models the sink refused become failures.
     async fn write(&mut self, batch: Vec<ModelWrite>) -> Result<(), RunError> {
         let written = self.sink.write(batch).await?;
+        if let Err(e) = self.sink.touch_lock(self.report.run_id.clone()).await {
+            tracing::debug!(error = %e, "could not refresh the service's ingestion lock");
+        }
         self.outcome.add(written.outcome);
         self.report
             .failures

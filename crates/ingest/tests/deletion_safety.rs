@@ -177,3 +177,63 @@ fn the_threshold_is_a_share() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_one_service_never_interleave() {
+    use sagebridge_catalog::CatalogError;
+    use sagebridge_ingest::runner::RunError;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+    let fake = FakeSageMaker::start(FakeSpec::with_models(20))
+        .await
+        .unwrap();
+    let wf = workflow(&fake.endpoint(), "");
+    let now = sagebridge_aws::clock::now_millis();
+
+    // Another run (another process) holds the service and showed life a second ago.
+    catalog
+        .lock_service("sm", "other-run", "pid 4242", now - 1_000, 600_000)
+        .unwrap();
+    let e = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap_err();
+    match &e {
+        RunError::Catalog(CatalogError::ServiceBusy { run_id, holder, .. }) => {
+            assert_eq!(
+                (run_id.as_str(), holder.as_str()),
+                ("other-run", "pid 4242")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("wait for it to end"), "{e}");
+    assert_eq!(live(&catalog), 0, "the refused run wrote nothing");
+    assert!(
+        catalog.list_runs(Some("sm"), 10).unwrap().is_empty(),
+        "and recorded no run"
+    );
+
+    // A lock whose holder stopped showing life 20 minutes ago (a crash) is taken over.
+    catalog.unlock_service("sm", "other-run").unwrap();
+    catalog
+        .lock_service("sm", "crashed-run", "pid 1", now - 20 * 60_000, 600_000)
+        .unwrap();
+    let report = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.counts.created, 20);
+    // The run released the lock: the next run goes.
+    let report = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0);
+    catalog
+        .lock_service(
+            "sm",
+            "next",
+            "pid 2",
+            sagebridge_aws::clock::now_millis(),
+            600_000,
+        )
+        .unwrap();
+}

@@ -76,6 +76,12 @@ impl CatalogSink {
     }
 }
 
+/// A run lock not touched for this long belongs to a run that died (a run touches it at every
+/// batch, at least every few seconds).
+const LOCK_STALE_AFTER_MS: i64 = 10 * 60 * 1000;
+
+use sagebridge_aws::clock::now_millis;
+
 impl Sink for CatalogSink {
     fn healthcheck(&self) -> BoxFuture<'_, Result<String, SinkError>> {
         async move {
@@ -149,5 +155,41 @@ impl Sink for CatalogSink {
 
     fn record_run(&self, run: IngestionRun) -> BoxFuture<'_, Result<(), SinkError>> {
         async move { self.blocking(move |c| c.record_run(&run)).await }.boxed()
+    }
+
+    fn lock(&self, run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        let service = self.service.name.clone();
+        let holder = format!("pid {}", std::process::id());
+        async move {
+            self.blocking(move |c| {
+                c.lock_service(
+                    &service,
+                    &run_id,
+                    &holder,
+                    now_millis(),
+                    LOCK_STALE_AFTER_MS,
+                )
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn touch_lock(&self, run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        let service = self.service.name.clone();
+        async move {
+            self.blocking(move |c| c.touch_service_lock(&service, &run_id, now_millis()))
+                .await
+        }
+        .boxed()
+    }
+
+    fn unlock(&self, run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        let service = self.service.name.clone();
+        async move {
+            self.blocking(move |c| c.unlock_service(&service, &run_id))
+                .await
+        }
+        .boxed()
     }
 }

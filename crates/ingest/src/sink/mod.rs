@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
+use futures::FutureExt as _;
 use sagebridge_aws::AwsConfig;
 use sagebridge_catalog::{IngestionRun, KnownModel, ModelWrite, WriteOutcome};
 
@@ -110,6 +111,22 @@ pub trait Sink: Send + Sync {
 
     /// Stores the run (at its start and its end); a no-op for a sink without run history.
     fn record_run(&self, run: IngestionRun) -> BoxFuture<'_, Result<(), SinkError>>;
+
+    /// Takes the service's ingestion lock for run `run_id` (two runs of one service must not
+    /// interleave); a sink that cannot hold one (OpenMetadata) does nothing.
+    fn lock(&self, _run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Shows that run `run_id` is alive and still holds the lock.
+    fn touch_lock(&self, _run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Releases the lock run `run_id` holds.
+    fn unlock(&self, _run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
 }
 
 impl SinkConfig {
