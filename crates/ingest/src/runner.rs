@@ -77,6 +77,9 @@ pub struct RunReport {
     /// `markDeletedMaxFraction` of the service's live models deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mass_delete_refused: Option<String>,
+    /// False when a whole batch could not be written (the sink kept failing): nothing was
+    /// marked deleted then.
+    pub writes_complete: bool,
 }
 
 impl RunReport {
@@ -121,6 +124,11 @@ impl RunReport {
         }
         if self.interrupted {
             s.push_str("  interrupted: the remaining models were not written and no model was marked deleted\n");
+        }
+        if !self.writes_complete {
+            s.push_str(
+                "  writes incomplete: a batch could not be written, no model was marked deleted\n",
+            );
         }
         if let Some(why) = &self.mass_delete_refused {
             s.push_str(&format!("  mark-deleted refused: {why}\n"));
@@ -290,6 +298,7 @@ impl<'a> Run<'a> {
             report: RunReport {
                 run_id: opts.run_id.clone().unwrap_or_else(new_id),
                 service: cfg.source.service_name.clone(),
+                writes_complete: true,
                 ..Default::default()
             },
             outcome: WriteOutcome::default(),
@@ -464,6 +473,7 @@ impl<'a> Run<'a> {
             tracing::debug!(error = %e, "could not refresh the service's ingestion lock");
         }
         self.outcome.add(written.outcome);
+        self.report.writes_complete &= !written.incomplete;
         self.report
             .failures
             .extend(written.rejected.into_iter().map(|r| Failure {
@@ -519,6 +529,7 @@ impl<'a> Run<'a> {
             .count();
         if self.cfg.metadata().mark_deleted_ml_models
             && self.report.listing_complete
+            && self.report.writes_complete
             && !self.report.interrupted
         {
             match self.mass_delete_problem(&seen).await? {

@@ -586,3 +586,84 @@ async fn tags_with_dots_and_quotes_use_openmetadata_fqns() {
         .collect();
     assert!(labels.contains(&"\"cost.center\".\"r.d\""), "{labels:?}");
 }
+
+/// Idempotent calls are retried on 429 and 502-504 (honouring `Retry-After`); a bulk request
+/// that keeps failing costs its rows, not the run, and nothing is marked deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overloaded_servers_are_retried_and_a_lost_batch_deletes_nothing() {
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+    let sagemaker = FakeSageMaker::start(FakeSpec::with_models(150))
+        .await
+        .unwrap();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow(&sagemaker.endpoint(), &om.url(), TOKEN);
+    // Twice 503 on the bulk write, then it goes through.
+    om.fail_requests("mlmodels/bulk", 503, 2);
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(
+        (report.counts.created, report.exit_code()),
+        (150, 0),
+        "{report:?}"
+    );
+    let bulk = om
+        .requests()
+        .iter()
+        .filter(|r| path_of(r) == "/api/v1/mlmodels/bulk")
+        .count();
+    assert_eq!(
+        bulk,
+        2 + 2,
+        "two refused attempts, then the two bulk requests"
+    );
+
+    // Always 429 on the bulk write: every row fails, the run goes on to its report, exit 3,
+    // and deleteStale is not called.
+    om.clear_requests();
+    om.fail_requests("mlmodels/bulk", 429, u64::MAX);
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.counts.failed, 150, "{report:?}");
+    assert!(!report.writes_complete);
+    assert_eq!(report.exit_code(), 3);
+    assert!(
+        report.failures[0].error.contains("after 4 attempts"),
+        "{:?}",
+        report.failures[0]
+    );
+    assert!(report.summary().contains("writes incomplete"));
+    let requests = om.requests();
+    assert!(
+        !requests.iter().any(|r| path_of(r).contains("deleteStale")),
+        "a run with lost writes deleted: {:?}",
+        requests.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| path_of(r) == "/api/v1/mlmodels/bulk")
+            .count(),
+        2 * 4
+    );
+}
+
+/// `storeServiceConnection: false` creates the service without a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_connection_is_not_stored_when_told_not_to() {
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+    let sagemaker = FakeSageMaker::start(FakeSpec::with_models(3))
+        .await
+        .unwrap();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow_with(
+        &sagemaker.endpoint(),
+        &om.url(),
+        TOKEN,
+        "    storeServiceConnection: false\n",
+    );
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.exit_code(), 0, "{report:?}");
+    let service = om.service("sm_prod").expect("service");
+    assert!(
+        service.get("connection").is_none_or(Value::is_null),
+        "{service}"
+    );
+}

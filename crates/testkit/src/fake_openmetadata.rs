@@ -47,6 +47,9 @@ struct Store {
     no_delete_stale: bool,
     /// Model names a bulk write refuses (in `failedRequest`), whatever the row says.
     refused: HashSet<String>,
+    /// Requests whose path starts with this answer this status (with `Retry-After: 0`), this
+    /// many more times (a proxy or an overloaded server in front).
+    failing: Option<(String, StatusCode, u64)>,
 }
 
 impl Store {
@@ -207,6 +210,17 @@ impl FakeOpenMetadata {
             .extend(names.into_iter().map(Into::into));
     }
 
+    /// Make the next `times` requests whose path (after `/api/v1/`) starts with `prefix`
+    /// answer `status` with `Retry-After: 0`, as an overloaded server or a proxy in front does
+    /// (`u64::MAX` for always).
+    pub fn fail_requests(&self, prefix: &str, status: u16, times: u64) {
+        self.store().failing = Some((
+            prefix.to_owned(),
+            StatusCode::from_u16(status).expect("status"),
+            times,
+        ));
+    }
+
     /// Make `DELETE /mlmodels/deleteStale` answer 404, as servers without it do.
     pub fn disable_delete_stale(&self) {
         self.store().no_delete_stale = true;
@@ -290,6 +304,20 @@ async fn handle(
         .unwrap_or_default();
     let body = body.unwrap_or(Value::Null);
     let store = &mut *store;
+    if let Some((prefix, status, times)) = store.failing.as_mut() {
+        if *times > 0 && path.starts_with(prefix.as_str()) {
+            if *times != u64::MAX {
+                *times -= 1;
+            }
+            let status = *status;
+            return (
+                status,
+                [("retry-after", "0")],
+                axum::Json(json!({"code": status.as_u16(), "message": "try again later"})),
+            )
+                .into_response();
+        }
+    }
     match (method.as_str(), path) {
         ("GET", "system/version") => reply(
             StatusCode::OK,

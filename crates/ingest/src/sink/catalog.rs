@@ -137,6 +137,7 @@ impl Sink for CatalogSink {
             Ok(Written {
                 outcome,
                 rejected: Vec::new(),
+                incomplete: false,
             })
         }
         .boxed()

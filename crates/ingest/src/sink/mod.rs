@@ -81,6 +81,10 @@ pub struct Written {
     pub outcome: WriteOutcome,
     /// Models refused one by one; the run reports each as failed and goes on.
     pub rejected: Vec<Rejected>,
+    /// Some models of the batch could not be written at all (the server kept failing): they
+    /// are in `rejected`, and the run must not delete anything (what the sink has is not what
+    /// the run saw).
+    pub incomplete: bool,
 }
 
 /// The operations one run needs from where it writes. All of them are scoped to the service

@@ -59,6 +59,30 @@ const OM_AWS_FIELDS: [&str; 8] = [
 
 /// The longest one request to OpenMetadata may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts of an idempotent call (GET, PUT, DELETE) that meets 429, 502-504 or a transport
+/// error.
+const ATTEMPTS: u32 = 4;
+/// Statuses worth another attempt: too many requests, a gateway in front that failed.
+const RETRIABLE: [u16; 4] = [429, 502, 503, 504];
+/// The first wait between attempts (doubled each time) when the server names none.
+const RETRY_BASE: Duration = Duration::from_millis(500);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Whether `base` names a loopback host (`localhost`, `127.x`, `[::1]`).
+fn is_loopback_url(base: &str) -> bool {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// Rows per bulk request (as the OpenMetadata client sends).
 pub const BULK_ROWS: usize = 100;
@@ -97,6 +121,8 @@ pub struct BulkOutcome {
     pub created: usize,
     pub updated: usize,
     pub failed: Vec<RowFailure>,
+    /// A whole bulk request failed (its rows are in `failed`).
+    pub incomplete: bool,
 }
 
 /// A client of one OpenMetadata server.
@@ -107,6 +133,10 @@ pub struct OpenMetadata {
     base: String,
     token: Option<Secret>,
     known_tags: std::sync::Arc<std::sync::Mutex<HashSet<(String, String)>>>,
+    /// `storeServiceConnection`: false creates the service without its connection.
+    store_connection: bool,
+    /// Waits between attempts of an idempotent call (tests shorten them).
+    retry_base: Duration,
 }
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -223,11 +253,20 @@ impl OpenMetadata {
             .enable_http1()
             .wrap_connector(http);
         let http = Client::builder(TokioExecutor::new()).build(connector);
+        let token = cfg.security_config.as_ref().map(|s| s.jwt_token.clone());
+        if token.is_some() && base.starts_with("http://") && !is_loopback_url(&base) {
+            tracing::warn!(
+                host = %base,
+                "the OpenMetadata JWT is sent over plain http:// to a host that is not loopback; use https://"
+            );
+        }
         Ok(Self {
             http,
             base,
-            token: cfg.security_config.as_ref().map(|s| s.jwt_token.clone()),
+            token,
             known_tags: Default::default(),
+            store_connection: cfg.store_service_connection.unwrap_or(true),
+            retry_base: RETRY_BASE,
         })
     }
 
@@ -237,31 +276,84 @@ impl OpenMetadata {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), OmError> {
+        self.call_with(method, path, body, ATTEMPTS).await
+    }
+
+    /// [`OpenMetadata::call`] with at most `attempts` attempts (1 for a health check, which
+    /// must answer at once).
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        attempts: u32,
+    ) -> Result<(StatusCode, Value), OmError> {
         let url = format!("{}/v1/{path}", self.base);
         let what = format!(
             "{method} /api/v1/{}",
             path.split('?').next().unwrap_or(path)
         );
+        let payload = body.map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()));
+        let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
+        let mut attempt = 1;
+        let (status, bytes) = loop {
+            let outcome = self.exchange(&method, &url, payload.clone()).await;
+            let retry_after = match &outcome {
+                Ok((status, after, _)) if RETRIABLE.contains(&status.as_u16()) => Some(*after),
+                // A certificate the client refuses will not change by waiting.
+                Err(OmError::Unreachable { reason, .. }) if !reason.contains("certificate") => {
+                    Some(None)
+                }
+                _ => None,
+            };
+            match (retry_after, idempotent && attempt < attempts) {
+                (Some(after), true) => {
+                    let wait = after
+                        .unwrap_or(self.retry_base * 2u32.pow(attempt - 1))
+                        .min(MAX_RETRY_AFTER);
+                    tracing::debug!(what = %what, attempt, wait_ms = wait.as_millis() as u64, "OpenMetadata call retried");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => {
+                    let (status, _, bytes) = outcome?;
+                    break (status, bytes);
+                }
+            }
+        };
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(OmError::Unauthorized {
+                status: status.as_u16(),
+                what,
+            });
+        }
+        Ok((status, value))
+    }
+
+    /// One request: the status, the `Retry-After` it named (seconds), the body.
+    async fn exchange(
+        &self,
+        method: &Method,
+        url: &str,
+        payload: Option<Bytes>,
+    ) -> Result<(StatusCode, Option<Duration>, Bytes), OmError> {
         let unreachable = |reason: String| OmError::Unreachable {
             url: self.base.clone(),
             reason,
         };
         let mut req = Request::builder()
-            .method(method)
-            .uri(&url)
+            .method(method.clone())
+            .uri(url)
             .header(header::ACCEPT, "application/json");
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.expose()));
         }
-        let payload = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(b).unwrap_or_default())
-            }
-            None => Bytes::new(),
-        };
+        if payload.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
         let req = req
-            .body(Full::new(payload))
+            .body(Full::new(payload.unwrap_or_default()))
             .map_err(|e| unreachable(format!("bad request URL: {e}")))?;
         let exchange = async {
             let resp = self.http.request(req).await.map_err(|e| {
@@ -276,25 +368,23 @@ impl OpenMetadata {
                 unreachable(reason)
             })?;
             let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let bytes = resp
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| unreachable(e.to_string()))?
                 .to_bytes();
-            Ok::<_, OmError>((status, bytes))
+            Ok::<_, OmError>((status, retry_after, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))??;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(OmError::Unauthorized {
-                status: status.as_u16(),
-                what,
-            });
-        }
-        Ok((status, value))
+            .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
     }
 
     fn fail(status: StatusCode, what: &str, body: &Value) -> OmError {
@@ -310,7 +400,13 @@ impl OpenMetadata {
 
     /// The server's version (also proves the address and the token).
     pub async fn version(&self) -> Result<String, OmError> {
-        let (status, body) = self.call(Method::GET, "system/version", None).await?;
+        self.version_with(ATTEMPTS).await
+    }
+
+    async fn version_with(&self, attempts: u32) -> Result<String, OmError> {
+        let (status, body) = self
+            .call_with(Method::GET, "system/version", None, attempts)
+            .await?;
         if !status.is_success() {
             return Err(Self::fail(status, "GET /api/v1/system/version", &body));
         }
@@ -320,9 +416,9 @@ impl OpenMetadata {
     /// For `test-connection`: the server answers, accepts the token for a read of the service
     /// (the version endpoint alone may be public), and says whether the service exists.
     pub async fn check(&self, service: &str) -> Result<String, OmError> {
-        let version = self.version().await?;
+        let version = self.version_with(1).await?;
         let path = format!("services/mlmodelServices/name/{}", encode(service));
-        let (status, body) = self.call(Method::GET, &path, None).await?;
+        let (status, body) = self.call_with(Method::GET, &path, None, 1).await?;
         let found = match status {
             s if s.is_success() => "exists",
             StatusCode::NOT_FOUND => "will be created by the first run",
@@ -350,7 +446,7 @@ impl OpenMetadata {
         if let Some(map) = aws.as_object_mut() {
             map.retain(|k, v| OM_AWS_FIELDS.contains(&k.as_str()) && !v.is_null());
         }
-        let create = json!({
+        let mut create = json!({
             "name": name,
             "serviceType": "SageMaker",
             "connection": {"config": {
@@ -359,6 +455,12 @@ impl OpenMetadata {
                 "supportsMetadataExtraction": true,
             }},
         });
+        if !self.store_connection {
+            // `storeServiceConnection: false`: OpenMetadata keeps no connection at all.
+            if let Some(map) = create.as_object_mut() {
+                map.remove("connection");
+            }
+        }
         let (status, body) = self
             .call(Method::PUT, "services/mlmodelServices", Some(&create))
             .await?;
@@ -430,10 +532,26 @@ impl OpenMetadata {
         for chunk in models.chunks(BULK_ROWS) {
             let rows: Vec<Value> = chunk.iter().map(to_create_ml_model).collect();
             let path = format!("mlmodels/bulk?async=false&overrideMetadata={override_metadata}");
-            let (status, body) = self.call(Method::PUT, &path, Some(&json!(rows))).await?;
-            if !status.is_success() {
-                return Err(Self::fail(status, "PUT /api/v1/mlmodels/bulk", &body));
-            }
+            // A bulk request that still fails after its retries costs its rows, not the run;
+            // a refused token stays fatal (every later request would fail the same way).
+            let answer = match self.call(Method::PUT, &path, Some(&json!(rows))).await {
+                Ok((status, body)) if status.is_success() => Ok(body),
+                Ok((status, body)) => Err(Self::fail(status, "PUT /api/v1/mlmodels/bulk", &body)),
+                Err(e @ OmError::Unauthorized { .. }) => return Err(e),
+                Err(e) => Err(e),
+            };
+            let body = match answer {
+                Ok(body) => body,
+                Err(e) => {
+                    out.incomplete = true;
+                    let message = format!("the bulk write failed after {ATTEMPTS} attempts: {e}");
+                    out.failed.extend(chunk.iter().map(|m| RowFailure {
+                        model: m.name.clone(),
+                        message: message.clone(),
+                    }));
+                    continue;
+                }
+            };
             for ok in body["successRequest"].as_array().into_iter().flatten() {
                 if ok["status"].as_u64() == Some(201) {
                     out.created += 1;
@@ -594,6 +712,7 @@ impl Sink for MetadataRestSink {
                         reason: format!("OpenMetadata rejected the model: {}", f.message),
                     })
                     .collect(),
+                incomplete: bulk.incomplete,
             })
         }
         .boxed()
@@ -649,6 +768,25 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised_for_the_plain_http_warning() {
+        for base in [
+            "http://localhost:8585/api",
+            "http://127.0.0.1:8585/api",
+            "http://[::1]:8585/api",
+            "http://127.0.0.2/api",
+        ] {
+            assert!(is_loopback_url(base), "{base}");
+        }
+        for base in [
+            "http://openmetadata.internal:8585/api",
+            "http://10.0.0.5:8585/api",
+            "http://localhost.evil.com/api",
+        ] {
+            assert!(!is_loopback_url(base), "{base}");
+        }
+    }
 
     #[test]
     fn tag_fqns_split_with_quotes() {
