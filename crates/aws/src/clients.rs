@@ -22,6 +22,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Whole-operation timeout (all attempts).
     pub operation_timeout: Option<Duration>,
+    /// Timeout of one attempt (a half-open socket ends here and the attempt is retried).
+    pub attempt_timeout: Option<Duration>,
     /// A clock to use instead of the system clock (tests of credential refresh).
     pub time_source: Option<SharedTimeSource>,
 }
@@ -32,6 +34,7 @@ impl Default for ClientOptions {
             retry: RetryConfig::standard().with_max_attempts(3),
             connect_timeout: Duration::from_secs(5),
             operation_timeout: None,
+            attempt_timeout: None,
             time_source: None,
         }
     }
@@ -103,6 +106,9 @@ pub async fn sdk_config(
     let mut timeouts = TimeoutConfig::builder().connect_timeout(options.connect_timeout);
     if let Some(t) = options.operation_timeout {
         timeouts = timeouts.operation_timeout(t);
+    }
+    if let Some(t) = options.attempt_timeout {
+        timeouts = timeouts.operation_attempt_timeout(t);
     }
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region))

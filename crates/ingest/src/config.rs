@@ -93,6 +93,13 @@ pub struct MlModelMetadataConfig {
     /// account) deletes none of them, says why and exits 3, unless `--allow-mass-delete`.
     #[serde(default = "default_mark_deleted_max_fraction")]
     pub mark_deleted_max_fraction: f64,
+    /// Ours: seconds one AWS call attempt may take before it is abandoned (and retried): a
+    /// half-open socket never hangs a run.
+    #[serde(default = "default_attempt_timeout")]
+    pub attempt_timeout_seconds: u64,
+    /// Ours: seconds one AWS call may take with all its retries.
+    #[serde(default = "default_operation_timeout")]
+    pub operation_timeout_seconds: u64,
 }
 
 impl Default for MlModelMetadataConfig {
@@ -106,12 +113,22 @@ impl Default for MlModelMetadataConfig {
             concurrency: default_concurrency(),
             schedule: None,
             mark_deleted_max_fraction: default_mark_deleted_max_fraction(),
+            attempt_timeout_seconds: default_attempt_timeout(),
+            operation_timeout_seconds: default_operation_timeout(),
         }
     }
 }
 
 fn default_mark_deleted_max_fraction() -> f64 {
     0.5
+}
+
+fn default_attempt_timeout() -> u64 {
+    30
+}
+
+fn default_operation_timeout() -> u64 {
+    300
 }
 
 fn metadata_type() -> String {
@@ -543,6 +560,15 @@ impl Validate for WorkflowConfig {
                     }
                     if c.concurrency == 0 || c.concurrency > 256 {
                         p.add("concurrency", "concurrency must be between 1 and 256");
+                    }
+                    if c.attempt_timeout_seconds == 0 {
+                        p.add("attemptTimeoutSeconds", "must be at least 1");
+                    }
+                    if c.operation_timeout_seconds < c.attempt_timeout_seconds {
+                        p.add(
+                            "operationTimeoutSeconds",
+                            "must be at least attemptTimeoutSeconds (it covers every attempt)",
+                        );
                     }
                     if !(0.0..=1.0).contains(&c.mark_deleted_max_fraction) {
                         p.add(

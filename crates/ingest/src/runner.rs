@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sagebridge_aws::{ClientOptions, Clients};
@@ -281,7 +281,13 @@ impl<'a> Run<'a> {
         let start = Instant::now();
         let started_at = now_ms();
         let filter = cfg.filter()?;
-        let clients = Clients::new(cfg.aws(), &ClientOptions::bulk(10)).await?;
+        let meta = cfg.metadata();
+        let options = ClientOptions {
+            attempt_timeout: Some(Duration::from_secs(meta.attempt_timeout_seconds)),
+            operation_timeout: Some(Duration::from_secs(meta.operation_timeout_seconds)),
+            ..ClientOptions::bulk(10)
+        };
+        let clients = Clients::new(cfg.aws(), &options).await?;
         let source = Arc::new(Source::new(
             &clients.sdk_config,
             cfg.aws().region(),
