@@ -25,7 +25,7 @@ use crate::facts::{ContainerFacts, FeatureFacts, FeatureType, ModelFacts, Traini
 
 /// Bumped whenever the mapping's output changes for the same facts, so that the next run
 /// rewrites every model instead of skipping it as unchanged.
-pub const MAPPING_VERSION: u32 = 1;
+pub const MAPPING_VERSION: u32 = 2;
 
 /// The algorithm OpenMetadata's own connector reports when it knows nothing better.
 pub const DEFAULT_ALGORITHM: &str = "mlmodel";
@@ -251,7 +251,9 @@ pub fn algorithm_from_image(image: &str) -> Option<String> {
 }
 
 /// The source hash: the first 32 hex digits of the SHA-256 of a canonical JSON serialization of
-/// [`MAPPING_VERSION`], the service and the facts (secrets redacted).
+/// [`MAPPING_VERSION`], the service's name and the facts (secrets redacted). Not the service's
+/// id: the same model hashes the same in two catalogs, and a re-created service does not
+/// version every model.
 ///
 /// The serialization is canonical because struct fields serialize in declaration order, maps are
 /// `BTreeMap`s and lists keep their source order, so equal inputs give equal bytes and any change
@@ -260,13 +262,13 @@ pub fn source_hash(facts: &ModelFacts, service: &ServiceRef) -> String {
     #[derive(Serialize)]
     struct HashInput<'a> {
         mapping_version: u32,
-        service: &'a ServiceRef,
+        service: &'a str,
         facts: &'a ModelFacts,
     }
     let redacted = redact(facts);
     let input = HashInput {
         mapping_version: MAPPING_VERSION,
-        service,
+        service: &service.name,
         facts: &redacted,
     };
     // Serializing plain structs, strings and maps with string keys cannot fail.
@@ -632,6 +634,12 @@ mod tests {
             ..service.clone()
         };
         assert_ne!(source_hash(&base, &other_service), hash);
+        // The same service re-created (a new id) or in another catalog: the same hash.
+        let recreated = ServiceRef {
+            id: "another-uuid".into(),
+            ..service.clone()
+        };
+        assert_eq!(source_hash(&base, &recreated), hash);
     }
 
     #[test]
