@@ -71,6 +71,21 @@ pub enum GatewayError {
     #[error("the endpoint did not answer within {seconds} s")]
     Timeout { seconds: u64 },
 
+    /// Too many requests in flight (server.maxConcurrentRequests, per model or in all): 503
+    /// with `Retry-After`.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after: u64 },
+
+    /// The client did not send its body in time: 408.
+    #[error(
+        "the request body was not received within {seconds} s (server.bodyReadTimeoutSeconds)"
+    )]
+    RequestTimeout { seconds: f64 },
+
+    /// A stream ran longer than server.maxStreamSeconds (sent as the stream's last chunk).
+    #[error("the answer was cut after {seconds} s, the longest a stream may last (server.maxStreamSeconds)")]
+    StreamTooLong { seconds: f64 },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -99,8 +114,13 @@ impl GatewayError {
             GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
                 StatusCode::BAD_GATEWAY
             }
-            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unavailable { .. } | GatewayError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Timeout { .. } | GatewayError::StreamTooLong { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            GatewayError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,10 +138,13 @@ impl GatewayError {
             }
             GatewayError::EndpointNotFound { .. } => "not_found_error",
             GatewayError::Throttled { .. } => "rate_limit_error",
-            GatewayError::Timeout { .. } => "timeout_error",
+            GatewayError::Timeout { .. }
+            | GatewayError::StreamTooLong { .. }
+            | GatewayError::RequestTimeout { .. } => "timeout_error",
             GatewayError::ModelError { .. }
             | GatewayError::Upstream { .. }
             | GatewayError::Unavailable { .. }
+            | GatewayError::Overloaded { .. }
             | GatewayError::Internal(_) => "api_error",
         }
     }
@@ -143,6 +166,9 @@ impl GatewayError {
             GatewayError::Upstream { code, .. } => code,
             GatewayError::Unavailable { .. } => "service_unavailable",
             GatewayError::Timeout { .. } => "timeout",
+            GatewayError::Overloaded { .. } => "overloaded",
+            GatewayError::RequestTimeout { .. } => "request_timeout",
+            GatewayError::StreamTooLong { .. } => "stream_too_long",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -174,7 +200,8 @@ impl IntoResponse for GatewayError {
         let mut response = (status, axum::Json(self.body())).into_response();
         let retry_after = match &self {
             GatewayError::Throttled { retry_after, .. }
-            | GatewayError::Unavailable { retry_after, .. } => Some(*retry_after),
+            | GatewayError::Unavailable { retry_after, .. }
+            | GatewayError::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {
