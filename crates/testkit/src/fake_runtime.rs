@@ -109,6 +109,8 @@ pub struct EndpointBehaviour {
     pub latency: Duration,
     /// Wait between two parts of a stream.
     pub part_delay: Duration,
+    /// Wait after the stream's headers, before its first part (a long prefill).
+    pub first_part_delay: Duration,
     pub fault: Option<Fault>,
     /// Length of the fake embedding vectors.
     pub dimensions: usize,
@@ -131,6 +133,7 @@ impl EndpointBehaviour {
             split: Split::PerEvent,
             latency: Duration::ZERO,
             part_delay: Duration::ZERO,
+            first_part_delay: Duration::ZERO,
             fault: None,
             dimensions: 8,
             normalize: false,
@@ -155,6 +158,11 @@ impl EndpointBehaviour {
 
     pub fn part_delay(mut self, delay: Duration) -> Self {
         self.part_delay = delay;
+        self
+    }
+
+    pub fn first_part_delay(mut self, delay: Duration) -> Self {
+        self.first_part_delay = delay;
         self
     }
 
@@ -927,6 +935,7 @@ async fn invoke_stream(
         completed: false,
     };
     let delay = b.part_delay;
+    let first_delay = b.first_part_delay;
     let stream = futures::stream::unfold(
         (frames, guard, true),
         move |(mut frames, guard, first)| async move {
@@ -936,6 +945,9 @@ async fn invoke_stream(
             };
             if !first && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
+            }
+            if first && !first_delay.is_zero() {
+                tokio::time::sleep(first_delay).await;
             }
             Some((Ok::<_, std::convert::Infallible>(f), (frames, guard, false)))
         },
