@@ -535,7 +535,7 @@ impl Validate for GatewayConfig {
                 ("shutdownGraceSeconds", s.shutdown_grace_seconds),
                 ("heartbeatSeconds", s.heartbeat_seconds),
             ] {
-                if !(v.is_finite() && v >= 0.01 && v <= MAX_SECONDS) {
+                if !(v.is_finite() && (0.01..=MAX_SECONDS).contains(&v)) {
                     p.add(
                         key,
                         format!("must be between 0.01 and {MAX_SECONDS} seconds"),

@@ -50,6 +50,14 @@ pub enum GatewayError {
         region: String,
     },
 
+    /// The endpoint exists but has no inference component of that name: 404.
+    #[error("inference component `{component}` not found on endpoint `{endpoint}`; check inferenceComponent of model `{model}` (ListInferenceComponents shows the endpoint's components)")]
+    InferenceComponentNotFound {
+        model: String,
+        component: String,
+        endpoint: String,
+    },
+
     /// Throttled by SageMaker: 429 with `Retry-After`.
     #[error("{message}")]
     Throttled { message: String, retry_after: u64 },
@@ -103,9 +111,9 @@ impl GatewayError {
             GatewayError::BadRequest { .. } | GatewayError::WrongKind { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            GatewayError::ModelNotFound(_) | GatewayError::EndpointNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            GatewayError::ModelNotFound(_)
+            | GatewayError::EndpointNotFound { .. }
+            | GatewayError::InferenceComponentNotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -136,7 +144,8 @@ impl GatewayError {
             GatewayError::AccessDenied { .. } | GatewayError::ModelNotAllowed(_) => {
                 "permission_error"
             }
-            GatewayError::EndpointNotFound { .. } => "not_found_error",
+            GatewayError::EndpointNotFound { .. }
+            | GatewayError::InferenceComponentNotFound { .. } => "not_found_error",
             GatewayError::Throttled { .. } => "rate_limit_error",
             GatewayError::Timeout { .. }
             | GatewayError::StreamTooLong { .. }
@@ -161,6 +170,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::AccessDenied { .. } => "access_denied",
             GatewayError::EndpointNotFound { .. } => "endpoint_not_found",
+            GatewayError::InferenceComponentNotFound { .. } => "inference_component_not_found",
             GatewayError::Throttled { .. } => "throttled",
             GatewayError::ModelError { .. } => "model_error",
             GatewayError::Upstream { code, .. } => code,

@@ -1191,3 +1191,51 @@ async fn embeddings_inputs_are_capped_in_number_and_size() {
         .await;
     assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
 }
+
+#[tokio::test]
+async fn not_found_is_told_apart_by_the_control_plane_not_by_words() {
+    let s = stack_with(
+        "",
+        "  - {name: chat-ic, kind: chat, endpointName: ep-ic, format: tgi, inferenceComponent: ic-missing}\n  \
+         - {name: chat-ic-ok, kind: chat, endpointName: ep-ic, format: tgi, inferenceComponent: ic-1}\n  \
+         - {name: chat-refused, kind: chat, endpointName: ep-refused, format: tgi}",
+    )
+    .await;
+    s.fake.set(
+        "ep-ic",
+        EndpointBehaviour::new(Behaviour::TgiChat).components(&["ic-1"]),
+    );
+    s.fake.set(
+        "ep-refused",
+        EndpointBehaviour::new(Behaviour::TgiChat).fault(Fault::Validation {
+            message: "Endpoint ep-refused of account 123456789012 not found. Could not find it; it does not exist".into(),
+        }),
+    );
+    // A missing inference component on an existing endpoint is its own error.
+    for stream in [false, true] {
+        let (status, v) = s
+            .post_json("/v1/chat/completions", &chat("chat-ic", stream))
+            .await;
+        assert_eq!(status, 404, "{v}");
+        assert_eq!(v["error"]["code"], "inference_component_not_found", "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("`ic-missing`") && m.contains("`ep-ic`"), "{m}");
+        assert!(!m.contains("not found in us-east-1"), "{m}");
+    }
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-ic-ok", false))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // A missing endpoint is still that.
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-missing", false))
+        .await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["code"], "endpoint_not_found");
+    // A refusal whose message reads like "not found" for an endpoint that exists is not one.
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-refused", false))
+        .await;
+    assert_eq!(status, 502, "{v}");
+    assert_eq!(v["error"]["code"], "sagemaker_validation_error", "{v}");
+}
