@@ -81,6 +81,9 @@ fake_url=$(wait_for_line "$work/fake.out" "fake runtime listening on " "$fake_pi
 cat >"$work/sagebridge.yaml" <<EOF
 server:
   apiKeys: ["$key"]
+  # 1,000 streams of one model at once: above the per-model default (512).
+  maxConcurrentRequests: 4096
+  maxConcurrentRequestsPerModel: 4096
 awsConfig:
   awsRegion: us-east-1
   awsAccessKeyId: bench

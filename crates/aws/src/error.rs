@@ -274,10 +274,11 @@ pub fn classify_parts(
         }
         _ => {}
     }
-    if lower.contains("could not find")
-        || lower.contains("not found")
-        || lower.contains("does not exist")
-    {
+    // SageMaker answers a Describe* of a resource that does not exist with a validation error
+    // (`ValidationException: Could not find model ...`): for those operations the code alone
+    // says "not found"; the message only supplies the name. Elsewhere a validation error is
+    // what it says, whatever words its message uses.
+    if is_validation_code(code_str) && is_describe(action) {
         return not_found(action, &message, &QUOTED);
     }
     if (code_str.starts_with("Validation") || code_str.starts_with("InvalidParameter"))
@@ -313,6 +314,18 @@ pub fn classify_parts(
             message,
         },
     }
+}
+
+fn is_validation_code(code: &str) -> bool {
+    matches!(code, "ValidationException" | "ValidationError")
+}
+
+/// Whether `action` (`service:Operation`) reads one named resource.
+fn is_describe(action: &str) -> bool {
+    action
+        .rsplit(':')
+        .next()
+        .is_some_and(|op| op.starts_with("Describe"))
 }
 
 fn not_found(action: &str, message: &str, quoted: &'static OnceLock<Regex>) -> AwsError {
@@ -448,5 +461,65 @@ mod tests {
             "sagemaker:ListModels failed: InternalFailure: boom",
         );
         check("sagemaker:ListModels", 429, None, None, "", "throttled by AWS on sagemaker:ListModels and retries ran out; lower the concurrency or ask AWS for a higher limit");
+    }
+
+    #[test]
+    fn not_found_is_decided_by_code_and_operation_not_by_words() {
+        let kind = |action: &str, status: u16, code: Option<&str>, message: &str| {
+            classify_parts(action, Some(status), code, Some(message), b"").kind()
+        };
+        // A not-found code, whatever the message says.
+        assert_eq!(
+            kind("sagemaker:ListTags", 400, Some("ResourceNotFound"), "gone"),
+            ErrorKind::NotFound
+        );
+        // Words alone do not make a "not found".
+        for (code, status) in [
+            ("InternalFailure", 500),
+            ("ModelError", 424),
+            ("ServiceUnavailable", 503),
+        ] {
+            assert_ne!(
+                kind(
+                    "sagemaker:InvokeEndpoint",
+                    status,
+                    Some(code),
+                    "file model.bin not found; does not exist"
+                ),
+                ErrorKind::NotFound,
+                "{code}"
+            );
+        }
+        // A validation error of an operation that is not a lookup stays one.
+        assert_eq!(
+            kind(
+                "sagemaker:CreateModel",
+                400,
+                Some("ValidationException"),
+                "Could not find role"
+            ),
+            ErrorKind::Other
+        );
+        // SageMaker's Describe* answer for a missing resource.
+        assert_eq!(
+            kind(
+                "sagemaker:DescribeInferenceComponent",
+                400,
+                Some("ValidationException"),
+                "Could not find inference component \"ic-9\"."
+            ),
+            ErrorKind::NotFound
+        );
+        let e = classify_parts(
+            "sagemaker:DescribeInferenceComponent",
+            Some(400),
+            Some("ValidationException"),
+            Some("Could not find inference component \"ic-9\"."),
+            b"",
+        );
+        assert_eq!(
+            e.to_string(),
+            "inference component `ic-9` not found; check the name and awsRegion"
+        );
     }
 }

@@ -24,7 +24,9 @@ pub fn error_kind(e: &GatewayError) -> ErrorKind {
         GatewayError::AccessDenied { .. } => ErrorKind::AccessDenied {
             action: INVOKE_ACTION.to_owned(),
         },
-        GatewayError::EndpointNotFound { .. } => ErrorKind::NotFound,
+        GatewayError::EndpointNotFound { .. } | GatewayError::InferenceComponentNotFound { .. } => {
+            ErrorKind::NotFound
+        }
         GatewayError::Throttled { .. } => ErrorKind::Throttled,
         GatewayError::ModelError { .. } => ErrorKind::ModelError,
         GatewayError::Timeout { .. } => ErrorKind::Timeout,

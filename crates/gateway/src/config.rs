@@ -15,12 +15,45 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// SageMaker's InvokeEndpoint payload limit; embedding batches stay under it.
 pub const SAGEMAKER_MAX_PAYLOAD: usize = 6 * 1024 * 1024;
-/// The largest request body the gateway accepts by default (answered with 413 above it).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// The largest request body the gateway accepts by default (answered with 413 above it): room
+/// for 2,048 embedding inputs of about 500 tokens, or a long chat context.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// How long one invocation may take by default before the gateway answers 504.
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 120;
 /// How many texts go into one embedding invocation by default (TEI's own default limit).
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 32;
+
+/// How long a client may take to send a request's head (request line and headers), counted
+/// from its first byte.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: f64 = 10.0;
+/// How long a client may take to send a request's body, counted from its head.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECONDS: f64 = 30.0;
+/// How long a connection may wait for its next request before it is closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: f64 = 60.0;
+/// Open connections at most; further ones wait in the kernel's accept queue.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Invocations (`/v1` chat, embeddings, rerank) in flight at once, streams included.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// Invocations of one model in flight at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_MODEL: usize = 512;
+/// The longest a streamed answer may last.
+pub const DEFAULT_MAX_STREAM_SECONDS: f64 = 900.0;
+/// How long a write to a client may stay blocked (a client that stopped reading).
+pub const DEFAULT_WRITE_IDLE_TIMEOUT_SECONDS: f64 = 30.0;
+/// How long `serve` lets requests in flight finish after the shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: f64 = 30.0;
+/// The interval of the SSE comment (`: keep-alive`) sent while a container is silent.
+pub const DEFAULT_HEARTBEAT_SECONDS: f64 = 15.0;
+/// The longest partial line of a container's stream held while waiting for its newline.
+pub const DEFAULT_MAX_STREAM_LINE_BYTES: usize = 1024 * 1024;
+/// OpenAI's limit on the number of inputs of one embeddings request.
+pub const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
+/// The total size of the texts of one embeddings request.
+pub const DEFAULT_MAX_EMBEDDING_INPUT_BYTES: usize = 2 * 1024 * 1024;
+/// SageMaker's limit on `CustomAttributes`.
+pub const MAX_CUSTOM_ATTRIBUTES_BYTES: usize = 1024;
+/// The largest number of seconds a duration key accepts (one day).
+const MAX_SECONDS: f64 = 86_400.0;
 
 /// The whole `sagebridge.yaml` file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -61,6 +94,95 @@ pub struct ServerConfig {
     /// Serve `/metrics` without the admin credential.
     #[serde(default)]
     pub metrics_public: bool,
+    /// Seconds a client may take to send a request head once its first byte arrived.
+    #[serde(default = "d_header_read")]
+    pub header_read_timeout_seconds: f64,
+    /// Seconds a client may take to send a request body (answered 408 beyond).
+    #[serde(default = "d_body_read")]
+    pub body_read_timeout_seconds: f64,
+    /// Seconds a keep-alive connection may wait for its next request.
+    #[serde(default = "d_idle")]
+    pub idle_timeout_seconds: f64,
+    /// Open connections at most.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+    /// Invocations in flight at once; beyond it `/v1` answers 503 with `Retry-After`.
+    #[serde(default = "d_max_concurrent")]
+    pub max_concurrent_requests: usize,
+    /// Invocations of one model in flight at once; beyond it 503 with `Retry-After`.
+    #[serde(default = "d_max_concurrent_per_model")]
+    pub max_concurrent_requests_per_model: usize,
+    /// The longest a streamed answer may last; it then ends with an error chunk.
+    #[serde(default = "d_max_stream")]
+    pub max_stream_seconds: f64,
+    /// Seconds a write to a client may stay blocked before the connection is closed.
+    #[serde(default = "d_write_idle")]
+    pub write_idle_timeout_seconds: f64,
+    /// Seconds requests in flight get to finish after the shutdown signal.
+    #[serde(default = "d_shutdown_grace")]
+    pub shutdown_grace_seconds: f64,
+    /// Interval of the SSE `: keep-alive` comment while a container is silent.
+    #[serde(default = "d_heartbeat")]
+    pub heartbeat_seconds: f64,
+    /// The longest line of a container's stream held while waiting for its newline.
+    #[serde(default = "d_max_stream_line")]
+    pub max_stream_line_bytes: usize,
+    /// Inputs of one embeddings request at most.
+    #[serde(default = "d_max_embedding_inputs")]
+    pub max_embedding_inputs: usize,
+    /// Total bytes of the texts of one embeddings request at most.
+    #[serde(default = "d_max_embedding_input_bytes")]
+    pub max_embedding_input_bytes: usize,
+}
+
+fn d_header_read() -> f64 {
+    DEFAULT_HEADER_READ_TIMEOUT_SECONDS
+}
+fn d_body_read() -> f64 {
+    DEFAULT_BODY_READ_TIMEOUT_SECONDS
+}
+fn d_idle() -> f64 {
+    DEFAULT_IDLE_TIMEOUT_SECONDS
+}
+fn d_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+fn d_max_concurrent() -> usize {
+    DEFAULT_MAX_CONCURRENT_REQUESTS
+}
+fn d_max_concurrent_per_model() -> usize {
+    DEFAULT_MAX_CONCURRENT_REQUESTS_PER_MODEL
+}
+fn d_max_stream() -> f64 {
+    DEFAULT_MAX_STREAM_SECONDS
+}
+fn d_write_idle() -> f64 {
+    DEFAULT_WRITE_IDLE_TIMEOUT_SECONDS
+}
+fn d_shutdown_grace() -> f64 {
+    DEFAULT_SHUTDOWN_GRACE_SECONDS
+}
+fn d_heartbeat() -> f64 {
+    DEFAULT_HEARTBEAT_SECONDS
+}
+fn d_max_stream_line() -> usize {
+    DEFAULT_MAX_STREAM_LINE_BYTES
+}
+fn d_max_embedding_inputs() -> usize {
+    DEFAULT_MAX_EMBEDDING_INPUTS
+}
+fn d_max_embedding_input_bytes() -> usize {
+    DEFAULT_MAX_EMBEDDING_INPUT_BYTES
+}
+
+/// A validated number of seconds as a `Duration` (out-of-range values, which validation
+/// refuses, are clamped rather than panicking).
+pub fn seconds(s: f64) -> std::time::Duration {
+    if s.is_finite() && s > 0.0 {
+        std::time::Duration::from_secs_f64(s.min(MAX_SECONDS))
+    } else {
+        std::time::Duration::from_millis(1)
+    }
 }
 
 impl Default for ServerConfig {
@@ -73,6 +195,19 @@ impl Default for ServerConfig {
             admin_tokens: Vec::new(),
             public_hosts: Vec::new(),
             metrics_public: false,
+            header_read_timeout_seconds: DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+            body_read_timeout_seconds: DEFAULT_BODY_READ_TIMEOUT_SECONDS,
+            idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_concurrent_requests_per_model: DEFAULT_MAX_CONCURRENT_REQUESTS_PER_MODEL,
+            max_stream_seconds: DEFAULT_MAX_STREAM_SECONDS,
+            write_idle_timeout_seconds: DEFAULT_WRITE_IDLE_TIMEOUT_SECONDS,
+            shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
+            heartbeat_seconds: DEFAULT_HEARTBEAT_SECONDS,
+            max_stream_line_bytes: DEFAULT_MAX_STREAM_LINE_BYTES,
+            max_embedding_inputs: DEFAULT_MAX_EMBEDDING_INPUTS,
+            max_embedding_input_bytes: DEFAULT_MAX_EMBEDDING_INPUT_BYTES,
         }
     }
 }
@@ -390,6 +525,39 @@ impl Validate for GatewayConfig {
             if self.server.max_request_bytes < 1024 {
                 p.add("maxRequestBytes", "must be at least 1024");
             }
+            let s = &self.server;
+            for (key, v) in [
+                ("headerReadTimeoutSeconds", s.header_read_timeout_seconds),
+                ("bodyReadTimeoutSeconds", s.body_read_timeout_seconds),
+                ("idleTimeoutSeconds", s.idle_timeout_seconds),
+                ("maxStreamSeconds", s.max_stream_seconds),
+                ("writeIdleTimeoutSeconds", s.write_idle_timeout_seconds),
+                ("shutdownGraceSeconds", s.shutdown_grace_seconds),
+                ("heartbeatSeconds", s.heartbeat_seconds),
+            ] {
+                if !(v.is_finite() && (0.01..=MAX_SECONDS).contains(&v)) {
+                    p.add(
+                        key,
+                        format!("must be between 0.01 and {MAX_SECONDS} seconds"),
+                    );
+                }
+            }
+            for (key, v, min) in [
+                ("maxConnections", s.max_connections, 1),
+                ("maxConcurrentRequests", s.max_concurrent_requests, 1),
+                (
+                    "maxConcurrentRequestsPerModel",
+                    s.max_concurrent_requests_per_model,
+                    1,
+                ),
+                ("maxStreamLineBytes", s.max_stream_line_bytes, 1024),
+                ("maxEmbeddingInputs", s.max_embedding_inputs, 1),
+                ("maxEmbeddingInputBytes", s.max_embedding_input_bytes, 1),
+            ] {
+                if v < min {
+                    p.add(key, format!("must be at least {min}"));
+                }
+            }
         });
         if let Some(aws) = &self.aws_config {
             p.at("awsConfig", |p| aws.validate(p));
@@ -438,6 +606,34 @@ impl Validate for GatewayConfig {
                 }
                 if m.max_tokens == Some(0) {
                     p.add("maxTokens", "must be at least 1");
+                }
+                if let Some(a) = &m.custom_attributes {
+                    if a.len() > MAX_CUSTOM_ATTRIBUTES_BYTES {
+                        p.add(
+                            "customAttributes",
+                            format!(
+                                "is {} bytes long; SageMaker accepts at most {MAX_CUSTOM_ATTRIBUTES_BYTES}",
+                                a.len()
+                            ),
+                        );
+                    } else if let Some(c) = a.chars().find(|c| !(' '..='~').contains(c)) {
+                        p.add(
+                            "customAttributes",
+                            format!(
+                                "must be printable ASCII (SageMaker's X-Amzn-SageMaker-Custom-Attributes header); found {}",
+                                c.escape_default()
+                            ),
+                        );
+                    }
+                }
+                if m.target_model.is_some() && m.kind == ModelKind::Chat {
+                    p.add(
+                        "targetModel",
+                        "targetModel cannot be used with a chat model: chat answers may be \
+                         streamed, and InvokeEndpointWithResponseStream has no TargetModel; serve \
+                         the multi-model endpoint's model as an embedding or rerank model, or \
+                         deploy it on an endpoint of its own",
+                    );
                 }
                 if m.max_batch_size == Some(0) {
                     p.add("maxBatchSize", "must be at least 1");
@@ -672,6 +868,82 @@ models:
         has("server.publicHosts[3]", "is not a host name");
         assert!(!m.iter().any(|x| x.contains("publicHosts[2]")), "{m:#?}");
         assert!(!m.join("\n").contains("shared-key-0123456789"), "{m:#?}");
+    }
+
+    #[test]
+    fn server_limits_have_safe_defaults_and_are_validated() {
+        let d = load("server: {}\n").unwrap().server;
+        assert_eq!(d.max_request_bytes, 4 * 1024 * 1024);
+        assert_eq!(d.max_embedding_inputs, 2048);
+        assert_eq!(d.heartbeat_seconds, 15.0);
+        assert!(d.max_connections >= 1 && d.max_concurrent_requests >= 1);
+        let c = load(
+            "server:\n  headerReadTimeoutSeconds: 0.2\n  maxConnections: 3\n  heartbeatSeconds: 1\n  maxConcurrentRequestsPerModel: 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.header_read_timeout_seconds, 0.2);
+        assert_eq!(
+            seconds(c.server.header_read_timeout_seconds).as_millis(),
+            200
+        );
+        assert_eq!(c.server.max_connections, 3);
+        let text = "server:\n  headerReadTimeoutSeconds: 0\n  maxStreamSeconds: -1\n  \
+                    writeIdleTimeoutSeconds: 1000000\n  maxConnections: 0\n  \
+                    maxStreamLineBytes: 10\n  maxEmbeddingInputs: 0\n";
+        let m = messages(&load(text).unwrap_err());
+        for (path, line) in [
+            ("server.headerReadTimeoutSeconds", 2),
+            ("server.maxStreamSeconds", 3),
+            ("server.writeIdleTimeoutSeconds", 4),
+            ("server.maxConnections", 5),
+            ("server.maxStreamLineBytes", 6),
+            ("server.maxEmbeddingInputs", 7),
+        ] {
+            let at = format!("sagebridge.yaml:{line}:");
+            assert!(
+                m.iter().any(|x| x.contains(path) && x.contains(&at)),
+                "{path} at {at} not in {m:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_attributes_and_target_model_are_checked_at_load() {
+        let base = "awsConfig: {awsRegion: us-east-1}\nmodels:\n";
+        let ok = format!(
+            "{base}  - {{name: e, kind: embedding, endpointName: x, targetModel: m.tar.gz, customAttributes: \"trace=1; a=b\"}}\n"
+        );
+        load(&ok).unwrap_or_else(|e| panic!("{e}"));
+        let long = "a".repeat(1025);
+        let text = format!(
+            "{base}  - name: c\n    kind: chat\n    endpointName: x\n    targetModel: model-a.tar.gz\n  \
+             - name: e\n    kind: embedding\n    endpointName: y\n    customAttributes: \"tab\\there\"\n  \
+             - name: r\n    kind: rerank\n    endpointName: z\n    customAttributes: {long}\n"
+        );
+        let m = messages(&load(&text).unwrap_err());
+        let has = |path: &str, pos: &str, text: &str| {
+            assert!(
+                m.iter()
+                    .any(|x| x.contains(path) && x.contains(pos) && x.contains(text)),
+                "{path} {pos} {text} not in {m:#?}"
+            );
+        };
+        has(
+            "models[0].targetModel",
+            "sagebridge.yaml:6:",
+            "InvokeEndpointWithResponseStream has no TargetModel",
+        );
+        has(
+            "models[1].customAttributes",
+            "sagebridge.yaml:10:",
+            "printable ASCII",
+        );
+        has(
+            "models[2].customAttributes",
+            "sagebridge.yaml:14:",
+            "at most 1024",
+        );
+        assert_eq!(m.len(), 3, "{m:#?}");
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub enum GatewayError {
         region: String,
     },
 
+    /// The endpoint exists but has no inference component of that name: 404.
+    #[error("inference component `{component}` not found on endpoint `{endpoint}`; check inferenceComponent of model `{model}` (ListInferenceComponents shows the endpoint's components)")]
+    InferenceComponentNotFound {
+        model: String,
+        component: String,
+        endpoint: String,
+    },
+
     /// Throttled by SageMaker: 429 with `Retry-After`.
     #[error("{message}")]
     Throttled { message: String, retry_after: u64 },
@@ -71,6 +79,21 @@ pub enum GatewayError {
     #[error("the endpoint did not answer within {seconds} s")]
     Timeout { seconds: u64 },
 
+    /// Too many requests in flight (server.maxConcurrentRequests, per model or in all): 503
+    /// with `Retry-After`.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after: u64 },
+
+    /// The client did not send its body in time: 408.
+    #[error(
+        "the request body was not received within {seconds} s (server.bodyReadTimeoutSeconds)"
+    )]
+    RequestTimeout { seconds: f64 },
+
+    /// A stream ran longer than server.maxStreamSeconds (sent as the stream's last chunk).
+    #[error("the answer was cut after {seconds} s, the longest a stream may last (server.maxStreamSeconds)")]
+    StreamTooLong { seconds: f64 },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -88,9 +111,9 @@ impl GatewayError {
             GatewayError::BadRequest { .. } | GatewayError::WrongKind { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            GatewayError::ModelNotFound(_) | GatewayError::EndpointNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            GatewayError::ModelNotFound(_)
+            | GatewayError::EndpointNotFound { .. }
+            | GatewayError::InferenceComponentNotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,8 +122,13 @@ impl GatewayError {
             GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
                 StatusCode::BAD_GATEWAY
             }
-            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unavailable { .. } | GatewayError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Timeout { .. } | GatewayError::StreamTooLong { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            GatewayError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,12 +144,16 @@ impl GatewayError {
             GatewayError::AccessDenied { .. } | GatewayError::ModelNotAllowed(_) => {
                 "permission_error"
             }
-            GatewayError::EndpointNotFound { .. } => "not_found_error",
+            GatewayError::EndpointNotFound { .. }
+            | GatewayError::InferenceComponentNotFound { .. } => "not_found_error",
             GatewayError::Throttled { .. } => "rate_limit_error",
-            GatewayError::Timeout { .. } => "timeout_error",
+            GatewayError::Timeout { .. }
+            | GatewayError::StreamTooLong { .. }
+            | GatewayError::RequestTimeout { .. } => "timeout_error",
             GatewayError::ModelError { .. }
             | GatewayError::Upstream { .. }
             | GatewayError::Unavailable { .. }
+            | GatewayError::Overloaded { .. }
             | GatewayError::Internal(_) => "api_error",
         }
     }
@@ -138,11 +170,15 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::AccessDenied { .. } => "access_denied",
             GatewayError::EndpointNotFound { .. } => "endpoint_not_found",
+            GatewayError::InferenceComponentNotFound { .. } => "inference_component_not_found",
             GatewayError::Throttled { .. } => "throttled",
             GatewayError::ModelError { .. } => "model_error",
             GatewayError::Upstream { code, .. } => code,
             GatewayError::Unavailable { .. } => "service_unavailable",
             GatewayError::Timeout { .. } => "timeout",
+            GatewayError::Overloaded { .. } => "overloaded",
+            GatewayError::RequestTimeout { .. } => "request_timeout",
+            GatewayError::StreamTooLong { .. } => "stream_too_long",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -174,7 +210,8 @@ impl IntoResponse for GatewayError {
         let mut response = (status, axum::Json(self.body())).into_response();
         let retry_after = match &self {
             GatewayError::Throttled { retry_after, .. }
-            | GatewayError::Unavailable { retry_after, .. } => Some(*retry_after),
+            | GatewayError::Unavailable { retry_after, .. }
+            | GatewayError::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -16,6 +16,7 @@ use crate::adapter::{self, Adapter, ChatAdapter, Defaults, EmbeddingAdapter, Rer
 use crate::config::{Format, GatewayConfig, ModelKind, DEFAULT_MAX_BATCH_SIZE};
 use crate::error::GatewayError;
 use crate::invoker::{InvokeTarget, Invoker};
+use crate::limits::Limits;
 use crate::metrics::{Metrics, ModelMetrics};
 
 /// How the gateway behaves apart from its config file.
@@ -129,6 +130,7 @@ pub struct Gateway {
     pub(crate) metrics: Metrics,
     pub(crate) max_request_bytes: usize,
     pub(crate) batch_concurrency: usize,
+    pub(crate) limits: Limits,
 }
 
 impl Gateway {
@@ -218,6 +220,7 @@ impl Gateway {
             metrics: Metrics::new(&names),
             max_request_bytes: cfg.server.max_request_bytes,
             batch_concurrency: options.batch_concurrency.max(1),
+            limits: Limits::from_config(&cfg.server),
         })
     }
 
@@ -284,6 +287,11 @@ impl Gateway {
     /// The Prometheus text of `GET /metrics`.
     pub fn metrics_text(&self) -> String {
         self.metrics.render()
+    }
+
+    /// The per-request limits of `server:`.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The gateway's metrics, for tests and embedding servers.

@@ -14,6 +14,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::gateway::Gateway;
+use crate::limits::Limiter;
 
 /// What a presented API key allows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct PreAuthorized;
 pub struct GatewayHandle {
     current: RwLock<Arc<Gateway>>,
     keys: Option<Arc<dyn KeyStore>>,
+    /// Invocations in flight, kept across swaps (sized by the first gateway's `server:`).
+    limiter: Limiter,
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -67,10 +70,21 @@ impl std::fmt::Debug for GatewayHandle {
 impl GatewayHandle {
     /// A handle on `gateway` with the keys of its config only.
     pub fn new(gateway: Arc<Gateway>) -> Self {
+        let l = gateway.limits();
+        let limiter = Limiter::new(
+            l.max_concurrent_requests,
+            l.max_concurrent_requests_per_model,
+        );
         Self {
             current: RwLock::new(gateway),
             keys: None,
+            limiter,
         }
+    }
+
+    /// The concurrency limiter of `/v1`.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
     }
 
     /// A shared handle on `gateway`, for routers.

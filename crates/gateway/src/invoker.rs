@@ -98,7 +98,15 @@ macro_rules! addressed {
 #[derive(Debug)]
 struct Slot {
     config: AwsConfig,
-    client: OnceCell<aws_sdk_sagemakerruntime::Client>,
+    client: OnceCell<SlotClients>,
+}
+
+/// The runtime client, and the control-plane client that tells which resource a refused
+/// invocation addressed does not exist.
+#[derive(Debug)]
+struct SlotClients {
+    runtime: aws_sdk_sagemakerruntime::Client,
+    sagemaker: aws_sdk_sagemaker::Client,
 }
 
 /// The runtime clients and the calls made with them.
@@ -139,19 +147,26 @@ impl Invoker {
         self.timeout
     }
 
-    async fn client(
-        &self,
-        t: &InvokeTarget,
-    ) -> Result<&aws_sdk_sagemakerruntime::Client, GatewayError> {
+    async fn clients(&self, t: &InvokeTarget) -> Result<&SlotClients, GatewayError> {
         let slot = &self.slots[t.slot];
         slot.client
             .get_or_try_init(|| async {
                 let sdk = sagebridge_aws::sdk_config(&slot.config, &self.options)
                     .await
                     .map_err(|e| from_aws(e, t, &slot.config))?;
-                Ok(aws_sdk_sagemakerruntime::Client::new(&sdk))
+                Ok(SlotClients {
+                    runtime: aws_sdk_sagemakerruntime::Client::new(&sdk),
+                    sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
+                })
             })
             .await
+    }
+
+    async fn client(
+        &self,
+        t: &InvokeTarget,
+    ) -> Result<&aws_sdk_sagemakerruntime::Client, GatewayError> {
+        Ok(&self.clients(t).await?.runtime)
     }
 
     /// InvokeEndpoint: the container's whole answer.
@@ -188,7 +203,71 @@ impl Invoker {
         match tokio::time::timeout(self.timeout, call).await {
             Err(_) => Err(self.timed_out()),
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(self.map_error(&e, t)),
+            Ok(Err(e)) => match validation_message(&e) {
+                Some(message) => Err(self.refused(t, message).await),
+                None => Err(self.map_error(&e, t)),
+            },
+        }
+    }
+
+    /// A `ValidationError` of the runtime: SageMaker says so for a missing endpoint, a
+    /// missing inference component and a malformed request alike, so the control plane is
+    /// asked which (by the error code of DescribeEndpoint, then DescribeInferenceComponent),
+    /// never the words of the message.
+    async fn refused(&self, t: &InvokeTarget, message: String) -> GatewayError {
+        let config = &self.slots[t.slot].config;
+        let message = scrub(&message, &config.secrets());
+        let missing = |r: Result<(), AwsError>| matches!(r, Err(AwsError::NotFound { .. }));
+        if let Ok(c) = self.clients(t).await {
+            let endpoint = tokio::time::timeout(
+                self.timeout,
+                c.sagemaker
+                    .describe_endpoint()
+                    .endpoint_name(&t.endpoint_name)
+                    .send(),
+            )
+            .await;
+            if let Ok(r) = endpoint {
+                if missing(
+                    r.map(drop)
+                        .map_err(|e| classify("sagemaker:DescribeEndpoint", &e)),
+                ) {
+                    return GatewayError::EndpointNotFound {
+                        model: t.model.clone(),
+                        endpoint: t.endpoint_name.clone(),
+                        region: t.region.clone(),
+                    };
+                }
+            }
+            if let Some(ic) = &t.inference_component {
+                let component = tokio::time::timeout(
+                    self.timeout,
+                    c.sagemaker
+                        .describe_inference_component()
+                        .inference_component_name(ic)
+                        .send(),
+                )
+                .await;
+                if let Ok(r) = component {
+                    if missing(
+                        r.map(drop)
+                            .map_err(|e| classify("sagemaker:DescribeInferenceComponent", &e)),
+                    ) {
+                        return GatewayError::InferenceComponentNotFound {
+                            model: t.model.clone(),
+                            component: ic.clone(),
+                            endpoint: t.endpoint_name.clone(),
+                        };
+                    }
+                }
+            }
+        }
+        GatewayError::Upstream {
+            message: format!(
+                "SageMaker refused the invocation of endpoint `{}` (model `{}`): {message}",
+                t.endpoint_name, t.model
+            ),
+            code: "sagemaker_validation_error",
         }
     }
 
@@ -301,18 +380,15 @@ fn runtime_error(
             message: format!("SageMaker failed internally: {message}; try again"),
             code: "sagemaker_internal_error",
         }),
-        "ValidationError" => {
-            let lower = message.to_ascii_lowercase();
-            if lower.contains("endpoint")
-                && (lower.contains("not found") || lower.contains("could not find"))
-            {
-                return Some(GatewayError::EndpointNotFound {
-                    model: t.model.clone(),
-                    endpoint: t.endpoint_name.clone(),
-                    region: t.region.clone(),
-                });
-            }
-            None
+        _ => None,
+    }
+}
+
+/// The message of the runtime's `ValidationError`, if that is what `err` is.
+fn validation_message<E: InvokeError>(err: &SdkError<E, HttpResponse>) -> Option<String> {
+    match err {
+        SdkError::ServiceError(ctx) if ctx.err().code() == Some("ValidationError") => {
+            Some(ctx.err().message().unwrap_or("no message").to_owned())
         }
         _ => None,
     }

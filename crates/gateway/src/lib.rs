@@ -21,6 +21,7 @@
 //! - [`routes`]: the axum [`router`]: `/v1/chat/completions`, `/v1/embeddings`,
 //!   `/v1/rerank`, `/v1/models`, `/metrics`, API-key auth.
 //! - [`error`]: [`GatewayError`] and its OpenAI-shaped responses.
+//! - [`limits`]: the concurrency limiter of `/v1` and the per-request limits of `server:`.
 //! - [`metrics`]: hand-written Prometheus counters and histograms.
 //! - [`checks`]: [`check_models`], the gateway half of `sagebridge test-connection`.
 
@@ -32,6 +33,7 @@ pub mod error;
 pub mod gateway;
 pub mod handle;
 pub mod invoker;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod stream;

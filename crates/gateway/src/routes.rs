@@ -131,15 +131,17 @@ async fn check_model_allowed(
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, gw.max_request_bytes)
         .await
-        .map_err(|_| {
-            fail(
-                gw,
-                None,
-                "auth",
+        .map_err(|e| {
+            let e = if is_body_timeout(&e) {
+                GatewayError::RequestTimeout {
+                    seconds: gw.limits.body_read_timeout.as_secs_f64(),
+                }
+            } else {
                 GatewayError::PayloadTooLarge {
                     limit: gw.max_request_bytes,
-                },
-            )
+                }
+            };
+            fail(gw, None, "auth", e)
         })?;
     // A body without a readable `model` goes on: its handler answers the parse error.
     if let Some(model) = serde_json::from_slice::<ModelField>(&bytes)
@@ -159,9 +161,30 @@ async fn check_model_allowed(
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
+/// Whether reading a body failed because the server's body-read deadline passed (the server
+/// ends a late body with an `io::ErrorKind::TimedOut` error).
+fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    // Bounded: error chains are a few links long; 16 is far beyond any of axum's.
+    for _ in 0..16 {
+        let Some(x) = cur else { return false };
+        if x.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
 fn body_bytes(body: Result<Bytes, BytesRejection>, gw: &Gateway) -> Result<Bytes, GatewayError> {
     body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if is_body_timeout(&r) {
+            GatewayError::RequestTimeout {
+                seconds: gw.limits.body_read_timeout.as_secs_f64(),
+            }
+        } else if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             GatewayError::PayloadTooLarge {
                 limit: gw.max_request_bytes,
             }
@@ -192,13 +215,14 @@ async fn chat(
     let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
-    match chat_inner(&gw, body, started, &mut model_name).await {
+    match chat_inner(&h, &gw, body, started, &mut model_name).await {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "chat", e),
     }
 }
 
 async fn chat_inner(
+    h: &GatewayHandle,
     gw: &Arc<Gateway>,
     body: Result<Bytes, BytesRejection>,
     started: Instant,
@@ -208,6 +232,7 @@ async fn chat_inner(
     let req = ChatRequest::parse(&body)?;
     let model = gw.chat_model(&req.model)?.clone();
     *model_name = Some(model.name.clone());
+    let permit = h.limiter().try_acquire(&model.name)?;
     let adapter = model.adapter();
     let mm = gw.model_metrics(&model);
     let payload = adapter.encode(&req, &model.defaults, req.stream)?;
@@ -221,6 +246,7 @@ async fn chat_inner(
             events,
             req.include_usage,
             started,
+            Some(permit),
         )));
     }
     mm.request(Route::Chat);
@@ -262,7 +288,7 @@ async fn embeddings(
     let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
-    match embeddings_inner(&gw, body, started, &mut model_name).await {
+    match embeddings_inner(&h, &gw, body, started, &mut model_name).await {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "embeddings", e),
     }
@@ -280,6 +306,7 @@ async fn embeddings(
 /// token, one per other character), never a silent 0. Only exact counts go into the
 /// `tokens_total` metric.
 async fn embeddings_inner(
+    h: &GatewayHandle,
     gw: &Gateway,
     body: Result<Bytes, BytesRejection>,
     started: Instant,
@@ -287,8 +314,11 @@ async fn embeddings_inner(
 ) -> Result<Response, GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = EmbeddingsRequest::parse(&body)?;
+    drop(body);
+    check_embedding_limits(&req, gw)?;
     let model = gw.embedding_model(&req.model)?;
     *model_name = Some(model.name.clone());
+    let _permit = h.limiter().try_acquire(&model.name)?;
     let adapter = model.adapter();
     let mm = gw.model_metrics(model);
     mm.request(Route::Embeddings);
@@ -337,26 +367,87 @@ async fn embeddings_inner(
             shorten(v, dims);
         }
     }
-    let data: Vec<Value> = vectors
-        .into_iter()
+    let data: Vec<EmbeddingItem<'_>> = vectors
+        .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let embedding = if req.base64 {
-                Value::String(base64_f32(&v))
+        .map(|(index, v)| EmbeddingItem {
+            object: "embedding",
+            index,
+            embedding: if req.base64 {
+                EmbeddingValue::Base64(base64_f32(v))
             } else {
-                json!(v)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
+                EmbeddingValue::Floats(v)
+            },
         })
         .collect();
     tracing::debug!(model = %model.name, inputs = data.len(), ms = started.elapsed().as_millis() as u64, "embeddings");
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "model": model.name,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    }))
+    // Serialized straight from the vectors: no JSON value per float.
+    Ok(Json(EmbeddingList {
+        object: "list",
+        data,
+        model: &model.name,
+        usage: EmbeddingUsage {
+            prompt_tokens,
+            total_tokens: prompt_tokens,
+        },
+    })
     .into_response())
+}
+
+/// Refuses an embeddings request with more inputs, or more text, than `server:` allows.
+fn check_embedding_limits(req: &EmbeddingsRequest, gw: &Gateway) -> Result<(), GatewayError> {
+    let l = &gw.limits;
+    if req.input.len() > l.max_embedding_inputs {
+        return Err(GatewayError::bad_request(
+            "input",
+            format!(
+                "`input` has {} items; at most {} are accepted in one request (server.maxEmbeddingInputs); split it into several requests",
+                req.input.len(),
+                l.max_embedding_inputs
+            ),
+        ));
+    }
+    let total: usize = req.input.iter().map(String::len).sum();
+    if total > l.max_embedding_input_bytes {
+        return Err(GatewayError::bad_request(
+            "input",
+            format!(
+                "`input` holds {total} bytes of text; at most {} are accepted in one request (server.maxEmbeddingInputBytes); split it into several requests",
+                l.max_embedding_input_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The body of an embeddings answer (OpenAI's shape).
+#[derive(serde::Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingItem<'a>>,
+    model: &'a str,
+    usage: EmbeddingUsage,
+}
+
+#[derive(serde::Serialize)]
+struct EmbeddingItem<'a> {
+    object: &'static str,
+    index: usize,
+    embedding: EmbeddingValue<'a>,
+}
+
+/// The floats as a JSON list, or their little-endian bytes in base64.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum EmbeddingValue<'a> {
+    Floats(&'a [f32]),
+    Base64(String),
+}
+
+#[derive(serde::Serialize)]
+struct EmbeddingUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
 }
 
 async fn rerank(
@@ -365,13 +456,14 @@ async fn rerank(
 ) -> Response {
     let gw = h.current();
     let mut model_name = None;
-    match rerank_inner(&gw, body, &mut model_name).await {
+    match rerank_inner(&h, &gw, body, &mut model_name).await {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "rerank", e),
     }
 }
 
 async fn rerank_inner(
+    h: &GatewayHandle,
     gw: &Gateway,
     body: Result<Bytes, BytesRejection>,
     model_name: &mut Option<String>,
@@ -380,6 +472,7 @@ async fn rerank_inner(
     let req = RerankRequest::parse(&body)?;
     let model = gw.rerank_model(&req.model)?;
     *model_name = Some(model.name.clone());
+    let _permit = h.limiter().try_acquire(&model.name)?;
     let adapter = model.adapter();
     let mm = gw.model_metrics(model);
     mm.request(Route::Rerank);

@@ -30,6 +30,7 @@ use crate::config::Format;
 use crate::error::GatewayError;
 use crate::gateway::{ChatModel, Gateway};
 use crate::invoker::Events;
+use crate::limits::Permit;
 
 /// One thing the container said in its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,13 +48,27 @@ pub enum StreamEvent {
     Error(String),
     /// The container's `data: [DONE]`.
     Done,
+    /// The container sent more than `limit` bytes without a newline; nothing more is read.
+    LineTooLong { limit: usize },
 }
 
 /// Reassembles lines from arbitrarily cut byte chunks. Lines end with `\n` (a `\r` before it
 /// is dropped); the last line may end without one and is returned by [`LineSplitter::finish`].
-#[derive(Debug, Default)]
+///
+/// A partial line is held only up to `max` bytes: a container that sends more without a
+/// newline makes the splitter stop ([`LineSplitter::overflowed`]) instead of growing without
+/// bound.
+#[derive(Debug)]
 pub struct LineSplitter {
     partial: Vec<u8>,
+    max: usize,
+    overflowed: bool,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        Self::with_max(crate::config::DEFAULT_MAX_STREAM_LINE_BYTES)
+    }
 }
 
 fn line_str(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -62,17 +77,52 @@ fn line_str(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 impl LineSplitter {
+    /// A splitter that holds at most `max` bytes of a partial line.
+    pub fn with_max(max: usize) -> Self {
+        Self {
+            partial: Vec::new(),
+            max: max.max(1),
+            overflowed: false,
+        }
+    }
+
+    /// Whether a partial line grew past the limit; the splitter then ignores all input.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// The limit on a partial line.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.partial = Vec::new();
+    }
+
     /// Feeds one chunk; calls `f` with each line it completes.
     pub fn push(&mut self, mut chunk: &[u8], mut f: impl FnMut(&str)) {
+        if self.overflowed {
+            return;
+        }
         while let Some(i) = chunk.iter().position(|&b| b == b'\n') {
             if self.partial.is_empty() {
                 f(&line_str(&chunk[..i]));
             } else {
+                if self.partial.len() + i > self.max {
+                    self.overflow();
+                    return;
+                }
                 self.partial.extend_from_slice(&chunk[..i]);
                 f(&line_str(&self.partial));
                 self.partial.clear();
             }
             chunk = &chunk[i + 1..];
+        }
+        if self.partial.len() + chunk.len() > self.max {
+            self.overflow();
+            return;
         }
         self.partial.extend_from_slice(chunk);
     }
@@ -243,6 +293,7 @@ impl GenerationEnd {
 pub struct StreamDecoder {
     format: Format,
     lines: LineSplitter,
+    overflow_reported: bool,
 }
 
 impl StreamDecoder {
@@ -250,7 +301,14 @@ impl StreamDecoder {
         Self {
             format,
             lines: LineSplitter::default(),
+            overflow_reported: false,
         }
+    }
+
+    /// Holds at most `max` bytes of a partial line (see [`LineSplitter`]).
+    pub fn with_max_line(mut self, max: usize) -> Self {
+        self.lines = LineSplitter::with_max(max);
+        self
     }
 
     pub fn format(&self) -> Format {
@@ -261,6 +319,12 @@ impl StreamDecoder {
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
         let format = self.format;
         self.lines.push(bytes, |line| parse_line(format, line, out));
+        if self.lines.overflowed() && !self.overflow_reported {
+            self.overflow_reported = true;
+            out.push(StreamEvent::LineTooLong {
+                limit: self.lines.max(),
+            });
+        }
     }
 
     /// The stream ended: decodes a last line that had no newline.
@@ -322,6 +386,9 @@ pub fn sse_json(value: &impl Serialize) -> Bytes {
 
 /// The end of every successful stream.
 const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
+/// The SSE comment sent while the container is silent (clients ignore it; proxies and load
+/// balancers see traffic).
+pub const SSE_HEARTBEAT: &[u8] = b": keep-alive\n\n";
 
 /// A container's stream turned into the SSE frames of an OpenAI streamed chat answer.
 ///
@@ -469,6 +536,15 @@ impl ChatChunks {
             }
             // Our own `[DONE]` is sent when SageMaker's stream ends.
             StreamEvent::Done => {}
+            StreamEvent::LineTooLong { limit } => {
+                return Err(GatewayError::Upstream {
+                    message: format!(
+                        "the model container sent more than {limit} bytes without a line end \
+                         (server.maxStreamLineBytes); the stream was stopped"
+                    ),
+                    code: "stream_line_too_long",
+                })
+            }
         }
         Ok(())
     }
@@ -484,8 +560,16 @@ struct ChatStream {
     chunks: ChatChunks,
     out: VecDeque<Bytes>,
     started: Instant,
+    /// The end of server.maxStreamSeconds.
+    deadline: tokio::time::Instant,
+    /// When the last upstream event came (for the per-event timeout).
+    last_event: tokio::time::Instant,
+    /// When the client was last sent anything (for the heartbeat).
+    last_sent: tokio::time::Instant,
     first_token_observed: bool,
     done: bool,
+    /// This stream's place in the concurrency limits, held to its end.
+    _permit: Option<Permit>,
 }
 
 impl Drop for ChatStream {
@@ -504,9 +588,16 @@ pub(crate) fn chat_stream(
     events: Events,
     include_usage: bool,
     started: Instant,
+    permit: Option<Permit>,
 ) -> Body {
     gw.model_metrics(&model).stream_opened();
-    let chunks = ChatChunks::new(model.adapter().stream_decoder(), &model.name, include_usage);
+    let decoder = model
+        .adapter()
+        .stream_decoder()
+        .with_max_line(gw.limits.max_stream_line_bytes);
+    let chunks = ChatChunks::new(decoder, &model.name, include_usage);
+    let now = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::from_std(started) + gw.limits.max_stream;
     let state = ChatStream {
         gw,
         model,
@@ -514,8 +605,12 @@ pub(crate) fn chat_stream(
         chunks,
         out: VecDeque::new(),
         started,
+        deadline,
+        last_event: now,
+        last_sent: now,
         first_token_observed: false,
         done: false,
+        _permit: permit,
     };
     Body::from_stream(futures::stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;
@@ -525,8 +620,18 @@ pub(crate) fn chat_stream(
 
 impl ChatStream {
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        let chunk = self.next_frame().await;
+        if chunk.is_some() {
+            self.last_sent = tokio::time::Instant::now();
+        }
+        chunk
+    }
+
+    /// The next frame for the client: a chunk, an SSE comment while the container is silent
+    /// (every server.heartbeatSeconds), or the error that ends the stream.
+    async fn next_frame(&mut self) -> Option<Bytes> {
         // Bounded: every turn either yields, ends, or consumes one upstream event, and each
-        // upstream wait is bounded by the timeout.
+        // upstream wait is bounded by the timeout, the heartbeat and the stream's deadline.
         loop {
             if let Some(b) = self.out.pop_front() {
                 return Some(b);
@@ -535,11 +640,29 @@ impl ChatStream {
                 return None;
             }
             let timeout = self.gw.invoker.timeout();
-            match tokio::time::timeout(timeout, self.events.recv()).await {
-                Err(_) => self.fail(GatewayError::Timeout {
-                    seconds: timeout.as_secs(),
-                }),
+            let heartbeat = self.gw.limits.heartbeat;
+            let silent_until = self.last_event + timeout;
+            let wake = self
+                .deadline
+                .min(silent_until)
+                .min(self.last_sent + heartbeat);
+            match tokio::time::timeout_at(wake, self.events.recv()).await {
+                Err(_) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= self.deadline {
+                        self.fail(GatewayError::StreamTooLong {
+                            seconds: self.gw.limits.max_stream.as_secs_f64(),
+                        });
+                    } else if now >= silent_until {
+                        self.fail(GatewayError::Timeout {
+                            seconds: timeout.as_secs(),
+                        });
+                    } else {
+                        return Some(Bytes::from_static(SSE_HEARTBEAT));
+                    }
+                }
                 Ok(Ok(Some(ResponseStream::PayloadPart(part)))) => {
+                    self.last_event = tokio::time::Instant::now();
                     if let Some(bytes) = part.bytes() {
                         let fed = self.chunks.feed(bytes.as_ref(), &mut self.out);
                         self.observe_first_token();
@@ -548,7 +671,7 @@ impl ChatStream {
                         }
                     }
                 }
-                Ok(Ok(Some(_))) => {}
+                Ok(Ok(Some(_))) => self.last_event = tokio::time::Instant::now(),
                 Ok(Ok(None)) => match self.chunks.finish(&mut self.out) {
                     Ok(()) => {
                         if let Some(u) = self.chunks.usage() {

@@ -948,3 +948,294 @@ async fn moto_invoke_endpoint_canned_results() {
         .unwrap()
         .contains("no model named `other`"));
 }
+
+/// Polls `cond` every 20 ms for at most 10 s.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+#[tokio::test]
+async fn heartbeat_comments_while_the_container_is_silent() {
+    let s = stack_with("  heartbeatSeconds: 0.05", "").await;
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat).first_part_delay(Duration::from_millis(400)),
+    );
+    let (status, headers, text) = s
+        .post("/v1/chat/completions", &chat("chat-tgi", true))
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let first_data = text.find("data: ").unwrap();
+    assert!(
+        text[..first_data].contains(": keep-alive\n\n"),
+        "no heartbeat before the first token: {text}"
+    );
+    let data = sse_data(&text);
+    assert_eq!(streamed_text(&data), "Hello, world!");
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+}
+
+#[tokio::test]
+async fn a_stream_longer_than_max_stream_seconds_is_cut_with_an_error() {
+    let s = stack_with("  maxStreamSeconds: 0.3", "").await;
+    let tokens: Vec<String> = (0..100).map(|i| format!("t{i} ")).collect();
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat)
+            .tokens(&tokens)
+            .part_delay(Duration::from_millis(30)),
+    );
+    let (status, _, text) = s
+        .post("/v1/chat/completions", &chat("chat-tgi", true))
+        .await;
+    assert_eq!(status, 200);
+    let data = sse_data(&text);
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_too_long", "{text}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.maxStreamSeconds"),
+        "{last}"
+    );
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{text}");
+    assert!(
+        !streamed_text(&data).is_empty(),
+        "tokens came before the cut"
+    );
+    eventually("the upstream stream is dropped", || {
+        s.fake.streams_abandoned() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_partial_line_past_the_cap_ends_the_stream_with_an_error() {
+    let s = stack_with("  maxStreamLineBytes: 1024", "").await;
+    let long = "x".repeat(5000);
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat)
+            .tokens(&["ok", long.as_str()])
+            .split(Split::Bytes(300)),
+    );
+    let (status, _, text) = s
+        .post("/v1/chat/completions", &chat("chat-tgi", true))
+        .await;
+    assert_eq!(status, 200);
+    let data = sse_data(&text);
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_line_too_long", "{text}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1024 bytes"),
+        "{last}"
+    );
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{text}");
+    assert_eq!(streamed_text(&data), "ok");
+}
+
+#[tokio::test]
+async fn concurrency_limits_answer_503_with_retry_after() {
+    let s = stack_with(
+        "  maxConcurrentRequests: 2\n  maxConcurrentRequestsPerModel: 1",
+        "",
+    )
+    .await;
+    let slow = |b| EndpointBehaviour::new(b).first_part_delay(Duration::from_secs(20));
+    s.fake.set("ep-tgi", slow(Behaviour::TgiChat));
+    s.fake.set("ep-lmi", slow(Behaviour::LmiChat));
+    let open = |model: &str| {
+        s.http
+            .post(format!("{}/v1/chat/completions", s.base))
+            .bearer_auth(KEY)
+            .json(&chat(model, true))
+            .send()
+    };
+    // One stream of chat-tgi holds the model's only place.
+    let held = open("chat-tgi").await.unwrap();
+    assert_eq!(held.status(), 200);
+    let (status, headers, text) = s
+        .post("/v1/chat/completions", &chat("chat-tgi", false))
+        .await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(headers["retry-after"], "1");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "overloaded");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maxConcurrentRequestsPerModel"),
+        "{v}"
+    );
+    // Another model still has room, until the gateway as a whole is full.
+    let (status, _) = s
+        .post_json("/v1/chat/completions", &chat("chat-openai", false))
+        .await;
+    assert_eq!(status, 200);
+    let second = open("chat-lmi").await.unwrap();
+    assert_eq!(second.status(), 200);
+    let (status, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": "x"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.maxConcurrentRequests)"),
+        "{v}"
+    );
+    // The places come back when the streams end.
+    drop(held);
+    drop(second);
+    let mut last = 0;
+    for _ in 0..200 {
+        let (status, _) = s
+            .post_json(
+                "/v1/embeddings",
+                &json!({"model": "embed-tei", "input": "x"}),
+            )
+            .await;
+        last = status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(last, 200);
+    assert!(s.gw.metrics().errors_of("overloaded") >= 2);
+}
+
+#[tokio::test]
+async fn embeddings_inputs_are_capped_in_number_and_size() {
+    let s = stack_with("  maxEmbeddingInputs: 3\n  maxEmbeddingInputBytes: 100", "").await;
+    let (status, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": ["a", "b", "c", "d"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "input");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`input` has 4 items; at most 3"),
+        "{v}"
+    );
+    let big = "y".repeat(60);
+    let (status, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": [big, big]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.maxEmbeddingInputBytes"),
+        "{v}"
+    );
+    let (status, v) = s
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": ["a", "b", "c"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 3);
+    assert_eq!(v["data"][2]["index"], 2);
+    assert_eq!(v["data"][2]["object"], "embedding");
+
+    // The defaults: OpenAI's 2,048 inputs, and a 4 MiB body.
+    let d = stack().await;
+    let many: Vec<String> = (0..2049).map(|i| i.to_string()).collect();
+    let (status, v) = d
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": many}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2048"),
+        "{v}"
+    );
+    let huge = "z".repeat(5 * 1024 * 1024);
+    let (status, _, text) = d
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "embed-tei", "input": huge}),
+        )
+        .await;
+    assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
+}
+
+#[tokio::test]
+async fn not_found_is_told_apart_by_the_control_plane_not_by_words() {
+    let s = stack_with(
+        "",
+        "  - {name: chat-ic, kind: chat, endpointName: ep-ic, format: tgi, inferenceComponent: ic-missing}\n  \
+         - {name: chat-ic-ok, kind: chat, endpointName: ep-ic, format: tgi, inferenceComponent: ic-1}\n  \
+         - {name: chat-refused, kind: chat, endpointName: ep-refused, format: tgi}",
+    )
+    .await;
+    s.fake.set(
+        "ep-ic",
+        EndpointBehaviour::new(Behaviour::TgiChat).components(&["ic-1"]),
+    );
+    s.fake.set(
+        "ep-refused",
+        EndpointBehaviour::new(Behaviour::TgiChat).fault(Fault::Validation {
+            message: "Endpoint ep-refused of account 123456789012 not found. Could not find it; it does not exist".into(),
+        }),
+    );
+    // A missing inference component on an existing endpoint is its own error.
+    for stream in [false, true] {
+        let (status, v) = s
+            .post_json("/v1/chat/completions", &chat("chat-ic", stream))
+            .await;
+        assert_eq!(status, 404, "{v}");
+        assert_eq!(v["error"]["code"], "inference_component_not_found", "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("`ic-missing`") && m.contains("`ep-ic`"), "{m}");
+        assert!(!m.contains("not found in us-east-1"), "{m}");
+    }
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-ic-ok", false))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // A missing endpoint is still that.
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-missing", false))
+        .await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["code"], "endpoint_not_found");
+    // A refusal whose message reads like "not found" for an endpoint that exists is not one.
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-refused", false))
+        .await;
+    assert_eq!(status, 502, "{v}");
+    assert_eq!(v["error"]["code"], "sagemaker_validation_error", "{v}");
+}

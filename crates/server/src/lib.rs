@@ -12,12 +12,16 @@
 //! - `ui`: the web UI at `/` (assets under `/ui/`), plain HTML, JS and CSS from
 //!   `assets/`, embedded with `include_str!`.
 //! - [`serve`]: binds the listener and runs until the process's one [`Shutdown`] signal fires
-//!   (the binary wires Ctrl-C / SIGTERM to it), draining in-flight requests.
+//!   (the binary wires Ctrl-C / SIGTERM to it), draining in-flight requests within
+//!   `server.shutdownGraceSeconds`.
+//! - [`listen`]: the HTTP server under it (hyper with the timeouts and the connection cap of
+//!   `server:`).
 
 pub mod admin;
 pub mod auth;
 pub mod control;
 pub mod discover;
+pub mod listen;
 mod ui;
 
 use std::net::SocketAddr;
@@ -76,8 +80,9 @@ pub fn open_catalog(path: &std::path::Path) -> anyhow::Result<SqliteCatalog> {
 }
 
 /// Binds and serves until `shutdown` fires, then tells running ingestions to stop at their
-/// next batch boundary, drains the requests in flight and waits for the runs to record their
-/// end. Prints the bound address on stdout (useful with port 0).
+/// next batch boundary, drains the requests in flight (within `server.shutdownGraceSeconds`)
+/// and waits for the runs to record their end. Prints the bound address on stdout (useful
+/// with port 0).
 pub async fn serve(
     cfg: &GatewayConfig,
     opts: &ServeOptions,
@@ -90,7 +95,21 @@ pub async fn serve(
     let addr: SocketAddr = listen
         .parse()
         .map_err(|e| anyhow::anyhow!("invalid listen address `{listen}`: {e}"))?;
-    let auth = Arc::new(AdminAuth::from_config(&cfg.server, &addr)?);
+    // Checked before binding: a non-loopback address needs admin tokens.
+    AdminAuth::from_config(&cfg.server, &addr)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, cfg, opts, shutdown).await
+}
+
+/// [`serve`] on a listener bound by the caller (`opts.listen` is ignored).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    cfg: &GatewayConfig,
+    opts: &ServeOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let bound = listener.local_addr()?;
+    let auth = Arc::new(AdminAuth::from_config(&cfg.server, &bound)?);
     let catalog_path = opts
         .catalog_path
         .clone()
@@ -99,21 +118,23 @@ pub async fn serve(
         anyhow::anyhow!("cannot open the catalog {}: {e:#}", catalog_path.display())
     })?);
     let control = ControlPlane::new(catalog, cfg.clone(), control::system_clock())?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     control.start(shutdown.clone())?;
     announce(&bound, &auth);
     tracing::info!(addr = %bound, models = control.gateway().current().models().len(), "serving");
     let stopping = Arc::clone(&control);
     let mut signal = shutdown;
-    axum::serve(listener, app(Arc::clone(&control), auth))
-        .with_graceful_shutdown(async move {
+    listen::run(
+        listener,
+        app(Arc::clone(&control), auth),
+        listen::ServerLimits::from_config(&cfg.server),
+        async move {
             signal.recv().await;
             tracing::info!("shutting down");
             // Runs stop first: the event streams that follow them end with them.
             stopping.stop_runs();
-        })
-        .await?;
+        },
+    )
+    .await;
     control.shutdown().await;
     Ok(())
 }

@@ -96,6 +96,8 @@ pub enum Fault {
     },
     /// An `InternalStreamFailure` exception event after `after` events.
     InternalStreamFailure { after: usize },
+    /// 400 `ValidationError` with this message (a request SageMaker refuses).
+    Validation { message: String },
 }
 
 /// What one endpoint does.
@@ -109,6 +111,8 @@ pub struct EndpointBehaviour {
     pub latency: Duration,
     /// Wait between two parts of a stream.
     pub part_delay: Duration,
+    /// Wait after the stream's headers, before its first part (a long prefill).
+    pub first_part_delay: Duration,
     pub fault: Option<Fault>,
     /// Length of the fake embedding vectors.
     pub dimensions: usize,
@@ -118,6 +122,9 @@ pub struct EndpointBehaviour {
     /// What `DescribeEndpoint` reports as `EndpointStatus` (`InService` by default; also
     /// `Creating`, `Updating`, `Failed`, ...). Invocations are served whatever it says.
     pub status: String,
+    /// The inference components the endpoint hosts; when set, an invocation naming another
+    /// one is refused with a `ValidationError`, and `DescribeInferenceComponent` knows these.
+    pub components: Option<Vec<String>>,
 }
 
 impl EndpointBehaviour {
@@ -131,11 +138,18 @@ impl EndpointBehaviour {
             split: Split::PerEvent,
             latency: Duration::ZERO,
             part_delay: Duration::ZERO,
+            first_part_delay: Duration::ZERO,
             fault: None,
             dimensions: 8,
             normalize: false,
             status: "InService".to_owned(),
+            components: None,
         }
+    }
+
+    pub fn components(mut self, names: &[&str]) -> Self {
+        self.components = Some(names.iter().map(|s| (*s).to_owned()).collect());
+        self
     }
 
     pub fn tokens<S: AsRef<str>>(mut self, tokens: &[S]) -> Self {
@@ -155,6 +169,11 @@ impl EndpointBehaviour {
 
     pub fn part_delay(mut self, delay: Duration) -> Self {
         self.part_delay = delay;
+        self
+    }
+
+    pub fn first_part_delay(mut self, delay: Duration) -> Self {
+        self.first_part_delay = delay;
         self
     }
 
@@ -329,7 +348,8 @@ fn control_error(code: &str, message: &str) -> Response {
     r
 }
 
-/// `POST /` with `X-Amz-Target: SageMaker.<Operation>`: only `DescribeEndpoint` is served.
+/// `POST /` with `X-Amz-Target: SageMaker.<Operation>`: `DescribeEndpoint` and
+/// `DescribeInferenceComponent` are served.
 async fn control_plane(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -339,10 +359,49 @@ async fn control_plane(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    if target == "SageMaker.DescribeInferenceComponent" {
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let name = v
+            .get("InferenceComponentName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let host = shared
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, b)| {
+                b.components
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|c| c == name))
+            })
+            .map(|(e, _)| e.clone());
+        let Some(endpoint) = host else {
+            return control_error(
+                "ValidationException",
+                &format!("Could not find inference component \"{name}\"."),
+            );
+        };
+        let out = json!({
+            "InferenceComponentName": name,
+            "InferenceComponentArn": format!("arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:inference-component/{name}"),
+            "EndpointName": endpoint,
+            "EndpointArn": format!("arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:endpoint/{endpoint}"),
+            "InferenceComponentStatus": "InService",
+            "CreationTime": 1_700_000_000,
+            "LastModifiedTime": 1_700_000_000,
+        });
+        let mut r = (StatusCode::OK, out.to_string()).into_response();
+        r.headers_mut().insert(
+            "content-type",
+            "application/x-amz-json-1.1".parse().expect("static header"),
+        );
+        return r;
+    }
     if target != "SageMaker.DescribeEndpoint" {
         return control_error(
             "UnknownOperationException",
-            &format!("the fake runtime serves only SageMaker.DescribeEndpoint, not `{target}`"),
+            &format!("the fake runtime serves only SageMaker.DescribeEndpoint and DescribeInferenceComponent, not `{target}`"),
         );
     }
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -479,6 +538,7 @@ fn fault_response(fault: &Fault, name: &str) -> Option<Response> {
                 "User: {principal} is not authorized to perform: sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:endpoint/{name} because no identity-based policy allows the sagemaker:InvokeEndpoint action"
             )}),
         ),
+        Fault::Validation { message } => error(400, "ValidationError", json!({"message": message})),
         Fault::ModelStreamError { .. } | Fault::InternalStreamFailure { .. } => return None,
     })
 }
@@ -531,6 +591,20 @@ async fn prepare(
     }
     if let Some(r) = b.fault.as_ref().and_then(|f| fault_response(f, name)) {
         return Err(r);
+    }
+    if let Some(components) = &b.components {
+        let asked = headers
+            .get("x-amzn-sagemaker-inference-component")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !components.iter().any(|c| c == asked) {
+            // Worded like the endpoint case on purpose: only the control plane tells them apart.
+            return Err(error(
+                400,
+                "ValidationError",
+                json!({"message": format!("Inference Component {asked} for Endpoint {name} of account {FAKE_ACCOUNT} not found.")}),
+            ));
+        }
     }
     Ok(b)
 }
@@ -927,6 +1001,7 @@ async fn invoke_stream(
         completed: false,
     };
     let delay = b.part_delay;
+    let first_delay = b.first_part_delay;
     let stream = futures::stream::unfold(
         (frames, guard, true),
         move |(mut frames, guard, first)| async move {
@@ -936,6 +1011,9 @@ async fn invoke_stream(
             };
             if !first && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
+            }
+            if first && !first_delay.is_zero() {
+                tokio::time::sleep(first_delay).await;
             }
             Some((Ok::<_, std::convert::Infallible>(f), (frames, guard, false)))
         },
