@@ -73,9 +73,16 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The clients of `config`, each at its own endpoint when the config names one
+    /// (`runtimeEndPointURL`, `stsEndPointURL`), else `endPointURL`, else AWS.
     pub async fn new(config: &AwsConfig, options: &ClientOptions) -> Result<Self, AwsError> {
         let sdk_config = sdk_config(config, options).await?;
-        Ok(Self::from_sdk_config(sdk_config))
+        Ok(Self {
+            sagemaker: aws_sdk_sagemaker::Client::new(&sdk_config),
+            runtime: runtime_client(&sdk_config, config),
+            sts: sts_client(&sdk_config, config),
+            sdk_config,
+        })
     }
 
     pub fn from_sdk_config(sdk_config: SdkConfig) -> Self {
@@ -88,9 +95,77 @@ impl Clients {
     }
 }
 
+/// The SageMaker runtime endpoint of `config`: `runtimeEndPointURL`, else the SDK's
+/// `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`; `None` leaves the shared `endPointURL` (or AWS).
+pub fn runtime_endpoint(config: &AwsConfig) -> Option<String> {
+    config
+        .runtime_end_point_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME").ok())
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// The STS endpoint of `config`: `stsEndPointURL`, else the SDK's `AWS_ENDPOINT_URL_STS`.
+pub fn sts_endpoint(config: &AwsConfig) -> Option<String> {
+    config
+        .sts_end_point_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_STS").ok())
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// A SageMaker runtime client at the runtime endpoint of `config` (see [`runtime_endpoint`]).
+pub fn runtime_client(sdk: &SdkConfig, config: &AwsConfig) -> aws_sdk_sagemakerruntime::Client {
+    let mut builder = aws_sdk_sagemakerruntime::config::Builder::from(sdk);
+    if let Some(url) = runtime_endpoint(config) {
+        builder = builder.endpoint_url(url.trim_end_matches('/'));
+    }
+    aws_sdk_sagemakerruntime::Client::from_conf(builder.build())
+}
+
+/// An STS client at the STS endpoint of `config` (see [`sts_endpoint`]).
+pub fn sts_client(sdk: &SdkConfig, config: &AwsConfig) -> aws_sdk_sts::Client {
+    let mut builder = aws_sdk_sts::config::Builder::from(sdk);
+    if let Some(url) = sts_endpoint(config) {
+        builder = builder.endpoint_url(url.trim_end_matches('/'));
+    }
+    aws_sdk_sts::Client::from_conf(builder.build())
+}
+
+/// Whether `url` names a loopback host (`localhost`, `127.x`, `[::1]`).
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The endpoints of `config` that would carry signed requests over plain `http://` to a host
+/// that is not loopback (a signature is not a secret, but the request and answer are readable
+/// on the way).
+pub fn plain_http_endpoints(config: &AwsConfig) -> Vec<String> {
+    [
+        config.end_point_url.clone(),
+        runtime_endpoint(config),
+        sts_endpoint(config),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|u| u.starts_with("http://") && !is_loopback(u))
+    .collect()
+}
+
 /// Resolves credentials the way the user asked: static keys (with optional session token),
 /// else a named profile, else the default chain; then AssumeRole on top when `assumeRoleArn`
-/// is set. `endPointURL` applies to every client built from the result, STS included.
+/// is set. `endPointURL` applies to every client built from the result; AssumeRole goes to
+/// `stsEndPointURL` when set, and [`runtime_client`] / [`sts_client`] build clients at their own
+/// endpoints.
 ///
 /// The config must have passed validation (region present).
 pub async fn sdk_config(
@@ -140,12 +215,15 @@ pub async fn sdk_config(
             }
         }
     }
+    for url in plain_http_endpoints(config) {
+        tracing::warn!(endpoint = %url, "AWS requests go over plain http:// to a host that is not loopback; use https://");
+    }
     let base = loader.load().await;
     let Some(role_arn) = &config.assume_role_arn else {
         return Ok(base);
     };
     let provider = AssumeRoleCredentials::new(
-        aws_sdk_sts::Client::new(&base),
+        sts_client(&base, config),
         AssumeRoleParams {
             role_arn: role_arn.clone(),
             session_name: config.assume_role_session_name.clone(),

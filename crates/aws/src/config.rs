@@ -33,6 +33,23 @@ pub struct AwsConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub end_point_url: Option<String>,
+    /// Ours: the SageMaker runtime endpoint (InvokeEndpoint), when it differs from
+    /// `endPointURL` (a runtime VPC endpoint); else `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, else
+    /// `endPointURL`.
+    #[serde(
+        default,
+        rename = "runtimeEndPointURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runtime_end_point_url: Option<String>,
+    /// Ours: the STS endpoint (GetCallerIdentity, AssumeRole), e.g. a regional STS VPC
+    /// endpoint; else `AWS_ENDPOINT_URL_STS`, else `endPointURL`.
+    #[serde(
+        default,
+        rename = "stsEndPointURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sts_end_point_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,14 +189,16 @@ impl Validate for AwsConfig {
                 "a session token needs awsAccessKeyId and awsSecretAccessKey",
             );
         }
-        if let Some(url) = &self.end_point_url {
+        for (field, url) in [
+            ("endPointURL", &self.end_point_url),
+            ("runtimeEndPointURL", &self.runtime_end_point_url),
+            ("stsEndPointURL", &self.sts_end_point_url),
+        ] {
+            let Some(url) = url else { continue };
             let ok = (url.starts_with("http://") || url.starts_with("https://"))
                 && url.split("://").nth(1).is_some_and(|h| !h.is_empty());
             if !ok {
-                p.add(
-                    "endPointURL",
-                    format!("`{url}` is not an http:// or https:// URL"),
-                );
+                p.add(field, format!("`{url}` is not an http:// or https:// URL"));
             }
         }
         if let Some(arn) = &self.assume_role_arn {

@@ -539,3 +539,50 @@ fn examples_load() {
         assert!(cfg.filter().is_ok());
     }
 }
+
+/// `stsEndPointURL` and `runtimeEndPointURL` send each service to its own endpoint (a SageMaker
+/// API VPC endpoint with regional STS): here STS and SageMaker on two moto servers, the shared
+/// `endPointURL` on neither; each server sees only its own calls.
+#[tokio::test]
+async fn each_service_goes_to_its_own_endpoint() {
+    let api = MotoServer::start().await.unwrap();
+    let sts = MotoServer::start().await.unwrap();
+    api.start_recording().await.unwrap();
+    sts.start_recording().await.unwrap();
+    let cfg = AwsConfig {
+        end_point_url: Some(api.endpoint()),
+        sts_end_point_url: Some(sts.endpoint()),
+        runtime_end_point_url: Some(format!("{}/runtime-not-used", sts.endpoint())),
+        ..aws("http://127.0.0.1:9")
+    };
+    let clients = Clients::new(&cfg, &ClientOptions::no_retries())
+        .await
+        .unwrap();
+    clients.sts.get_caller_identity().send().await.unwrap();
+    clients.sagemaker.list_models().send().await.unwrap();
+    let api_calls = api.recording().await.unwrap();
+    let sts_calls = sts.recording().await.unwrap();
+    assert_eq!(count(&sts_calls, "GetCallerIdentity"), 1, "{sts_calls:?}");
+    assert_eq!(count(&api_calls, "GetCallerIdentity"), 0);
+    assert_eq!(count(&api_calls, "ListModels"), 1, "{api_calls:?}");
+    assert_eq!(count(&sts_calls, "ListModels"), 0);
+
+    // AssumeRole goes to the STS endpoint too.
+    let role = AwsConfig {
+        assume_role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/reader")),
+        ..cfg.clone()
+    };
+    let clients = Clients::new(&role, &ClientOptions::no_retries())
+        .await
+        .unwrap();
+    clients.sagemaker.list_models().send().await.unwrap();
+    let sts_calls = sts.recording().await.unwrap();
+    assert_eq!(count(&sts_calls, "AssumeRole"), 1, "{sts_calls:?}");
+    assert_eq!(count(&api.recording().await.unwrap(), "AssumeRole"), 0);
+    // The runtime client was built at its own endpoint (not called here: moto has no runtime
+    // for these models; the gateway tests invoke through it).
+    assert_eq!(
+        sagebridge_aws::clients::runtime_endpoint(&cfg).as_deref(),
+        Some(format!("{}/runtime-not-used", sts.endpoint()).as_str())
+    );
+}

@@ -421,6 +421,8 @@ pub fn merge_aws(base: &AwsConfig, over: &AwsConfig) -> AwsConfig {
         aws_session_token: token,
         aws_region: pick(&over.aws_region, &base.aws_region),
         end_point_url: pick(&over.end_point_url, &base.end_point_url),
+        runtime_end_point_url: pick(&over.runtime_end_point_url, &base.runtime_end_point_url),
+        sts_end_point_url: pick(&over.sts_end_point_url, &base.sts_end_point_url),
         profile_name: pick(&over.profile_name, &base.profile_name),
         assume_role_arn: pick(&over.assume_role_arn, &base.assume_role_arn),
         assume_role_session_name: if !over.assume_role_session_name.is_empty()

@@ -155,7 +155,7 @@ impl Invoker {
                     .await
                     .map_err(|e| from_aws(e, t, &slot.config))?;
                 Ok(SlotClients {
-                    runtime: aws_sdk_sagemakerruntime::Client::new(&sdk),
+                    runtime: sagebridge_aws::clients::runtime_client(&sdk, &slot.config),
                     sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
                 })
             })

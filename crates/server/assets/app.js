@@ -887,6 +887,10 @@ const AWS_FIELDS = [
     help: "Optional source identity set on the role session (2 to 64 characters)." },
   { key: "assumeRoleExternalId", label: "Assume Role External ID",
     help: "Set when the role's trust policy requires sts:ExternalId (access granted to a third party)." },
+  { key: "runtimeEndPointURL", label: "Runtime Endpoint URL", placeholder: "empty: the Endpoint URL",
+    help: "The SageMaker runtime (InvokeEndpoint) endpoint when it differs: a runtime VPC endpoint." },
+  { key: "stsEndPointURL", label: "STS Endpoint URL", placeholder: "empty: the Endpoint URL",
+    help: "The STS endpoint (GetCallerIdentity, AssumeRole) when it differs: a regional STS VPC endpoint." },
 ];
 
 // The awsConfig of a form whose AWS inputs have ids `prefix + key`. Empty fields are left out
@@ -910,7 +914,9 @@ function checkAws(aws, stored) {
   if (aws.awsAccessKeyId && !hasSecret) errors.push({ path: "awsSecretAccessKey", text: "Enter the secret of this access key." });
   if (aws.awsSecretAccessKey && !aws.awsAccessKeyId) errors.push({ path: "awsAccessKeyId", text: "A secret needs its access key ID." });
   if (aws.awsSessionToken && !aws.awsAccessKeyId) errors.push({ path: "awsSessionToken", text: "A session token needs the access key ID and secret." });
-  if (aws.endPointURL && !/^https?:\/\/[^/\s]+/.test(aws.endPointURL)) errors.push({ path: "endPointURL", text: "Enter a URL that starts with http: or https: (scheme, then the host)." });
+  for (const key of ["endPointURL", "runtimeEndPointURL", "stsEndPointURL"]) {
+    if (aws[key] && !/^https?:\/\/[^/\s]+/.test(aws[key])) errors.push({ path: key, text: "Enter a URL that starts with http: or https: (scheme, then the host)." });
+  }
   if (aws.assumeRoleArn) {
     const problem = roleArnProblem(aws.assumeRoleArn);
     if (problem) errors.push({ path: "assumeRoleArn", text: "Invalid ARN: " + problem + "." });
@@ -939,7 +945,7 @@ function awsFieldset(prefix, aws, secrets, legend) {
   // Live re-checks while typing, of fields that show an error: the message updates or goes away
   // as soon as the value is right. New errors only come on submit, so no message appears or
   // moves the layout between a press on a button and its click.
-  for (const key of ["awsRegion", "assumeRoleArn", "endPointURL", "assumeRoleSessionName", "assumeRoleSourceIdentity"]) {
+  for (const key of ["awsRegion", "assumeRoleArn", "endPointURL", "runtimeEndPointURL", "stsEndPointURL", "assumeRoleSessionName", "assumeRoleSourceIdentity"]) {
     const input = fields[AWS_FIELDS.findIndex((f) => f.key === key)].querySelector("input");
     input.addEventListener("input", () => {
       if (input.getAttribute("aria-invalid") !== "true") return;
@@ -956,7 +962,10 @@ function awsFieldset(prefix, aws, secrets, legend) {
     el("div", { class: "grid" }, fields.slice(4, 6)),
     el("details", { class: "subsection", open: Boolean(aws.assumeRoleArn) || undefined },
       el("summary", {}, "Assume a role (optional)"),
-      el("div", { class: "grid" }, fields.slice(6))));
+      el("div", { class: "grid" }, fields.slice(6, 10))),
+    el("details", { class: "subsection", open: Boolean(aws.runtimeEndPointURL || aws.stsEndPointURL) || undefined },
+      el("summary", {}, "Separate runtime and STS endpoints (optional)"),
+      el("div", { class: "grid" }, fields.slice(10))));
 }
 
 // POSTs `body` to a test-connection route asking for events; calls `onSteps` with the steps so
@@ -2052,7 +2061,7 @@ async function viewDiscovered() {
 const KINDS = [["chat", "chat (/v1/chat/completions)"], ["embedding", "embedding (/v1/embeddings)"], ["rerank", "rerank (/v1/rerank)"]];
 const FORMATS = [["", "default for the kind"], ["openai", "openai: vLLM, TGI Messages API, LMI, SGLang"], ["tgi", "tgi: Text Generation Inference"],
   ["lmi", "lmi: DJL Large Model Inference"], ["tei", "tei: Text Embeddings Inference"], ["jumpstart", "jumpstart: JumpStart embeddings"], ["dify", "dify: Dify's SageMaker shapes"]];
-const GW_AWS = ["awsRegion", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken", "endPointURL", "profileName", "assumeRoleArn", "assumeRoleSessionName", "assumeRoleSourceIdentity", "assumeRoleExternalId"];
+const GW_AWS = ["awsRegion", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken", "endPointURL", "profileName", "assumeRoleArn", "assumeRoleSessionName", "assumeRoleSourceIdentity", "assumeRoleExternalId", "runtimeEndPointURL", "stsEndPointURL"];
 
 async function viewGatewayForm(name) {
   const editing = Boolean(name);

@@ -628,6 +628,33 @@ async fn a_service_is_tested_ingested_on_demand_exported_and_served() {
         .await;
     assert_eq!(a.status, 404, "{}", a.body);
 
+    // SageMaker's API on moto and the runtime elsewhere (a runtime VPC endpoint): the check
+    // describes the endpoint on moto and invokes it on the fake runtime.
+    let a = s
+        .admin(
+            M::POST,
+            "/api/v1/gateway/models",
+            Some(json!({"name": "split-chat", "kind": "chat",
+            "format": "openai", "endpointName": endpoint, "awsConfig": {"awsRegion": "us-east-1",
+                "awsAccessKeyId": "testing", "awsSecretAccessKey": "testing",
+                "endPointURL": s.moto.endpoint(), "runtimeEndPointURL": s.fake.endpoint()}})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = s
+        .admin(
+            M::POST,
+            "/api/v1/gateway/models/split-chat/check?invoke=true",
+            None,
+        )
+        .await;
+    assert_eq!(a.json()["passed"], true, "{}", a.body);
+    let split = json!({"model": "split-chat", "messages": [{"role": "user", "content": "hi"}]});
+    let a = s
+        .call(M::POST, "/v1/chat/completions", Some(FILE_KEY), Some(split))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
     // API keys: shown once, limited to a model, revoked.
     let a = s
         .admin(

@@ -35,6 +35,12 @@ pub(super) struct AwsConfig {
     /// SageMaker, runtime and STS endpoint override (VPC endpoints, moto).
     #[schema(rename = "endPointURL")]
     end_point_url: Option<String>,
+    /// SageMaker runtime endpoint when it differs (a runtime VPC endpoint).
+    #[schema(rename = "runtimeEndPointURL")]
+    runtime_end_point_url: Option<String>,
+    /// STS endpoint when it differs (a regional STS VPC endpoint).
+    #[schema(rename = "stsEndPointURL")]
+    sts_end_point_url: Option<String>,
     profile_name: Option<String>,
     /// `arn:aws:iam::<account>:role/<name>`.
     assume_role_arn: Option<String>,
