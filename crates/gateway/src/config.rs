@@ -353,8 +353,10 @@ pub struct ModelConfig {
     /// Defaults to `openai` for chat and `tei` for embedding and rerank.
     #[serde(default)]
     pub format: Option<Format>,
-    /// Merged key by key over the top-level `awsConfig`, so a model in another account needs
-    /// only `assumeRoleArn` (and `assumeRoleExternalId`, `awsRegion`) here.
+    /// Laid over the top-level `awsConfig` ([`merge_aws`]): its credential source (keys or
+    /// profile) replaces the top-level one as a whole, the other keys override one by one, so
+    /// a model in another account needs only `assumeRoleArn` (and `assumeRoleExternalId`,
+    /// `awsRegion`) here.
     #[serde(default)]
     pub aws_config: Option<AwsConfig>,
     /// Used when a request sets no `max_tokens`.
@@ -401,20 +403,20 @@ pub fn merge_aws(base: &AwsConfig, over: &AwsConfig) -> AwsConfig {
     fn pick<T: Clone>(o: &Option<T>, b: &Option<T>) -> Option<T> {
         o.clone().or_else(|| b.clone())
     }
-    // A static key pair is one credential: never mix the key of one with the secret of another.
-    let (key, secret, token) = if over.aws_access_key_id.is_some() {
-        (
-            over.aws_access_key_id.clone(),
-            over.aws_secret_access_key.clone(),
-            over.aws_session_token.clone(),
-        )
+    // The credential source (static keys with their token, or a profile) is one thing: a model
+    // that names its own replaces the top-level one as a whole, never mixing a key of one with
+    // the secret or profile of the other. Role fields layer on top of whichever source applies.
+    let source = if over.aws_access_key_id.is_some() || over.profile_name.is_some() {
+        over
     } else {
-        (
-            base.aws_access_key_id.clone(),
-            base.aws_secret_access_key.clone(),
-            base.aws_session_token.clone(),
-        )
+        base
     };
+    let (key, secret, token, profile) = (
+        source.aws_access_key_id.clone(),
+        source.aws_secret_access_key.clone(),
+        source.aws_session_token.clone(),
+        source.profile_name.clone(),
+    );
     AwsConfig {
         aws_access_key_id: key,
         aws_secret_access_key: secret,
@@ -423,7 +425,7 @@ pub fn merge_aws(base: &AwsConfig, over: &AwsConfig) -> AwsConfig {
         end_point_url: pick(&over.end_point_url, &base.end_point_url),
         runtime_end_point_url: pick(&over.runtime_end_point_url, &base.runtime_end_point_url),
         sts_end_point_url: pick(&over.sts_end_point_url, &base.sts_end_point_url),
-        profile_name: pick(&over.profile_name, &base.profile_name),
+        profile_name: profile,
         assume_role_arn: pick(&over.assume_role_arn, &base.assume_role_arn),
         assume_role_session_name: if !over.assume_role_session_name.is_empty()
             && over.assume_role_session_name != DEFAULT_SESSION_NAME
@@ -949,7 +951,7 @@ models:
     }
 
     #[test]
-    fn merge_keeps_key_pairs_together() {
+    fn a_models_credential_source_replaces_the_top_level_one_and_roles_layer_on_top() {
         let base = AwsConfig {
             aws_access_key_id: Some("AKIABASE".into()),
             aws_secret_access_key: Some(Secret::new("base-secret")),
@@ -960,13 +962,47 @@ models:
             profile_name: Some("other".into()),
             ..Default::default()
         };
+        // A model with its own profile uses that profile, not the top-level keys.
         let m = merge_aws(&base, &over);
-        assert_eq!(m.aws_access_key_id.as_deref(), Some("AKIABASE"));
+        assert_eq!(m.aws_access_key_id, None);
+        assert!(m.aws_secret_access_key.is_none());
+        assert_eq!(m.profile_name.as_deref(), Some("other"));
+        assert_eq!(m.aws_region.as_deref(), Some("us-east-1"));
+        assert_eq!(m.assume_role_session_name, "");
+
+        // Its own keys replace the top-level profile and keys, token included.
+        let base = AwsConfig {
+            profile_name: Some("shared".into()),
+            aws_session_token: Some(Secret::new("base-token")),
+            ..base
+        };
+        let over = AwsConfig {
+            aws_access_key_id: Some("AKIAOWN".into()),
+            aws_secret_access_key: Some(Secret::new("own-secret")),
+            ..Default::default()
+        };
+        let m = merge_aws(&base, &over);
+        assert_eq!(m.aws_access_key_id.as_deref(), Some("AKIAOWN"));
         assert_eq!(
             m.aws_secret_access_key.as_ref().map(Secret::expose),
-            Some("base-secret")
+            Some("own-secret")
         );
-        assert_eq!(m.profile_name.as_deref(), Some("other"));
-        assert_eq!(m.assume_role_session_name, "");
+        assert!(
+            m.aws_session_token.is_none(),
+            "the top-level token belongs to other keys"
+        );
+        assert_eq!(m.profile_name, None);
+
+        // Role fields alone layer on the top-level source.
+        let over = AwsConfig {
+            assume_role_arn: Some("arn:aws:iam::210987654321:role/other-account".into()),
+            assume_role_external_id: Some("ext-42".into()),
+            ..Default::default()
+        };
+        let m = merge_aws(&base, &over);
+        assert_eq!(m.profile_name.as_deref(), Some("shared"));
+        assert_eq!(m.aws_access_key_id.as_deref(), Some("AKIABASE"));
+        assert_eq!(m.assume_role_external_id.as_deref(), Some("ext-42"));
+        assert!(m.assume_role_arn.is_some());
     }
 }
