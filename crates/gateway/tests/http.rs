@@ -1239,3 +1239,81 @@ async fn not_found_is_told_apart_by_the_control_plane_not_by_words() {
     assert_eq!(status, 502, "{v}");
     assert_eq!(v["error"]["code"], "sagemaker_validation_error", "{v}");
 }
+
+/// A model in another account assumes a role there (with an external ID) and reaches that
+/// account's endpoint through `/v1`, while a model without its own credentials uses the
+/// top-level ones in the default account: moto answers each account with its own canned text.
+#[tokio::test]
+async fn a_model_in_another_account_assumes_its_role_and_reaches_that_account() {
+    let moto = sagebridge_testkit::MotoServer::start().await.unwrap();
+    for (account, text) in [
+        (None, "from account A"),
+        (Some("222222222222"), "from account B"),
+    ] {
+        let canned = sagebridge_testkit::CannedInvokeResult::json(
+            &json!([{"generated_text": text, "details": {"finish_reason": "stop", "generated_tokens": 3}}]),
+        );
+        moto.set_endpoint_results(account, "us-east-1", &[canned])
+            .await
+            .unwrap();
+    }
+    moto.start_recording().await.unwrap();
+    let yaml = format!(
+        "awsConfig: {{awsRegion: us-east-1, awsAccessKeyId: testing, awsSecretAccessKey: testing, endPointURL: '{}'}}
+models:
+  - {{name: a-chat, kind: chat, endpointName: shared-ep, format: tgi}}
+  - name: b-chat
+    kind: chat
+    endpointName: shared-ep
+    format: tgi
+    awsConfig: {{assumeRoleArn: 'arn:aws:iam::222222222222:role/partner-reader', assumeRoleExternalId: partner-ext-42}}
+",
+        moto.endpoint()
+    );
+    let cfg = config::load_str("accounts.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let gw = Arc::new(
+        Gateway::with_options(
+            &cfg,
+            GatewayOptions {
+                client: ClientOptions::no_retries(),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(GatewayHandle::shared(gw));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    for (model, expected) in [("a-chat", "from account A"), ("b-chat", "from account B")] {
+        let v: Value = http
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&chat(model, false))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"], expected,
+            "{model}: {v}"
+        );
+    }
+    let calls = moto.recording().await.unwrap();
+    let assumed: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation() == Some("AssumeRole"))
+        .collect();
+    assert_eq!(assumed.len(), 1, "one AssumeRole, for b-chat only");
+    assert_eq!(
+        assumed[0].form_field("ExternalId").as_deref(),
+        Some("partner-ext-42")
+    );
+    assert_eq!(
+        assumed[0].form_field("RoleArn").as_deref(),
+        Some("arn:aws:iam::222222222222:role/partner-reader")
+    );
+    server.abort();
+}
