@@ -14,7 +14,7 @@
 //! ListFeatureGroups, which the bulk policy of the per-model calls retried for ~19 s before the
 //! first model was read).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -205,6 +205,9 @@ pub struct Source {
     warnings: Mutex<Vec<String>>,
     training_enabled: AtomicBool,
     training_cache: Mutex<HashMap<String, Arc<OnceCell<Option<TrainingFacts>>>>>,
+    /// Training jobs whose read failed this run (not "not found"): their models are stored
+    /// incomplete and read again next run.
+    training_failed: Mutex<HashSet<String>>,
     endpoints: OnceCell<HashMap<String, Vec<EndpointFacts>>>,
     feature_groups: OnceCell<Vec<FeatureGroup>>,
 }
@@ -263,6 +266,7 @@ impl Source {
             warnings: Mutex::new(Vec::new()),
             training_enabled: AtomicBool::new(true),
             training_cache: Mutex::new(HashMap::new()),
+            training_failed: Mutex::new(HashSet::new()),
             endpoints: OnceCell::new(),
             feature_groups: OnceCell::new(),
         }
@@ -617,6 +621,12 @@ impl Source {
                     })
                 }
                 Err(e) => {
+                    if !matches!(e, OptionalError::Failed(AwsError::NotFound { .. })) {
+                        self.training_failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(job.clone());
+                    }
                     let off = match &e {
                         OptionalError::GaveUp { .. } => true,
                         OptionalError::Failed(AwsError::AccessDenied { .. }) => true,
@@ -674,11 +684,19 @@ impl Source {
             None => None,
         };
         let mut incomplete = Vec::new();
-        let has_job = data_url
-            .as_deref()
-            .and_then(job_name_from_artifact)
-            .is_some();
-        if training_job.is_none() && has_job && !self.training_enabled.load(Ordering::Relaxed) {
+        let job = data_url.as_deref().and_then(job_name_from_artifact);
+        let read_failed = job.as_ref().is_some_and(|j| {
+            self.training_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(j)
+        });
+        // Not read because the reads were turned off (a denial, an API that gave up) or this
+        // job's read failed: the model is stored incomplete and read again next run.
+        if training_job.is_none()
+            && job.is_some()
+            && (!self.training_enabled.load(Ordering::Relaxed) || read_failed)
+        {
             incomplete.push("trainingJob".to_owned());
         }
         let creation = d.creation_time();

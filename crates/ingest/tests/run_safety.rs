@@ -1,8 +1,12 @@
-//! A run never deletes what an implausible listing did not see: when more than
-//! `markDeletedMaxFraction` of a service's live models are gone from a complete listing (a
-//! wrong region, role or filter), nothing is marked deleted, the report says why and the exit
-//! code is 3, unless the run allows it. A name listed twice (a listing that shifted while it was
-//! paged) is read once. Against the testkit's fake SageMaker, into a real SQLite catalog.
+//! What keeps a run from losing or corrupting what the catalog holds, against the testkit's fake
+//! SageMaker into a real SQLite catalog:
+//! - a run never deletes what an implausible listing did not see: when more than
+//!   `markDeletedMaxFraction` of a service's live models are gone from a complete listing (a
+//!   wrong region, role or filter), nothing is marked deleted, the report says why and the exit
+//!   code is 3, unless the run allows it;
+//! - a name listed twice (a listing that shifted while it was paged) is read once;
+//! - two runs of one service never interleave (the catalog's service lock);
+//! - a model whose training job could not be read is read again next run.
 
 use std::sync::Arc;
 
@@ -236,4 +240,62 @@ async fn two_runs_of_one_service_never_interleave() {
             600_000,
         )
         .unwrap();
+}
+
+/// A training job whose read failed (not "not found") leaves its model incomplete: the next run
+/// reads it again instead of trusting the stored facts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_training_job_read_is_retried_next_run() {
+    use sagebridge_testkit::Failure;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+    let fake = FakeSageMaker::start(FakeSpec::with_models(5))
+        .await
+        .unwrap();
+    let handle = fake.handle();
+    handle.set_failure(
+        "DescribeTrainingJob",
+        Some(Failure {
+            status: 400,
+            error_type: "ResourceLimitExceeded".into(),
+            message: "too many concurrent reads".into(),
+            times: None,
+        }),
+    );
+    let wf = workflow(&fake.endpoint(), "");
+    let report = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.counts.created, 5, "{}", report.summary());
+    let facts = catalog.stored_facts("sm", "model-00000").unwrap().unwrap();
+    assert!(facts.contains("trainingJob"), "{facts}");
+    let model = catalog
+        .get_model(Some("sm"), "model-00000")
+        .unwrap()
+        .unwrap();
+    assert!(model.ml_hyper_parameters.is_empty());
+
+    // The API recovers: the incomplete models are described again and get their training job.
+    handle.set_failure("DescribeTrainingJob", None);
+    let described = handle.calls("DescribeModel");
+    let report = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    assert_eq!(
+        handle.calls("DescribeModel") - described,
+        5,
+        "each model read again"
+    );
+    let model = catalog
+        .get_model(Some("sm"), "model-00000")
+        .unwrap()
+        .unwrap();
+    assert!(!model.ml_hyper_parameters.is_empty(), "{model:?}");
+    // Complete now: a third run trusts the stored facts.
+    let described = handle.calls("DescribeModel");
+    run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(handle.calls("DescribeModel"), described);
 }
