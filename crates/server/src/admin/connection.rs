@@ -27,7 +27,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::openapi;
-use super::validate::{parse_aws_config, parse_body};
+use super::services::Connection;
+use super::validate::{check_choice, parse_aws_config, parse_body};
 use super::{AdminError, AdminState};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -45,21 +46,6 @@ struct TestBody {
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Connection {
-    config: ConnectionConfig,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConnectionConfig {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[schema(value_type = openapi::AwsConfig)]
-    aws_config: Value,
 }
 
 /// Tests a stored service's connection.
@@ -99,19 +85,12 @@ pub(super) async fn test_unsaved(
 ) -> Result<Response, AdminError> {
     let req: TestBody = parse_body(&body)?;
     let _ = (&req.name, &req.description);
-    for (field, value) in [
-        ("serviceType", req.service_type.as_deref()),
-        (
-            "connection.config.type",
-            req.connection.config.kind.as_deref(),
-        ),
-    ] {
-        if let Some(t) = value.filter(|t| *t != "SageMaker") {
-            return Err(AdminError::bad_request(format!(
-                "{field}: `{t}` is not supported; use `SageMaker`"
-            )));
-        }
-    }
+    check_choice("serviceType", req.service_type.as_deref(), "SageMaker")?;
+    check_choice(
+        "connection.config.type",
+        req.connection.config.kind.as_deref(),
+        "SageMaker",
+    )?;
     let mut aws = req.connection.config.aws_config;
     if let Some(key) = req.service.filter(|k| !k.is_empty()) {
         let stored = s

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::openapi;
-use super::validate::{check_schedule, check_source_config, parse_body};
+use super::validate::{check_choice, check_schedule, check_source_config, parse_body};
 use super::{AdminError, AdminState};
 
 /// The environment variables the exported workflow reads its secrets from.
@@ -152,21 +152,12 @@ fn input_from(c: &SqliteCatalog, body: &[u8]) -> Result<PipelineInput, AdminErro
     if req.name.trim().is_empty() {
         return Err(AdminError::bad_request("name: must not be empty"));
     }
-    if let Some(t) = req.pipeline_type.as_deref().filter(|t| *t != "metadata") {
-        return Err(AdminError::bad_request(format!(
-            "pipelineType: `{t}` is not supported; use `metadata`"
-        )));
-    }
-    if let Some(t) = req
-        .service
-        .kind
-        .as_deref()
-        .filter(|t| *t != "mlmodelService")
-    {
-        return Err(AdminError::bad_request(format!(
-            "service.type: `{t}` is not supported; use `mlmodelService`"
-        )));
-    }
+    check_choice("pipelineType", req.pipeline_type.as_deref(), "metadata")?;
+    check_choice(
+        "service.type",
+        req.service.kind.as_deref(),
+        "mlmodelService",
+    )?;
     check_source_config(&req.source_config.config)?;
     let (schedule, paused) = match req.airflow_config {
         Some(a) => (

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::openapi;
-use super::validate::{check_aws_config, parse_body};
+use super::validate::{check_aws_config, check_choice, parse_body};
 use super::{AdminError, AdminState};
 
 /// OpenMetadata's CreateMlModelService, for SageMaker.
@@ -35,17 +35,17 @@ struct CreateService {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Connection {
-    config: ConnectionConfig,
+pub(super) struct Connection {
+    pub(super) config: ConnectionConfig,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConnectionConfig {
+pub(super) struct ConnectionConfig {
     #[serde(rename = "type", default)]
-    kind: Option<String>,
+    pub(super) kind: Option<String>,
     #[schema(value_type = openapi::AwsConfig)]
-    aws_config: Value,
+    pub(super) aws_config: Value,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -86,22 +86,12 @@ fn input_from(body: &[u8], previous: Option<&ServiceEntry>) -> Result<ServiceInp
     if req.name.trim().is_empty() {
         return Err(AdminError::bad_request("name: must not be empty"));
     }
-    if let Some(t) = req.service_type.as_deref().filter(|t| *t != "SageMaker") {
-        return Err(AdminError::bad_request(format!(
-            "serviceType: `{t}` is not supported; use `SageMaker`"
-        )));
-    }
-    if let Some(t) = req
-        .connection
-        .config
-        .kind
-        .as_deref()
-        .filter(|t| *t != "SageMaker")
-    {
-        return Err(AdminError::bad_request(format!(
-            "connection.config.type: `{t}` is not supported; use `SageMaker`"
-        )));
-    }
+    check_choice("serviceType", req.service_type.as_deref(), "SageMaker")?;
+    check_choice(
+        "connection.config.type",
+        req.connection.config.kind.as_deref(),
+        "SageMaker",
+    )?;
     let aws = req.connection.config.aws_config;
     let mut checked = aws.clone();
     if let (Some(prev), Value::Object(map)) = (previous, &mut checked) {

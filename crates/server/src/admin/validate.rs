@@ -12,6 +12,20 @@ use serde_json::{json, Value};
 
 use super::AdminError;
 
+/// Refuses a value other than `allowed` for an enumerated field (`serviceType: SageMaker`, ...).
+pub(super) fn check_choice(
+    field: &str,
+    value: Option<&str>,
+    allowed: &str,
+) -> Result<(), AdminError> {
+    match value.filter(|v| *v != allowed) {
+        Some(v) => Err(AdminError::bad_request(format!(
+            "{field}: `{v}` is not supported; use `{allowed}`"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Parses a JSON body into `T` (whose structs reject unknown fields).
 pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(body)
