@@ -246,6 +246,8 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// The report of `steps`: passed unless a step failed (warnings and skipped steps do not
+    /// fail it).
     pub fn from_steps(steps: Vec<Step>) -> Self {
         let passed = !steps.iter().any(|s| s.status == StepStatus::Failed);
         Self { steps, passed }

@@ -2,7 +2,7 @@
 //!
 //! serde's `deny_unknown_fields` stops at the first unknown key and knows no line numbers. We
 //! want every problem in a file at once, each with file, line, column and the keys that are
-//! valid there. So loading goes in three passes:
+//! valid there. So loading goes in four passes:
 //!
 //! 1. `serde-saphyr` parses the text into a [`Node`] tree that keeps the location of every key
 //!    and value (YAML syntax errors stop here, with their location).
@@ -112,8 +112,8 @@ pub trait Validate {
     fn validate(&self, problems: &mut Problems);
 }
 
-/// Where a config's text came from and how to look up environment variables.
-pub struct Source<'a> {
+/// A config's text, where it came from and how to look up environment variables.
+pub struct ConfigText<'a> {
     /// Shown in errors (the file path, usually).
     pub name: &'a str,
     pub text: &'a str,
@@ -134,7 +134,7 @@ pub fn load_file<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, Confi
         }])
     })?;
     let env = |k: &str| std::env::var(k).ok();
-    load(&Source {
+    load(&ConfigText {
         name: &name,
         text: &text,
         env: &env,
@@ -142,7 +142,7 @@ pub fn load_file<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, Confi
 }
 
 /// [`load_file`] on text already in memory.
-pub fn load<T: DeserializeOwned + Validate>(src: &Source<'_>) -> Result<T, ConfigErrors> {
+pub fn load<T: DeserializeOwned + Validate>(src: &ConfigText<'_>) -> Result<T, ConfigErrors> {
     let err = |line: u64, column: u64, path: &str, message: String| ConfigError {
         file: src.name.to_owned(),
         line,
@@ -366,7 +366,7 @@ fn join(path: &str, key: &str) -> String {
 fn interpolate(
     node: &mut Spanned<Node>,
     path: &str,
-    src: &Source<'_>,
+    src: &ConfigText<'_>,
     errors: &mut Vec<ConfigError>,
 ) {
     let (line, column) = loc(node);
@@ -957,7 +957,7 @@ mod tests {
 
     fn run(text: &str) -> Result<Outer, ConfigErrors> {
         let env = |k: &str| (k == "NAME").then(|| "from-env".to_owned());
-        load(&Source {
+        load(&ConfigText {
             name: "t.yaml",
             text,
             env: &env,

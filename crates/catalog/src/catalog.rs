@@ -39,14 +39,14 @@ pub trait Catalog: Send + Sync {
     /// an incremental run can skip models whose source did not change.
     fn known_models(&self, service: &str) -> Result<HashMap<String, KnownModel>>;
 
+    /// The source facts stored with a model by [`ModelWrite::facts`], if any.
+    fn stored_facts(&self, service: &str, name: &str) -> Result<Option<String>>;
+
     /// Soft-deletes every live model of `service` whose name is not in `seen_names`, in one
     /// transaction, and returns their names in order.
     ///
     /// Callers only do this after a run that listed the whole service: with an empty `seen_names`
     /// every model of the service is marked deleted.
-    /// The source facts stored with a model by [`ModelWrite::facts`], if any.
-    fn stored_facts(&self, service: &str, name: &str) -> Result<Option<String>>;
-
     fn mark_deleted(&self, service: &str, seen_names: &HashSet<String>) -> Result<Vec<String>>;
 
     /// One model, soft-deleted ones included.

@@ -454,7 +454,7 @@ pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<GatewayConfig, ConfigErrors> {
-    yaml::load(&yaml::Source { name, text, env })
+    yaml::load(&yaml::ConfigText { name, text, env })
 }
 
 fn is_endpoint_name(s: &str) -> bool {

@@ -466,7 +466,7 @@ impl WorkflowConfig {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigErrors> {
-        yaml::load(&yaml::Source { name, text, env })
+        yaml::load(&yaml::ConfigText { name, text, env })
     }
 
     pub fn aws(&self) -> &AwsConfig {
