@@ -999,6 +999,51 @@ models:
     }
 
     #[test]
+    fn audio_kinds_formats_and_response_formats() {
+        let base = "awsConfig: {awsRegion: us-east-1}\nmodels:\n";
+        let ok = format!(
+            "{base}  - {{name: w, kind: transcription, endpointName: asr}}\n  \
+             - {{name: t, kind: speech, endpointName: tts, responseFormats: [mp3, wav]}}\n  \
+             - {{name: t2, kind: speech, endpointName: tts}}\n"
+        );
+        let c = load(&ok).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.models[0].format(), Format::Huggingface);
+        assert_eq!(c.models[1].format(), Format::Openai);
+        assert_eq!(c.models[1].speech_formats(), ["mp3", "wav"]);
+        assert_eq!(c.models[2].speech_formats(), ["wav"]);
+        let text = format!(
+            "{base}  - name: w\n    kind: transcription\n    endpointName: asr\n    format: tei\n  \
+             - name: t\n    kind: speech\n    endpointName: tts\n    responseFormats: [wav, ogg]\n  \
+             - name: e\n    kind: embedding\n    endpointName: e\n    responseFormats: [wav]\n  \
+             - name: s\n    kind: speech\n    endpointName: s\n    format: huggingface\n"
+        );
+        let m = messages(&load(&text).unwrap_err());
+        let has = |pos: &str, text: &str| {
+            assert!(
+                m.iter().any(|x| x.contains(pos) && x.contains(text)),
+                "{pos} {text} not in {m:#?}"
+            );
+        };
+        has(
+            "sagebridge.yaml:6:13: models[0].format",
+            "format `tei` cannot serve a transcription model; use one of: huggingface",
+        );
+        has(
+            "sagebridge.yaml:10:",
+            "models[1].responseFormats[1]: `ogg` is not an audio format",
+        );
+        has(
+            "sagebridge.yaml:14:",
+            "responseFormats applies only to speech models",
+        );
+        has(
+            "models[3].format",
+            "format `huggingface` cannot serve a speech model; use one of: openai",
+        );
+        assert_eq!(m.len(), 4, "{m:#?}");
+    }
+
+    #[test]
     fn merge_keeps_key_pairs_together() {
         let base = AwsConfig {
             aws_access_key_id: Some("AKIABASE".into()),
