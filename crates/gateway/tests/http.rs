@@ -1247,8 +1247,11 @@ const AUDIO_MODELS: &str = "  - {name: whisper, kind: transcription, endpointNam
      - {name: tts, kind: speech, endpointName: ep-tts}\n  \
      - {name: tts-mp3, kind: speech, endpointName: ep-tts, responseFormats: [mp3, wav]}\n";
 
-/// A multipart form as clients send it: `(name, filename, content type, bytes)`.
-fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+/// One part of a form: `(name, filename, content type, bytes)`.
+type FormPart<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A multipart form as clients send it.
+fn form(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
     let boundary = "----sagebridge-test-7f3a";
     let mut body = Vec::new();
     for (name, filename, content_type, data) in parts {
