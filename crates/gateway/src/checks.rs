@@ -195,6 +195,21 @@ async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptio
                 a.decode(&body, 1)?;
                 Ok("the container scored one document".to_owned())
             }
+            Adapter::Transcription(a) => {
+                // 0.1 s of silence, 16 kHz mono 16-bit.
+                let mut audio = crate::audio::wav_header(1, 16_000, 16, 3_200);
+                audio.resize(44 + 3_200, 0);
+                let ask = crate::adapter::audio::TranscriptionAsk { task: "transcribe", ..Default::default() };
+                let (body, _) = gw.invoker.invoke_as(&model.target, a.encode(&audio, "audio/wav", &ask)).await?;
+                a.decode(&body)?;
+                Ok("the container transcribed 0.1 s of silence".to_owned())
+            }
+            Adapter::Speech(a) => {
+                let req = crate::audio::SpeechRequest { model: m.name.clone(), input: "ping".to_owned(), voice: None, response_format: None, speed: None };
+                let format = a.formats().first().cloned().unwrap_or_else(|| "wav".to_owned());
+                let (body, content_type) = gw.invoker.invoke_as(&model.target, a.encode(&req, &m.name, &format)).await?;
+                Ok(format!("the container answered {} bytes of {}", body.len(), content_type.unwrap_or_else(|| format!("{format} audio"))))
+            }
         }
     }
     .await;

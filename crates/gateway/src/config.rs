@@ -267,6 +267,10 @@ pub enum ModelKind {
     Chat,
     Embedding,
     Rerank,
+    /// Speech to text: `POST /v1/audio/transcriptions` and `/v1/audio/translations`.
+    Transcription,
+    /// Text to speech: `POST /v1/audio/speech`.
+    Speech,
 }
 
 impl ModelKind {
@@ -275,6 +279,8 @@ impl ModelKind {
             ModelKind::Chat => "chat",
             ModelKind::Embedding => "embedding",
             ModelKind::Rerank => "rerank",
+            ModelKind::Transcription => "transcription",
+            ModelKind::Speech => "speech",
         }
     }
 
@@ -283,6 +289,8 @@ impl ModelKind {
         match self {
             ModelKind::Chat => Format::Openai,
             ModelKind::Embedding | ModelKind::Rerank => Format::Tei,
+            ModelKind::Transcription => Format::Huggingface,
+            ModelKind::Speech => Format::Openai,
         }
     }
 
@@ -292,6 +300,8 @@ impl ModelKind {
             ModelKind::Chat => &[Format::Openai, Format::Tgi, Format::Lmi],
             ModelKind::Embedding => &[Format::Tei, Format::Jumpstart, Format::Dify, Format::Openai],
             ModelKind::Rerank => &[Format::Tei, Format::Dify],
+            ModelKind::Transcription => &[Format::Huggingface],
+            ModelKind::Speech => &[Format::Openai],
         }
     }
 }
@@ -312,6 +322,9 @@ pub enum Format {
     Jumpstart,
     /// The shapes Dify's SageMaker provider sends (`inputs` -> `embeddings`, `docs` -> `scores`).
     Dify,
+    /// The Hugging Face inference toolkit's raw-audio contract for speech recognition: the
+    /// audio bytes as the body, with their audio content type -> `{"text"}`.
+    Huggingface,
 }
 
 impl Format {
@@ -323,6 +336,7 @@ impl Format {
             Format::Tei => "tei",
             Format::Jumpstart => "jumpstart",
             Format::Dify => "dify",
+            Format::Huggingface => "huggingface",
         }
     }
 
@@ -378,11 +392,28 @@ pub struct ModelConfig {
     /// Shown as `owned_by` in `/v1/models` (default `sagemaker`).
     #[serde(default)]
     pub owned_by: Option<String>,
+    /// For speech models: the audio formats the container produces (`response_format` values,
+    /// the first is the default). Default `["wav"]`; the gateway never transcodes.
+    #[serde(default)]
+    pub response_formats: Option<Vec<String>>,
 }
+
+/// The `response_format` values of OpenAI's `POST /v1/audio/speech`.
+pub const SPEECH_FORMATS: &[&str] = &["mp3", "opus", "aac", "flac", "wav", "pcm"];
+/// What a speech model produces when `responseFormats` is not set.
+pub const DEFAULT_SPEECH_FORMAT: &str = "wav";
 
 impl ModelConfig {
     pub fn format(&self) -> Format {
         self.format.unwrap_or_else(|| self.kind.default_format())
+    }
+
+    /// The audio formats of a speech model (`responseFormats`, default `["wav"]`).
+    pub fn speech_formats(&self) -> Vec<String> {
+        match &self.response_formats {
+            Some(f) if !f.is_empty() => f.clone(),
+            _ => vec![DEFAULT_SPEECH_FORMAT.to_owned()],
+        }
     }
 }
 
@@ -641,6 +672,27 @@ impl Validate for GatewayConfig {
                 }
                 if m.max_batch_size == Some(0) {
                     p.add("maxBatchSize", "must be at least 1");
+                }
+                if let Some(formats) = &m.response_formats {
+                    if m.kind != ModelKind::Speech {
+                        p.add("responseFormats", "responseFormats applies only to speech models");
+                    } else if formats.is_empty() {
+                        p.add(
+                            "responseFormats",
+                            "must list at least one audio format (or be left out for [wav])",
+                        );
+                    }
+                    for (j, f) in formats.iter().enumerate() {
+                        if !SPEECH_FORMATS.contains(&f.as_str()) {
+                            p.add(
+                                &format!("responseFormats[{j}]"),
+                                format!(
+                                    "`{f}` is not an audio format of POST /v1/audio/speech; use one of: {}",
+                                    SPEECH_FORMATS.join(", ")
+                                ),
+                            );
+                        }
+                    }
                 }
                 if m.max_batch_size.is_some() && m.kind != ModelKind::Embedding {
                     p.add("maxBatchSize", "maxBatchSize applies only to embedding models");
@@ -948,6 +1000,51 @@ models:
             "at most 1024",
         );
         assert_eq!(m.len(), 3, "{m:#?}");
+    }
+
+    #[test]
+    fn audio_kinds_formats_and_response_formats() {
+        let base = "awsConfig: {awsRegion: us-east-1}\nmodels:\n";
+        let ok = format!(
+            "{base}  - {{name: w, kind: transcription, endpointName: asr}}\n  \
+             - {{name: t, kind: speech, endpointName: tts, responseFormats: [mp3, wav]}}\n  \
+             - {{name: t2, kind: speech, endpointName: tts}}\n"
+        );
+        let c = load(&ok).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.models[0].format(), Format::Huggingface);
+        assert_eq!(c.models[1].format(), Format::Openai);
+        assert_eq!(c.models[1].speech_formats(), ["mp3", "wav"]);
+        assert_eq!(c.models[2].speech_formats(), ["wav"]);
+        let text = format!(
+            "{base}  - name: w\n    kind: transcription\n    endpointName: asr\n    format: tei\n  \
+             - name: t\n    kind: speech\n    endpointName: tts\n    responseFormats: [wav, ogg]\n  \
+             - name: e\n    kind: embedding\n    endpointName: e\n    responseFormats: [wav]\n  \
+             - name: s\n    kind: speech\n    endpointName: s\n    format: huggingface\n"
+        );
+        let m = messages(&load(&text).unwrap_err());
+        let has = |pos: &str, text: &str| {
+            assert!(
+                m.iter().any(|x| x.contains(pos) && x.contains(text)),
+                "{pos} {text} not in {m:#?}"
+            );
+        };
+        has(
+            "sagebridge.yaml:6:13: models[0].format",
+            "format `tei` cannot serve a transcription model; use one of: huggingface",
+        );
+        has(
+            "sagebridge.yaml:10:",
+            "models[1].responseFormats[1]: `ogg` is not an audio format",
+        );
+        has(
+            "sagebridge.yaml:14:",
+            "responseFormats applies only to speech models",
+        );
+        has(
+            "models[3].format",
+            "format `huggingface` cannot serve a speech model; use one of: openai",
+        );
+        assert_eq!(m.len(), 4, "{m:#?}");
     }
 
     #[test]

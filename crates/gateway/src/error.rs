@@ -39,6 +39,10 @@ pub enum GatewayError {
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
 
+    /// An audio file above SageMaker's payload limit that the gateway cannot split: 413.
+    #[error("the audio file is {bytes} bytes, above SageMaker's limit of {limit} bytes for one invocation; the gateway splits only WAV (PCM) files by time, so send a WAV file or a shorter recording")]
+    AudioTooLarge { bytes: usize, limit: usize },
+
     /// AWS refused the invocation (IAM): 403.
     #[error("{message}")]
     AccessDenied { message: String },
@@ -116,7 +120,9 @@ impl GatewayError {
             | GatewayError::InferenceComponentNotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::PayloadTooLarge { .. } | GatewayError::AudioTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             GatewayError::AccessDenied { .. } => StatusCode::FORBIDDEN,
             GatewayError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
@@ -139,7 +145,8 @@ impl GatewayError {
             GatewayError::BadRequest { .. }
             | GatewayError::WrongKind { .. }
             | GatewayError::ModelNotFound(_)
-            | GatewayError::PayloadTooLarge { .. } => "invalid_request_error",
+            | GatewayError::PayloadTooLarge { .. }
+            | GatewayError::AudioTooLarge { .. } => "invalid_request_error",
             GatewayError::Unauthorized => "authentication_error",
             GatewayError::AccessDenied { .. } | GatewayError::ModelNotAllowed(_) => {
                 "permission_error"
@@ -168,6 +175,7 @@ impl GatewayError {
             GatewayError::Unauthorized => "invalid_api_key",
             GatewayError::ModelNotAllowed(_) => "model_not_allowed",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::AudioTooLarge { .. } => "audio_too_large",
             GatewayError::AccessDenied { .. } => "access_denied",
             GatewayError::EndpointNotFound { .. } => "endpoint_not_found",
             GatewayError::InferenceComponentNotFound { .. } => "inference_component_not_found",

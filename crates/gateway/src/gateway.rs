@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use sagebridge_aws::{ClientOptions, Secret};
 
+use crate::adapter::audio::{SpeechAdapter, TranscriptionAdapter};
 use crate::adapter::{self, Adapter, ChatAdapter, Defaults, EmbeddingAdapter, RerankAdapter};
 use crate::config::{Format, GatewayConfig, ModelKind, DEFAULT_MAX_BATCH_SIZE};
 use crate::error::GatewayError;
@@ -76,6 +77,10 @@ pub type ChatModel = KindModel<dyn ChatAdapter>;
 pub type EmbeddingModel = KindModel<dyn EmbeddingAdapter>;
 /// A rerank model: `POST /v1/rerank`.
 pub type RerankModel = KindModel<dyn RerankAdapter>;
+/// A speech-recognition model: `POST /v1/audio/transcriptions` and `/v1/audio/translations`.
+pub type TranscriptionModel = KindModel<dyn TranscriptionAdapter>;
+/// A speech-synthesis model: `POST /v1/audio/speech`.
+pub type SpeechModel = KindModel<dyn SpeechAdapter>;
 
 impl<A: ?Sized> KindModel<A> {
     fn new(model: &Arc<Model>, adapter: Arc<A>) -> Self {
@@ -113,6 +118,8 @@ fn route_of(kind: ModelKind) -> &'static str {
         ModelKind::Chat => "POST /v1/chat/completions",
         ModelKind::Embedding => "POST /v1/embeddings",
         ModelKind::Rerank => "POST /v1/rerank",
+        ModelKind::Transcription => "POST /v1/audio/transcriptions (or /v1/audio/translations)",
+        ModelKind::Speech => "POST /v1/audio/speech",
     }
 }
 
@@ -124,6 +131,8 @@ pub struct Gateway {
     chat: HashMap<String, ChatModel>,
     embedding: HashMap<String, EmbeddingModel>,
     rerank: HashMap<String, RerankModel>,
+    transcription: HashMap<String, TranscriptionModel>,
+    speech: HashMap<String, SpeechModel>,
     order: Vec<Arc<Model>>,
     api_keys: Vec<Secret>,
     pub(crate) invoker: Invoker,
@@ -146,6 +155,7 @@ impl Gateway {
         let mut models = HashMap::new();
         let (mut chat, mut embedding, mut rerank) =
             (HashMap::new(), HashMap::new(), HashMap::new());
+        let (mut transcription, mut speech) = (HashMap::new(), HashMap::new());
         let mut order = Vec::new();
         for (index, m) in cfg.models.iter().enumerate() {
             let err = |message: String| BuildError {
@@ -195,6 +205,12 @@ impl Gateway {
                 Adapter::Rerank(a) => {
                     rerank.insert(name, KindModel::new(&model, a));
                 }
+                Adapter::Transcription(a) => {
+                    transcription.insert(name, KindModel::new(&model, a));
+                }
+                Adapter::Speech(a) => {
+                    speech.insert(name, KindModel::new(&model, a));
+                }
             }
             order.push(model);
         }
@@ -214,6 +230,8 @@ impl Gateway {
             chat,
             embedding,
             rerank,
+            transcription,
+            speech,
             order,
             api_keys: cfg.server.api_keys.clone(),
             invoker,
@@ -242,6 +260,16 @@ impl Gateway {
     /// The rerank model `name`.
     pub fn rerank_model(&self, name: &str) -> Result<&RerankModel, GatewayError> {
         self.lookup(&self.rerank, name)
+    }
+
+    /// The speech-recognition model `name`.
+    pub fn transcription_model(&self, name: &str) -> Result<&TranscriptionModel, GatewayError> {
+        self.lookup(&self.transcription, name)
+    }
+
+    /// The speech-synthesis model `name`.
+    pub fn speech_model(&self, name: &str) -> Result<&SpeechModel, GatewayError> {
+        self.lookup(&self.speech, name)
     }
 
     /// `name` in the map of one kind; a model of another kind is `WrongKind` (naming the route

@@ -84,10 +84,13 @@ impl InvokeError for InvokeEndpointWithResponseStreamError {
 /// same setters; only InvokeEndpoint has `TargetModel`.)
 macro_rules! addressed {
     ($builder:expr, $t:expr, $body:expr) => {
+        addressed!($builder, $t, $body, "application/json", "application/json")
+    };
+    ($builder:expr, $t:expr, $body:expr, $content_type:expr, $accept:expr) => {
         $builder
             .endpoint_name(&$t.endpoint_name)
-            .content_type("application/json")
-            .accept("application/json")
+            .content_type($content_type)
+            .accept($accept)
             .set_inference_component_name($t.inference_component.clone())
             .set_target_variant($t.target_variant.clone())
             .set_custom_attributes($t.custom_attributes.clone())
@@ -180,6 +183,33 @@ impl Invoker {
             .body
             .map(|b| Bytes::from(b.into_inner()))
             .unwrap_or_default())
+    }
+
+    /// InvokeEndpoint with the body's own content types (audio): the container's answer and
+    /// the content type it declared.
+    pub async fn invoke_as(
+        &self,
+        t: &InvokeTarget,
+        call: crate::adapter::audio::Invocation,
+    ) -> Result<(Bytes, Option<String>), GatewayError> {
+        let client = self.client(t).await?;
+        let send = addressed!(
+            client.invoke_endpoint(),
+            t,
+            call.body,
+            call.content_type,
+            call.accept
+        )
+        .set_target_model(t.target_model.clone())
+        .send();
+        let out = self.send(t, send).await?;
+        let content_type = out.content_type().map(str::to_owned);
+        Ok((
+            out.body
+                .map(|b| Bytes::from(b.into_inner()))
+                .unwrap_or_default(),
+            content_type,
+        ))
     }
 
     /// InvokeEndpointWithResponseStream: the event receiver once SageMaker has accepted the

@@ -11,6 +11,8 @@
 //! # Layout
 //! - [`config`]: `sagebridge.yaml` types, strict loading and validation.
 //! - [`api`]: OpenAI request parsing with errors that name the field.
+//! - [`audio`]: the audio routes' requests (multipart form, speech JSON), WAV splitting by
+//!   time and the transcript formats (`srt`, `vtt`, `verbose_json`).
 //! - [`adapter`]: one adapter per container family (`openai`, `tgi`, `lmi`, `tei`,
 //!   `jumpstart`, `dify`) and the chat templates (`adapter::template`).
 //! - [`stream`]: the `PayloadPart` stream decoder, correct under any split, and the streamed
@@ -19,7 +21,8 @@
 //! - [`gateway`]: [`Gateway`], the state built from the config (models by kind, keys,
 //!   metrics).
 //! - [`routes`]: the axum [`router`]: `/v1/chat/completions`, `/v1/embeddings`,
-//!   `/v1/rerank`, `/v1/models`, `/metrics`, API-key auth.
+//!   `/v1/rerank`, `/v1/audio/{transcriptions,translations,speech}`, `/v1/models`,
+//!   `/metrics`, API-key auth.
 //! - [`error`]: [`GatewayError`] and its OpenAI-shaped responses.
 //! - [`limits`]: the concurrency limiter of `/v1` and the per-request limits of `server:`.
 //! - [`metrics`]: hand-written Prometheus counters and histograms.
@@ -27,6 +30,7 @@
 
 pub mod adapter;
 pub mod api;
+pub mod audio;
 pub mod checks;
 pub mod config;
 pub mod error;
@@ -41,6 +45,9 @@ pub mod stream;
 pub use checks::check_models;
 pub use config::{load_file, GatewayConfig, ModelConfig, ModelKind};
 pub use error::GatewayError;
-pub use gateway::{ChatModel, EmbeddingModel, Gateway, GatewayOptions, RerankModel};
+pub use gateway::{
+    ChatModel, EmbeddingModel, Gateway, GatewayOptions, RerankModel, SpeechModel,
+    TranscriptionModel,
+};
 pub use handle::{GatewayHandle, KeyGrant, KeyStore, PreAuthorized};
 pub use routes::{api_router, router};

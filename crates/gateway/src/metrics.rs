@@ -66,14 +66,25 @@ pub enum Route {
     ChatStream = 1,
     Embeddings = 2,
     Rerank = 3,
+    Transcription = 4,
+    Translation = 5,
+    Speech = 6,
 }
 
-const ROUTES: [&str; 4] = ["chat", "chat_stream", "embeddings", "rerank"];
+const ROUTES: [&str; 7] = [
+    "chat",
+    "chat_stream",
+    "embeddings",
+    "rerank",
+    "transcription",
+    "translation",
+    "speech",
+];
 
 /// One model's numbers.
 #[derive(Debug, Default)]
 pub struct ModelMetrics {
-    requests: [AtomicU64; 4],
+    requests: [AtomicU64; 7],
     pub upstream_latency: Histogram,
     pub time_to_first_token: Histogram,
     prompt_tokens: AtomicU64,

@@ -21,9 +21,11 @@ use axum::{Json, Router};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
+use crate::adapter::audio::{Transcript, TranscriptionAsk};
 use crate::adapter::embed::{base64_f32, batches, estimate_tokens, shorten};
 use crate::adapter::{now_secs, response_id, ResponseCtx};
 use crate::api::{ChatRequest, EmbeddingsRequest, RerankRequest};
+use crate::audio::{self, Segment, SpeechRequest, TranscriptFormat, TranscriptionRequest, Wav};
 use crate::config::SAGEMAKER_MAX_PAYLOAD;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
@@ -51,6 +53,9 @@ pub fn api_router(state: Arc<GatewayHandle>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/rerank", post(rerank))
+        .route("/v1/audio/transcriptions", post(transcriptions))
+        .route("/v1/audio/translations", post(translations))
+        .route("/v1/audio/speech", post(speech))
         .route("/v1/models", get(list_models))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(max_request_bytes))
@@ -144,10 +149,17 @@ async fn check_model_allowed(
             fail(gw, None, "auth", e)
         })?;
     // A body without a readable `model` goes on: its handler answers the parse error.
-    if let Some(model) = serde_json::from_slice::<ModelField>(&bytes)
-        .ok()
-        .and_then(|m| m.model)
-    {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let model = match content_type.filter(|c| audio::boundary(c).is_some()) {
+        Some(c) => audio::multipart_model(c, &bytes),
+        None => serde_json::from_slice::<ModelField>(&bytes)
+            .ok()
+            .and_then(|m| m.model),
+    };
+    if let Some(model) = model {
         if !grant.allows(&model) {
             tracing::warn!(model = %model, "API key not allowed to call this model");
             return Err(fail(
@@ -508,6 +520,251 @@ async fn rerank_inner(
         "usage": {"total_tokens": 0},
     }))
     .into_response())
+}
+
+async fn transcriptions(
+    State(h): State<Arc<GatewayHandle>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    transcribe(h, headers, body, "transcribe").await
+}
+
+async fn translations(
+    State(h): State<Arc<GatewayHandle>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    transcribe(h, headers, body, "translate").await
+}
+
+async fn transcribe(
+    h: Arc<GatewayHandle>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    task: &'static str,
+) -> Response {
+    let gw = h.current();
+    let mut model_name = None;
+    let route = if task == "translate" {
+        "translations"
+    } else {
+        "transcriptions"
+    };
+    match transcribe_inner(&h, &gw, &headers, body, task, &mut model_name).await {
+        Ok(r) => r,
+        Err(e) => fail(&gw, model_name.as_deref(), route, e),
+    }
+}
+
+/// `POST /v1/audio/transcriptions` and `/v1/audio/translations`.
+///
+/// A file above SageMaker's payload limit is cut when it is a PCM WAV file: into windows of
+/// whole seconds that fit ([`audio::split_wav`]), transcribed in order (at most
+/// `batch_concurrency` at once) and joined with spaces; any other file that large is a 413
+/// naming the limit. `srt` and `vtt` have one cue per timed segment the container gave, else
+/// one per window (one for the whole file when it was not cut).
+async fn transcribe_inner(
+    h: &GatewayHandle,
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    task: &'static str,
+    model_name: &mut Option<String>,
+) -> Result<Response, GatewayError> {
+    let body = body_bytes(body, gw)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let req = TranscriptionRequest::parse(content_type, &body)?;
+    let model = gw.transcription_model(&req.model)?;
+    *model_name = Some(model.name.clone());
+    let _permit = h.limiter().try_acquire(&model.name)?;
+    let adapter = model.adapter();
+    let mm = gw.model_metrics(model);
+    mm.request(if task == "translate" {
+        Route::Translation
+    } else {
+        Route::Transcription
+    });
+    let limit = SAGEMAKER_MAX_PAYLOAD - PAYLOAD_MARGIN;
+    let wav = Wav::parse(req.file);
+    let duration = wav.map(|w| w.duration());
+    let windows = if req.file.len() <= limit {
+        vec![audio::Window {
+            audio: req.file.to_vec(),
+            start: 0.0,
+            end: duration.unwrap_or(0.0),
+        }]
+    } else {
+        wav.and_then(|w| audio::split_wav(req.file, &w, limit))
+            .ok_or(GatewayError::AudioTooLarge {
+                bytes: req.file.len(),
+                limit: SAGEMAKER_MAX_PAYLOAD,
+            })?
+    };
+    // The translation form has no `language`: the answer is English.
+    let language = if task == "translate" {
+        None
+    } else {
+        req.language.as_deref()
+    };
+    let ask = TranscriptionAsk {
+        task,
+        language,
+        prompt: req.prompt.as_deref(),
+        temperature: req.temperature,
+    };
+    let content_type = if windows.len() > 1 {
+        "audio/wav"
+    } else {
+        req.content_type.as_str()
+    };
+    let pieces: Vec<(Transcript, f64, f64)> = futures::stream::iter(windows)
+        .map(|w| {
+            let call = adapter.encode(&w.audio, content_type, &ask);
+            async move {
+                let t0 = Instant::now();
+                let (answer, _) = gw.invoker.invoke_as(&model.target, call).await?;
+                mm.upstream_latency.observe(t0.elapsed());
+                Ok::<_, GatewayError>((adapter.decode(&answer)?, w.start, w.end))
+            }
+        })
+        .buffered(gw.batch_concurrency)
+        .try_collect()
+        .await?;
+    let text = if pieces.len() == 1 {
+        pieces[0].0.text.clone()
+    } else {
+        pieces
+            .iter()
+            .map(|(t, _, _)| t.text.trim())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let detected = pieces.iter().find_map(|(t, _, _)| t.language.clone());
+    let segments: Vec<Segment> = pieces
+        .iter()
+        .flat_map(|(t, start, end)| {
+            if t.segments.is_empty() {
+                vec![Segment {
+                    start: *start,
+                    end: *end,
+                    text: t.text.clone(),
+                }]
+            } else {
+                t.segments
+                    .iter()
+                    .map(|s| Segment {
+                        start: s.start + start,
+                        end: s.end + start,
+                        text: s.text.clone(),
+                    })
+                    .collect()
+            }
+        })
+        .collect();
+    let duration = duration.unwrap_or_else(|| segments.last().map_or(0.0, |s| s.end));
+    let text_response = |body: String, mime: &'static str| {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(mime))],
+            body,
+        )
+            .into_response()
+    };
+    Ok(match req.response_format {
+        TranscriptFormat::Json => Json(json!({"text": text})).into_response(),
+        TranscriptFormat::Text => text_response(text, "text/plain; charset=utf-8"),
+        TranscriptFormat::Srt => text_response(audio::srt(&segments), "text/plain; charset=utf-8"),
+        TranscriptFormat::Vtt => text_response(audio::vtt(&segments), "text/vtt; charset=utf-8"),
+        TranscriptFormat::VerboseJson => {
+            let language = if task == "translate" {
+                Some("english")
+            } else {
+                language.or(detected.as_deref())
+            };
+            Json(audio::verbose_json(
+                if task == "translate" {
+                    "translate"
+                } else {
+                    "transcribe"
+                },
+                language,
+                duration,
+                &text,
+                &segments,
+            ))
+            .into_response()
+        }
+    })
+}
+
+async fn speech(
+    State(h): State<Arc<GatewayHandle>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let gw = h.current();
+    let mut model_name = None;
+    match speech_inner(&h, &gw, body, &mut model_name).await {
+        Ok(r) => r,
+        Err(e) => fail(&gw, model_name.as_deref(), "speech", e),
+    }
+}
+
+/// `POST /v1/audio/speech`: the container's audio as it answered it, in one of the formats
+/// the model lists (`responseFormats`); any other `response_format` is a 400 naming them (the
+/// gateway does not transcode).
+async fn speech_inner(
+    h: &GatewayHandle,
+    gw: &Gateway,
+    body: Result<Bytes, BytesRejection>,
+    model_name: &mut Option<String>,
+) -> Result<Response, GatewayError> {
+    let body = body_bytes(body, gw)?;
+    let req = SpeechRequest::parse(&body)?;
+    let model = gw.speech_model(&req.model)?;
+    *model_name = Some(model.name.clone());
+    let adapter = model.adapter();
+    let formats = adapter.formats();
+    let format = match &req.response_format {
+        None => formats.first().cloned().unwrap_or_else(|| "wav".to_owned()),
+        Some(f) if formats.contains(f) => f.clone(),
+        Some(f) => {
+            return Err(GatewayError::bad_request(
+                "response_format",
+                format!(
+                    "model `{}` cannot produce `{f}` audio; it produces: {} (the gateway does not transcode)",
+                    model.name,
+                    formats.join(", ")
+                ),
+            ))
+        }
+    };
+    let _permit = h.limiter().try_acquire(&model.name)?;
+    let mm = gw.model_metrics(model);
+    mm.request(Route::Speech);
+    let t0 = Instant::now();
+    let (audio, declared) = gw
+        .invoker
+        .invoke_as(&model.target, adapter.encode(&req, &model.name, &format))
+        .await?;
+    mm.upstream_latency.observe(t0.elapsed());
+    let declared = declared.filter(|c| !c.is_empty());
+    if declared
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/json") || c.starts_with("text/"))
+    {
+        return Err(crate::adapter::bad_upstream("audio", &audio));
+    }
+    let content_type = declared.unwrap_or_else(|| audio::speech_mime(&format).to_owned());
+    let mut r = Response::new(Body::from(audio));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+    );
+    Ok(r)
 }
 
 /// The models the caller's key may call.

@@ -9,8 +9,8 @@ use sagebridge_aws::ClientOptions;
 use sagebridge_gateway::adapter::embed::estimate_tokens;
 use sagebridge_gateway::{config, router, Gateway, GatewayHandle, GatewayOptions};
 use sagebridge_testkit::fake_runtime::{
-    fake_embedding, fake_embedding_normalized, fake_score, fake_token_count, Behaviour,
-    EndpointBehaviour, FakeRuntime, Fault, Split,
+    fake_embedding, fake_embedding_normalized, fake_score, fake_token_count, fake_transcript,
+    wav_duration, wav_tone, Behaviour, EndpointBehaviour, FakeRuntime, Fault, Split, MAX_PAYLOAD,
 };
 use serde_json::{json, Value};
 
@@ -36,6 +36,8 @@ async fn stack_with(server_extra: &str, models_extra: &str) -> Stack {
         ("ep-dify-embed", Behaviour::DifyEmbed),
         ("ep-tei-rerank", Behaviour::TeiRerank),
         ("ep-dify-rerank", Behaviour::DifyRerank),
+        ("ep-asr", Behaviour::HfTranscribe),
+        ("ep-tts", Behaviour::OpenAiSpeech),
     ] {
         fake.set(name, EndpointBehaviour::new(b));
     }
@@ -1316,4 +1318,439 @@ models:
         Some("arn:aws:iam::222222222222:role/partner-reader")
     );
     server.abort();
+}
+
+/// The audio models, for `stack_with`.
+const AUDIO_MODELS: &str = "  - {name: whisper, kind: transcription, endpointName: ep-asr}\n  \
+     - {name: tts, kind: speech, endpointName: ep-tts}\n  \
+     - {name: tts-mp3, kind: speech, endpointName: ep-tts, responseFormats: [mp3, wav]}\n";
+
+/// One part of a form: `(name, filename, content type, bytes)`.
+type FormPart<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A multipart form as clients send it.
+fn form(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
+    let boundary = "----sagebridge-test-7f3a";
+    let mut body = Vec::new();
+    for (name, filename, content_type, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let mut d = format!("Content-Disposition: form-data; name=\"{name}\"");
+        if let Some(f) = filename {
+            d.push_str(&format!("; filename=\"{f}\""));
+        }
+        body.extend_from_slice(format!("{d}\r\n").as_bytes());
+        if let Some(t) = content_type {
+            body.extend_from_slice(format!("Content-Type: {t}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Stack {
+    /// Posts an audio file to `path` with the given extra fields; status, content type, body.
+    async fn post_audio(
+        &self,
+        path: &str,
+        model: &str,
+        file: (&str, &str, &[u8]),
+        fields: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        let mut parts = vec![
+            ("model", None, None, model.as_bytes()),
+            ("file", Some(file.0), Some(file.1), file.2),
+        ];
+        for (k, v) in fields {
+            parts.push((k, None, None, v.as_bytes()));
+        }
+        let (ct, body) = form(&parts);
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, ct, r.text().await.unwrap())
+    }
+
+    fn invocations_of(
+        &self,
+        endpoint: &str,
+    ) -> Vec<sagebridge_testkit::fake_runtime::RecordedInvocation> {
+        self.fake
+            .invocations()
+            .into_iter()
+            .filter(|i| i.endpoint == endpoint)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn transcription_in_every_response_format() {
+    let s = stack_with("", AUDIO_MODELS).await;
+    let wav = wav_tone(1.5, 16_000);
+    let file = ("tone.wav", "audio/x-wav", wav.as_slice());
+    let expected = fake_transcript(1.5);
+
+    let (status, ct, body) = s
+        .post_audio("/v1/audio/transcriptions", "whisper", file, &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"text": expected})
+    );
+    let calls = s.invocations_of("ep-asr");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].body, wav, "the audio is the body, untouched");
+    assert_eq!(calls[0].header("content-type"), Some("audio/wav"));
+
+    let (status, ct, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper",
+            file,
+            &[
+                ("response_format", "text"),
+                ("language", "en"),
+                ("temperature", "0"),
+            ],
+        )
+        .await;
+    assert_eq!((status, body.as_str()), (200, expected.as_str()));
+    assert!(ct.starts_with("text/plain"), "{ct}");
+
+    let (status, _, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper",
+            file,
+            &[("response_format", "srt")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        format!("1\n00:00:00,000 --> 00:00:01,500\n{expected}\n\n")
+    );
+
+    let (status, ct, body) = s
+        .post_audio(
+            "/v1/audio/translations",
+            "whisper",
+            file,
+            &[("response_format", "vtt")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("text/vtt"), "{ct}");
+    assert_eq!(
+        body,
+        format!("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n{expected}\n\n")
+    );
+
+    let (status, _, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper",
+            file,
+            &[("response_format", "verbose_json"), ("language", "en")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["task"], "transcribe");
+    assert_eq!(v["language"], "en");
+    assert_eq!(v["duration"], 1.5);
+    assert_eq!(v["text"], expected.as_str());
+    assert_eq!(v["segments"][0]["end"], 1.5);
+
+    let text = s.gw.metrics_text();
+    for line in [
+        "sagebridge_gateway_requests_total{model=\"whisper\",route=\"transcription\"} 4",
+        "sagebridge_gateway_requests_total{model=\"whisper\",route=\"translation\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_long_wav_is_split_under_the_payload_limit_and_the_texts_joined() {
+    let s = stack_with("  maxRequestBytes: 16777216", AUDIO_MODELS).await;
+    // 400 s of 16 kHz 16-bit mono: 12.8 MB, more than twice SageMaker's 6 MB.
+    let wav = wav_tone(400.0, 16_000);
+    assert!(wav.len() > 2 * MAX_PAYLOAD);
+    let (status, _, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper",
+            ("long.wav", "audio/wav", &wav),
+            &[("response_format", "verbose_json")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let calls = s.invocations_of("ep-asr");
+    assert_eq!(calls.len(), 3, "three windows of whole seconds");
+    // The windows may arrive in any order (they are sent concurrently); in time order every
+    // window but the last is full.
+    let mut durations: Vec<f64> = calls
+        .iter()
+        .map(|c| {
+            assert!(c.body.len() <= MAX_PAYLOAD, "{} bytes", c.body.len());
+            assert_eq!(c.header("content-type"), Some("audio/wav"));
+            wav_duration(&c.body).expect("each piece is a WAV file")
+        })
+        .collect();
+    durations.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(durations.iter().sum::<f64>(), 400.0);
+    assert_eq!(durations[0], durations[1]);
+    assert_eq!(
+        durations[0].fract(),
+        0.0,
+        "windows are whole seconds: {durations:?}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let joined: Vec<String> = durations.iter().map(|d| fake_transcript(*d)).collect();
+    assert_eq!(v["text"], joined.join(" "));
+    assert_eq!(v["duration"], 400.0);
+    let segments = v["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 3);
+    assert_eq!(segments[1]["start"], durations[0]);
+    assert_eq!(segments[2]["end"], 400.0);
+
+    // The same size in a format the gateway cannot cut: 413 naming the limit.
+    let mp3 = vec![0xFFu8; MAX_PAYLOAD + 1];
+    let (status, _, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper",
+            ("long.mp3", "audio/mpeg", &mp3),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "audio_too_large");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&MAX_PAYLOAD.to_string()),
+        "{v}"
+    );
+    assert_eq!(s.invocations_of("ep-asr").len(), 3, "nothing was sent");
+}
+
+#[tokio::test]
+async fn speech_answers_the_containers_audio() {
+    let s = stack_with("", AUDIO_MODELS).await;
+    let (status, headers, body) = s
+        .post(
+            "/v1/audio/speech",
+            &json!({"model": "tts", "input": "hello there", "voice": "alloy"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "audio/wav");
+    let r = s
+        .http
+        .post(format!("{}/v1/audio/speech", s.base))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "tts", "input": "hello there", "voice": "alloy", "response_format": "wav", "speed": 1.25}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let audio = r.bytes().await.unwrap();
+    assert_eq!(wav_duration(&audio), Some(0.2), "0.1 s per word");
+    let calls = s.invocations_of("ep-tts");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[1].json(),
+        json!({"model": "tts", "input": "hello there", "voice": "alloy", "response_format": "wav", "speed": 1.25})
+    );
+    assert_eq!(calls[1].header("accept"), Some("audio/wav"));
+}
+
+#[tokio::test]
+async fn audio_errors_wrong_kind_and_unsupported_formats() {
+    let s = stack_with("", AUDIO_MODELS).await;
+    let wav = wav_tone(0.5, 8_000);
+    let file = ("a.wav", "audio/wav", wav.as_slice());
+
+    // A chat model on the audio route, an audio model on the chat and speech routes.
+    let (status, _, body) = s
+        .post_audio("/v1/audio/transcriptions", "chat-tgi", file, &[])
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("wrong_model_kind")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST /v1/chat/completions"),
+        "{v}"
+    );
+    let (status, v) = s
+        .post_json(
+            "/v1/audio/speech",
+            &json!({"model": "whisper", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("wrong_model_kind")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST /v1/audio/transcriptions"),
+        "{v}"
+    );
+    let (status, v) = s
+        .post_json("/v1/chat/completions", &chat("tts", false))
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("wrong_model_kind")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST /v1/audio/speech"),
+        "{v}"
+    );
+
+    // A format the model's container does not produce: 400 naming the ones it does.
+    let (status, v) = s
+        .post_json(
+            "/v1/audio/speech",
+            &json!({"model": "tts", "input": "hi", "response_format": "mp3"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "response_format");
+    assert_eq!(
+        v["error"]["message"],
+        "model `tts` cannot produce `mp3` audio; it produces: wav (the gateway does not transcode)"
+    );
+    // Listed in the config: asked of the container as is (which refuses it here).
+    let (status, v) = s
+        .post_json(
+            "/v1/audio/speech",
+            &json!({"model": "tts-mp3", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (502, Some("model_error")),
+        "{v}"
+    );
+    assert_eq!(
+        s.invocations_of("ep-tts")[0].json()["response_format"],
+        "mp3"
+    );
+
+    let (status, _, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper",
+            file,
+            &[("response_format", "xml")],
+        )
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, v["error"]["param"].as_str()),
+        (400, Some("response_format")),
+        "{v}"
+    );
+    // JSON instead of a form.
+    let (status, v) = s
+        .post_json("/v1/audio/transcriptions", &json!({"model": "whisper"}))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multipart/form-data"),
+        "{v}"
+    );
+    assert!(s.invocations_of("ep-asr").is_empty());
+}
+
+#[tokio::test]
+async fn official_openai_python_client_audio() {
+    let venv = std::env::var("SAGEBRIDGE_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sagebridge/venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    assert!(std::path::Path::new(&python).exists(), "no Python venv at {venv}: create it with `python3 -m venv {venv} && {venv}/bin/pip install openai 'moto[server]'`");
+    let s = stack_with("", AUDIO_MODELS).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_audio.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(script)
+            .env("OPENAI_BASE_URL", format!("{}/v1", s.base))
+            .env("OPENAI_API_KEY", KEY)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished within 60 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["transcription"], fake_transcript(2.0));
+    assert_eq!(v["transcription_text"], fake_transcript(2.0));
+    assert_eq!(v["translation"], fake_transcript(2.0));
+    assert_eq!(v["verbose_duration"], 2.0);
+    assert_eq!(v["speech_seconds"], 0.3);
+    assert_eq!(v["speech_channels"], 1);
+    assert_eq!(v["bad_format_status"], 400);
+    assert!(
+        v["bad_format_message"]
+            .as_str()
+            .unwrap()
+            .contains("it produces: wav"),
+        "{v}"
+    );
+    assert_eq!(v["wrong_kind_status"], 400);
+    let calls = s.invocations_of("ep-asr");
+    assert_eq!(calls.len(), 4);
+    assert!(calls
+        .iter()
+        .all(|c| c.header("content-type") == Some("audio/wav")));
 }

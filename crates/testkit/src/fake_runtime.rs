@@ -25,7 +25,7 @@ use std::time::Duration;
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -60,6 +60,69 @@ pub enum Behaviour {
     TeiRerank,
     /// Dify's shape: `{"inputs":[q,..],"docs":[..]}` -> `{"scores":[..]}`, document order.
     DifyRerank,
+    /// Hugging Face speech recognition, raw audio: the audio bytes with an `audio/*` content
+    /// type -> `{"text"}`, the text being [`fake_transcript`] of the WAV's duration.
+    HfTranscribe,
+    /// OpenAI-compatible text to speech: `{"input","response_format",..}` -> a WAV tone
+    /// ([`wav_tone`]) of 0.1 s per word, `audio/wav`; any format but `wav` is a 400 ModelError.
+    OpenAiSpeech,
+}
+
+/// What [`Behaviour::HfTranscribe`] hears in any audio.
+pub const FAKE_TRANSCRIPT: &str = "the quick brown fox";
+/// SageMaker's InvokeEndpoint payload limit, which the fake enforces.
+pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// The fake transcript of audio lasting `seconds`: the fixed text and the duration.
+pub fn fake_transcript(seconds: f64) -> String {
+    format!("{FAKE_TRANSCRIPT} ({seconds:.2} s)")
+}
+
+/// A 440 Hz tone as a 16-bit mono PCM WAV file.
+pub fn wav_tone(seconds: f64, sample_rate: u32) -> Vec<u8> {
+    let n = (seconds.max(0.0) * f64::from(sample_rate)).round() as usize;
+    let data_len = n * 2;
+    let mut w = Vec::with_capacity(44 + data_len);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&sample_rate.to_le_bytes());
+    w.extend_from_slice(&(sample_rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data_len as u32).to_le_bytes());
+    for i in 0..n {
+        let t = i as f64 / f64::from(sample_rate);
+        let v = (t * 440.0 * std::f64::consts::TAU).sin() * 8000.0;
+        w.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    w
+}
+
+/// The duration in seconds of a PCM WAV file, from its `fmt ` and `data` chunk headers.
+pub fn wav_duration(b: &[u8]) -> Option<f64> {
+    if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+        return None;
+    }
+    let u32_at = |i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
+    let mut pos = 12;
+    let mut byte_rate = None;
+    for _ in 0..64 {
+        let id = b.get(pos..pos + 4)?;
+        let size = u32_at(pos + 4)? as usize;
+        if id == b"fmt " {
+            byte_rate = u32_at(pos + 16);
+        } else if id == b"data" {
+            let rate = byte_rate.filter(|r| *r > 0)?;
+            return Some(size.min(b.len() - pos - 8) as f64 / f64::from(rate));
+        }
+        pos += 8 + size + (size & 1);
+    }
+    None
 }
 
 /// How a stream is cut into `PayloadPart`s.
@@ -329,6 +392,8 @@ fn router(shared: Arc<Shared>) -> Router {
             "/endpoints/{name}/invocations-response-stream",
             post(invoke_stream),
         )
+        // Above SageMaker's own limit, so the fake can answer as SageMaker does.
+        .layer(DefaultBodyLimit::max(2 * MAX_PAYLOAD))
         .with_state(shared)
 }
 
@@ -676,10 +741,51 @@ async fn invoke(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if body.len() > MAX_PAYLOAD {
+        return error(
+            413,
+            "ValidationError",
+            json!({"message": format!("Request payload of {} bytes exceeds the limit of {MAX_PAYLOAD} bytes", body.len())}),
+        );
+    }
+    if b.behaviour == Behaviour::HfTranscribe {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !content_type.starts_with("audio/") {
+            return model_error(415, &format!("Content type {content_type:?} not supported"));
+        }
+        let Some(seconds) = wav_duration(&body) else {
+            return model_error(
+                400,
+                "ffmpeg was not able to decode the audio (the fake reads WAV only)",
+            );
+        };
+        return json_response(&json!({"text": fake_transcript(seconds)}));
+    }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return model_error(400, "the body is not JSON");
     };
     let out = match b.behaviour {
+        Behaviour::HfTranscribe => return model_error(500, "unreachable: raw audio handled above"),
+        Behaviour::OpenAiSpeech => {
+            let Some(input) = v.get("input").and_then(Value::as_str) else {
+                return model_error(422, "missing field `input`");
+            };
+            let format = v
+                .get("response_format")
+                .and_then(Value::as_str)
+                .unwrap_or("mp3");
+            if format != "wav" {
+                return model_error(400, &format!("response_format {format} is not supported"));
+            }
+            let words = input.split_whitespace().count().clamp(1, 100);
+            let mut r = (StatusCode::OK, wav_tone(0.1 * words as f64, 16_000)).into_response();
+            r.headers_mut()
+                .insert("content-type", "audio/wav".parse().expect("static header"));
+            return r;
+        }
         Behaviour::OpenAiChat | Behaviour::TgiChat | Behaviour::LmiChat => {
             let ask = match chat_ask(b.behaviour, &v) {
                 Ok(a) => a,
@@ -776,6 +882,10 @@ async fn invoke(
             json!({"scores": docs.iter().map(|d| fake_score(&q, d)).collect::<Vec<_>>()})
         }
     };
+    json_response(&out)
+}
+
+fn json_response(out: &Value) -> Response {
     let mut r = (StatusCode::OK, out.to_string()).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -1078,6 +1188,15 @@ mod tests {
             .headers()
             .iter()
             .any(|h| h.name().as_str() == ":event-type"));
+    }
+
+    #[test]
+    fn wav_tone_duration_is_read_back() {
+        let w = wav_tone(2.5, 16_000);
+        assert_eq!(w.len(), 44 + 80_000);
+        assert_eq!(wav_duration(&w), Some(2.5));
+        assert_eq!(wav_duration(b"not a wav file at all"), None);
+        assert_eq!(fake_transcript(2.5), "the quick brown fox (2.50 s)");
     }
 
     #[test]

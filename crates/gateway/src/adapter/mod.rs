@@ -1,11 +1,12 @@
 //! Payload adapters: one per container family, turning OpenAI requests into the container's
 //! request body and its answers back into OpenAI responses.
 //!
-//! Three small traits, one per model kind ([`ChatAdapter`], [`EmbeddingAdapter`],
-//! [`RerankAdapter`]); [`build`] picks the implementation from the model's `format`. The
+//! Small traits, one per model kind ([`ChatAdapter`], [`EmbeddingAdapter`],
+//! [`RerankAdapter`], and in [`audio`] the transcription and speech adapters); [`build`] picks the implementation from the model's `format`. The
 //! [`Adapter`] it returns is taken apart once, when the gateway is built, into typed handles
 //! (`ChatModel`, ...), so request handlers never ask which kind an adapter is.
 
+pub mod audio;
 pub mod chat;
 pub mod embed;
 pub mod rerank;
@@ -93,6 +94,8 @@ pub enum Adapter {
     Chat(Arc<dyn ChatAdapter>),
     Embedding(Arc<dyn EmbeddingAdapter>),
     Rerank(Arc<dyn RerankAdapter>),
+    Transcription(Arc<dyn audio::TranscriptionAdapter>),
+    Speech(Arc<dyn audio::SpeechAdapter>),
 }
 
 /// The adapter for a (validated) model config.
@@ -115,6 +118,12 @@ pub fn build(m: &ModelConfig) -> Result<Adapter, String> {
         (ModelKind::Rerank, f) if ModelKind::Rerank.formats().contains(&f) => {
             Adapter::Rerank(Arc::new(rerank::Rerank { format: f }))
         }
+        (ModelKind::Transcription, Format::Huggingface) => {
+            Adapter::Transcription(Arc::new(audio::HuggingFaceTranscription))
+        }
+        (ModelKind::Speech, Format::Openai) => Adapter::Speech(Arc::new(audio::OpenAiSpeech {
+            formats: m.speech_formats(),
+        })),
         (kind, f) => {
             return Err(format!(
                 "format `{}` cannot serve a {} model",

@@ -89,11 +89,10 @@ fn catalog_model_json(
     out["name"] = json!(e.name);
     let kind = out.get("kind").cloned().unwrap_or(Value::Null);
     if out.get("format").is_none() {
-        let default = match kind.as_str() {
-            Some("chat") => Some("openai"),
-            Some("embedding") | Some("rerank") => Some("tei"),
-            _ => None,
-        };
+        // The gateway's own default for the kind, so every kind (audio included) is covered.
+        let default = serde_json::from_value::<sagebridge_gateway::ModelKind>(kind.clone())
+            .ok()
+            .map(|k| k.default_format().as_str());
         if let Some(f) = default {
             out["format"] = json!(f);
         }
@@ -459,4 +458,32 @@ pub(super) async fn check(
         .unwrap_or_else(|p| p.into_inner())
         .insert(name, result.clone());
     Ok(Json(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_models_get_their_kinds_default_format() {
+        for (kind, format) in [
+            ("chat", "openai"),
+            ("embedding", "tei"),
+            ("rerank", "tei"),
+            ("transcription", "huggingface"),
+            ("speech", "openai"),
+        ] {
+            let e = GatewayModelEntry {
+                name: "m".into(),
+                spec: json!({"kind": kind, "endpointName": "ep"}),
+                service_id: None,
+                aws_config: None,
+                secrets: Default::default(),
+                created_at: 0,
+                updated_at: 0,
+            };
+            let v = catalog_model_json(&e, None, &GatewayConfig::default());
+            assert_eq!(v["format"], format, "{kind}");
+        }
+    }
 }
