@@ -655,6 +655,62 @@ async fn a_service_is_tested_ingested_on_demand_exported_and_served() {
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
 
+    // Bad input names its field; unknown things are 404.
+    for (body, field) in [
+        (json!({"name": "old", "expiresAt": 1}), "expiresAt"),
+        (
+            json!({"name": "nope", "allowedModels": ["no-such-model"]}),
+            "allowedModels",
+        ),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x", "colour": "red"}), "unknown field"),
+    ] {
+        let a = s.admin(M::POST, "/api/v1/gateway/keys", Some(body)).await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(
+            a.json()["message"].as_str().unwrap().contains(field),
+            "{field}: {}",
+            a.body
+        );
+    }
+    let a = s
+        .admin(M::DELETE, "/api/v1/gateway/keys/no-such-key", None)
+        .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    let a = s
+        .admin(
+            M::GET,
+            &format!("/api/v1/services/ingestionPipelines/{pipeline_id}/runs?limit=0"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.json()["message"].as_str().unwrap().starts_with("limit"),
+        "{}",
+        a.body
+    );
+    let a = s
+        .admin(
+            M::GET,
+            &format!("/api/v1/services/ingestionPipelines/{pipeline_id}/runs/no-such-run"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    let a = s
+        .admin(
+            M::POST,
+            "/api/v1/services/mlmodelServices/no-such-service/testConnection",
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    let a = s
+        .admin(M::POST, "/api/v1/gateway/models/no-such-model/check", None)
+        .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+
     // API keys: shown once, limited to a model, revoked.
     let a = s
         .admin(
