@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 ensure_venv
-cargo build --quiet --bin sagebridge --bin sagebridge-seed --bin sagebridge-fake-runtime
+# The same build as the tests (scripts/test.sh): any other selection unifies the AWS SDK's
+# features differently and compiles it a second time (minutes, gigabytes).
+cargo build --quiet --workspace --all-targets --locked
 BIN="$CARGO_TARGET_DIR/debug"
 
 MOTO_PID=""
