@@ -212,6 +212,91 @@ impl GatewayError {
     }
 }
 
+/// What a client may read of an error about AWS: ARNs, account ids and endpoint URLs (which
+/// name principals, accounts and internal hosts) replaced by `<arn>`, `<account>` and
+/// `<endpoint>`. The full text goes to the log under the request id.
+pub fn scrub_for_clients(text: &str) -> String {
+    fn delimiter(c: char) -> bool {
+        c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ')' | '(' | ',' | ';' | '<' | '>')
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let arn = rest.find("arn:aws").map(|i| (i, "<arn>"));
+        let url = ["https://", "http://"]
+            .iter()
+            .filter_map(|s| rest.find(s))
+            .min()
+            .map(|i| (i, "<endpoint>"));
+        let next = [arn, url].into_iter().flatten().min_by_key(|(i, _)| *i);
+        let Some((at, mark)) = next else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(mark);
+        let tail = &rest[at..];
+        let end = tail.find(delimiter).unwrap_or(tail.len());
+        // A sentence's final period stays outside the replaced part.
+        let end = if tail[..end].ends_with('.') {
+            end - 1
+        } else {
+            end
+        };
+        rest = &tail[end..];
+    }
+    // Twelve-digit runs are account ids.
+    let mut scrubbed = String::with_capacity(out.len());
+    let chars: Vec<char> = out.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 12 {
+                scrubbed.push_str("<account>");
+            } else {
+                scrubbed.extend(&chars[start..i]);
+            }
+        } else {
+            scrubbed.push(chars[i]);
+            i += 1;
+        }
+    }
+    scrubbed
+}
+
+impl GatewayError {
+    /// The answer a client gets for this error under `request_id`: for a refusal by AWS (403)
+    /// and for upstream failures (5xx) the message is scrubbed ([`scrub_for_clients`]) and the
+    /// request id added, so an operator finds the full detail in the log.
+    pub fn client_response(self, request_id: &str) -> Response {
+        let status = self.status();
+        let scrub = status == StatusCode::FORBIDDEN || status.is_server_error();
+        if !scrub {
+            return self.into_response();
+        }
+        let mut body = self.body();
+        if let Some(message) = body["error"]["message"].as_str() {
+            let message = format!(
+                "{} (request id {request_id}: the full detail is in the gateway's log)",
+                scrub_for_clients(message)
+            );
+            body["error"]["message"] = json!(message);
+        }
+        body["error"]["request_id"] = json!(request_id);
+        let mut response = self.into_response();
+        *response.body_mut() = axum::body::Body::from(body.to_string());
+        response.headers_mut().insert(
+            "x-request-id",
+            HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("unknown")),
+        );
+        response
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -239,6 +324,43 @@ impl IntoResponse for GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_read_no_arn_account_or_endpoint() {
+        let text =
+            "sagemaker:InvokeEndpoint denied for arn:aws:sts::123456789012:assumed-role/r/s \
+                    on `arn:aws:sagemaker:us-east-1:123456789012:endpoint/x` via \
+                    https://vpce-0abc.runtime.sagemaker.us-east-1.vpce.amazonaws.com/endpoints. \
+                    Account 210987654321; retry 3 times.";
+        let s = scrub_for_clients(text);
+        for leak in [
+            "123456789012",
+            "210987654321",
+            "assumed-role",
+            "vpce-0abc",
+            "arn:aws",
+        ] {
+            assert!(!s.contains(leak), "{leak} in {s}");
+        }
+        assert!(
+            s.contains("sagemaker:InvokeEndpoint denied for <arn>"),
+            "{s}"
+        );
+        assert!(
+            s.contains("`<arn>`") && s.contains("<endpoint>.") && s.contains("retry 3 times"),
+            "{s}"
+        );
+
+        let response = GatewayError::AccessDenied {
+            message: text.to_owned(),
+        }
+        .client_response("req-1");
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers()["x-request-id"], "req-1");
+        // A client error keeps its words: the caller's own input is no secret.
+        let response = GatewayError::ModelNotFound("m".into()).client_response("req-2");
+        assert!(response.headers().get("x-request-id").is_none());
+    }
 
     #[test]
     fn shapes_and_statuses() {

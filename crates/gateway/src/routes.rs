@@ -212,12 +212,14 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, gw: &Gateway) -> Result<Bytes
 /// Counts and logs a failure, then answers it.
 fn fail(gw: &Gateway, model: Option<&str>, route: &'static str, e: GatewayError) -> Response {
     gw.metrics.error(model, e.code());
-    if e.status().is_server_error() {
-        tracing::warn!(route, model = model.unwrap_or(""), code = e.code(), error = %e, "request failed");
+    let request_id = response_id("req");
+    if e.status().is_server_error() || e.status() == StatusCode::FORBIDDEN {
+        tracing::warn!(route, model = model.unwrap_or(""), code = e.code(), request_id = %request_id, error = %e, "request failed");
     } else {
         tracing::debug!(route, model = model.unwrap_or(""), code = e.code(), error = %e, "request refused");
     }
-    e.into_response()
+    // Clients get the class and what to do; ARNs, accounts and endpoints stay in the log.
+    e.client_response(&request_id)
 }
 
 async fn chat(

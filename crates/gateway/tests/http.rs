@@ -343,6 +343,11 @@ async fn errors_have_the_openai_shape_and_status() {
         );
         assert!(v["error"]["type"].is_string());
         assert!(!v.to_string().contains("testing-secret-value"));
+        // Refusals by AWS and upstream failures carry a request id and no account id.
+        if status == 403 || status >= 500 {
+            assert!(v["error"]["request_id"].is_string(), "{v}");
+            assert!(!v.to_string().contains("123456789012"), "{v}");
+        }
     };
     let (st, v) = s
         .post_json("/v1/chat/completions", &chat("nope", false))
@@ -385,7 +390,9 @@ async fn errors_have_the_openai_shape_and_status() {
             Fault::AccessDenied { principal: "arn:aws:iam::123456789012:user/limited".into() },
             403,
             "access_denied",
-            "arn:aws:iam::123456789012:user/limited is not allowed to call sagemaker:InvokeEndpoint",
+            // The principal's ARN (and its account) stays in the log; the client gets the
+            // action to add and a request id.
+            "<arn> is not allowed to call sagemaker:InvokeEndpoint",
         ),
         (Fault::Throttle, 429, "throttled", "throttled"),
         (Fault::NotReady, 429, "throttled", "not ready yet"),
