@@ -387,7 +387,9 @@ async fn errors_have_the_openai_shape_and_status() {
 
     let cases: Vec<(Fault, u16, &str, &str)> = vec![
         (
-            Fault::AccessDenied { principal: "arn:aws:iam::123456789012:user/limited".into() },
+            Fault::AccessDenied {
+                principal: "arn:aws:iam::123456789012:user/limited".into(),
+            },
             403,
             "access_denied",
             // The principal's ARN (and its account) stays in the log; the client gets the
@@ -397,12 +399,20 @@ async fn errors_have_the_openai_shape_and_status() {
         (Fault::Throttle, 429, "throttled", "throttled"),
         (Fault::NotReady, 429, "throttled", "not ready yet"),
         (
-            Fault::ModelError { status: 400, message: "Input validation error: inputs too long".into() },
+            Fault::ModelError {
+                status: 400,
+                message: "Input validation error: inputs too long".into(),
+            },
             502,
             "model_error",
             "the model container failed with status 400: Input validation error: inputs too long",
         ),
-        (Fault::ServiceUnavailable, 503, "service_unavailable", "unavailable"),
+        (
+            Fault::ServiceUnavailable,
+            503,
+            "service_unavailable",
+            "unavailable",
+        ),
     ];
     for (fault, status, code, needle) in cases {
         s.fake.set(
