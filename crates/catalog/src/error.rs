@@ -25,6 +25,19 @@ pub enum CatalogError {
          upgrade sagebridge or point it at another database"
     )]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The database needs a migration, but an ingestion (possibly of an older sagebridge) is
+    /// writing to it: migrating under it could break the run, so the caller tries again later.
+    #[error(
+        "catalog database schema version {from} needs migrating to {to}, but ingestion run {run_id} \
+         of service {service:?} ({holder}) is writing to it; try again when that run has ended"
+    )]
+    MigrationWaitsForRun {
+        from: i64,
+        to: i64,
+        service: String,
+        run_id: String,
+        holder: String,
+    },
     /// Any other SQLite failure (disk full, database locked past the busy timeout, constraint).
     #[error("catalog database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

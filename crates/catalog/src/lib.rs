@@ -48,6 +48,7 @@ pub use entities::{
     MlModelServiceType, MlStore, RunStatus, TagLabel, TagSource, TagState,
 };
 pub use error::{CatalogError, Result};
+pub use schema::INGESTION_LOCK_STALE_AFTER_MS;
 pub use secrets::{
     hash_api_key, ApiKeySecret, ClearAwsConfig, KeySource, SecretFlags, SecretKey,
     API_KEY_DISPLAY_CHARS, API_KEY_PREFIX, REDACTED, SECRET_FIELDS, SECRET_KEY_ENV,

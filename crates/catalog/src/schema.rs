@@ -225,31 +225,94 @@ fn redact_stored(tx: &rusqlite::Transaction<'_>) -> Result<usize> {
     Ok(changed)
 }
 
+/// The service, run and holder of an ingestion lock with a recent heartbeat, if any (none before
+/// the lock table exists).
+fn live_ingestion_lock(
+    tx: &rusqlite::Transaction<'_>,
+    now_ms: i64,
+) -> Result<Option<(String, String, String)>> {
+    use rusqlite::OptionalExtension;
+    let exists: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'ingestion_locks'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    Ok(tx
+        .query_row(
+            "SELECT service, run_id, holder FROM ingestion_locks WHERE heartbeat_at > ?1
+             ORDER BY heartbeat_at DESC LIMIT 1",
+            [now_ms - INGESTION_LOCK_STALE_AFTER_MS],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?)
+}
+
 /// The schema version this binary writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
+/// How long an ingestion lock lives without a heartbeat before another run may take it over
+/// (a run touches its lock at every batch; a crashed run leaves one behind).
+pub const INGESTION_LOCK_STALE_AFTER_MS: i64 = 10 * 60 * 1000;
+
 /// Brings the database to [`LATEST`] in one transaction, or refuses a newer database.
+///
+/// An up-to-date database is only read: no write lock is taken, so opening it never waits for
+/// (or blocks) an ingestion writing in another process. A database that needs a migration is
+/// not migrated while an ingestion holds a live lock on it (the run was written against the
+/// schema it started with): that is [`CatalogError::MigrationWaitsForRun`].
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_with(conn, MIGRATIONS, sagebridge_aws::clock::now_millis())
+}
+
+fn migrate_with(conn: &mut Connection, migrations: &[&str], now_ms: i64) -> Result<()> {
+    let latest = migrations.len() as i64;
+    let version = |conn: &Connection| -> Result<i64> {
+        Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+    };
+    let seen = version(conn)?;
+    if seen > latest {
+        return Err(CatalogError::SchemaTooNew {
+            found: seen,
+            supported: latest,
+        });
+    }
+    if seen == latest {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if current > LATEST {
+    // Another process may have migrated between the read above and the lock.
+    let current = version(&tx)?;
+    if current > latest {
         return Err(CatalogError::SchemaTooNew {
             found: current,
-            supported: LATEST,
+            supported: latest,
+        });
+    }
+    if current == latest {
+        return Ok(());
+    }
+    if let Some((service, run_id, holder)) = live_ingestion_lock(&tx, now_ms)? {
+        return Err(CatalogError::MigrationWaitsForRun {
+            from: current,
+            to: latest,
+            service,
+            run_id,
+            holder,
         });
     }
     let start = usize::try_from(current).unwrap_or(0);
     let mut redacted = false;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+    for (index, sql) in migrations.iter().enumerate().skip(start) {
         tracing::debug!(version = index + 1, "applying catalog migration");
         tx.execute_batch(sql)?;
         if index + 1 == REDACTION_MIGRATION {
             redacted = redact_stored(&tx)? > 0;
         }
     }
-    if current != LATEST {
-        tx.pragma_update(None, "user_version", LATEST)?;
-    }
+    tx.pragma_update(None, "user_version", latest)?;
     tx.commit()?;
     if redacted {
         // The old text of the re-redacted rows must not stay in the write-ahead log or in free
@@ -257,4 +320,100 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn at_version(n: usize) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..n], NOW).unwrap();
+        conn
+    }
+
+    fn user_version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap()
+    }
+
+    fn with_next(extra: &'static str) -> Vec<&'static str> {
+        let mut all = MIGRATIONS.to_vec();
+        all.push(extra);
+        all
+    }
+
+    #[test]
+    fn a_live_ingestion_lock_postpones_a_migration_and_a_stale_one_does_not() {
+        let mut conn = at_version(MIGRATIONS.len());
+        conn.execute(
+            "INSERT INTO ingestion_locks (service, run_id, holder, acquired_at, heartbeat_at)
+             VALUES ('sm', 'run-1', 'pid 42', ?1, ?1)",
+            [NOW - 1_000],
+        )
+        .unwrap();
+        let next = with_next("CREATE TABLE added_later (x INTEGER);");
+
+        let err = migrate_with(&mut conn, &next, NOW).unwrap_err();
+        match &err {
+            CatalogError::MigrationWaitsForRun {
+                from,
+                to,
+                service,
+                run_id,
+                holder,
+            } => {
+                assert_eq!((*from, *to), (LATEST, LATEST + 1));
+                assert_eq!((service.as_str(), run_id.as_str()), ("sm", "run-1"));
+                assert_eq!(holder, "pid 42");
+            }
+            other => panic!("expected MigrationWaitsForRun, got {other:?}"),
+        }
+        assert!(err
+            .to_string()
+            .contains("try again when that run has ended"));
+        assert_eq!(user_version(&conn), LATEST, "nothing was migrated");
+
+        // The same lock without a heartbeat for longer than the stale window is a crashed run.
+        let later = NOW + INGESTION_LOCK_STALE_AFTER_MS;
+        migrate_with(&mut conn, &next, later).unwrap();
+        assert_eq!(user_version(&conn), LATEST + 1);
+        conn.execute("INSERT INTO added_later (x) VALUES (1)", [])
+            .unwrap();
+    }
+
+    #[test]
+    fn an_up_to_date_database_is_opened_without_a_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn).unwrap();
+        }
+        // Another process holds the write lock (an ingestion writing a batch).
+        let mut writer = Connection::open(&path).unwrap();
+        let held = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let mut reader = Connection::open(&path).unwrap();
+        // No busy timeout: a migration that wanted the write lock would fail at once.
+        migrate(&mut reader).unwrap();
+        assert_eq!(user_version(&reader), LATEST);
+        held.rollback().unwrap();
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_without_being_written() {
+        let mut conn = at_version(MIGRATIONS.len());
+        conn.pragma_update(None, "user_version", LATEST + 3)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, CatalogError::SchemaTooNew { found, supported }
+            if found == LATEST + 3 && supported == LATEST)
+        );
+        assert_eq!(user_version(&conn), LATEST + 3);
+    }
 }

@@ -83,26 +83,35 @@ impl SqliteCatalog {
         let cipher = SecretBox::new(&key);
         {
             let mut conn = self.conn();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let check: Option<String> = tx
-                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
-                .query_row([secrets::KEY_CHECK_FIELD], |row| row.get(0))
-                .optional()?;
-            match check {
-                Some(sealed) => {
-                    let plain = cipher.decrypt(secrets::KEY_CHECK_FIELD, &sealed)?;
-                    if plain != secrets::KEY_CHECK_PLAINTEXT {
-                        return Err(CatalogError::SecretKeyMismatch);
-                    }
-                }
+            let read_check = |conn: &Connection| -> Result<Option<String>> {
+                Ok(conn
+                    .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                    .query_row([secrets::KEY_CHECK_FIELD], |row| row.get(0))
+                    .optional()?)
+            };
+            // Read first: a catalog that already has its key check is not written (and so
+            // does not wait for the write lock an ingestion may hold).
+            let check = match read_check(&conn)? {
+                Some(sealed) => Some(sealed),
                 None => {
-                    let sealed =
-                        cipher.encrypt(secrets::KEY_CHECK_FIELD, secrets::KEY_CHECK_PLAINTEXT)?;
-                    tx.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2)")?
-                        .execute([secrets::KEY_CHECK_FIELD, sealed.as_str()])?;
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let check = read_check(&tx)?;
+                    if check.is_none() {
+                        let sealed = cipher
+                            .encrypt(secrets::KEY_CHECK_FIELD, secrets::KEY_CHECK_PLAINTEXT)?;
+                        tx.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2)")?
+                            .execute([secrets::KEY_CHECK_FIELD, sealed.as_str()])?;
+                    }
+                    tx.commit()?;
+                    check
+                }
+            };
+            if let Some(sealed) = check {
+                let plain = cipher.decrypt(secrets::KEY_CHECK_FIELD, &sealed)?;
+                if plain != secrets::KEY_CHECK_PLAINTEXT {
+                    return Err(CatalogError::SecretKeyMismatch);
                 }
             }
-            tx.commit()?;
         }
         self.secrets = Some(cipher);
         Ok(self)

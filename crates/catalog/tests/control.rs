@@ -1423,3 +1423,27 @@ fn a_previous_version_database_migrates_and_keeps_its_data() {
     assert_eq!(updated.version, 0.3);
     assert_eq!(updated.created_at, 1_600_000_000_000);
 }
+
+#[test]
+fn a_catalog_with_its_key_opens_while_another_process_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    drop(SqliteCatalog::open_with_key(&path, key(7)).expect("first open stores the key check"));
+    // An ingestion in another process is in the middle of writing a batch.
+    let mut writer = rusqlite::Connection::open(&path).unwrap();
+    let held = writer
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = std::thread::spawn({
+        let path = path.clone();
+        move || tx.send(SqliteCatalog::open_with_key(&path, key(7)).map(|_| ()))
+    });
+    // Opened (schema current, key check present) while the write lock is still held: the open
+    // only read. Were it waiting for the lock, this receive would not complete before the
+    // writer lets go (or the busy timeout turns it into an error).
+    let opened = rx.recv().unwrap();
+    assert!(opened.is_ok(), "{opened:?}");
+    held.rollback().unwrap();
+    opener.join().unwrap().unwrap();
+}

@@ -44,6 +44,8 @@ pub const DEFAULT_WRITE_IDLE_TIMEOUT_SECONDS: f64 = 30.0;
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: f64 = 30.0;
 /// The interval of the SSE comment (`: keep-alive`) sent while a container is silent.
 pub const DEFAULT_HEARTBEAT_SECONDS: f64 = 15.0;
+/// How often `serve` tries again to open a catalog it could not open.
+pub const DEFAULT_CATALOG_RETRY_SECONDS: f64 = 5.0;
 /// The longest partial line of a container's stream held while waiting for its newline.
 pub const DEFAULT_MAX_STREAM_LINE_BYTES: usize = 1024 * 1024;
 /// OpenAI's limit on the number of inputs of one embeddings request.
@@ -125,6 +127,10 @@ pub struct ServerConfig {
     #[serde(default = "d_heartbeat")]
     pub heartbeat_seconds: f64,
     /// The longest line of a container's stream held while waiting for its newline.
+    /// How often `serve` tries again to open a catalog that was missing its folder, newer,
+    /// corrupt or waiting for a migration (the admin API answers 503 meanwhile).
+    #[serde(default = "d_catalog_retry")]
+    pub catalog_retry_seconds: f64,
     #[serde(default = "d_max_stream_line")]
     pub max_stream_line_bytes: usize,
     /// Inputs of one embeddings request at most.
@@ -164,6 +170,9 @@ fn d_shutdown_grace() -> f64 {
 }
 fn d_heartbeat() -> f64 {
     DEFAULT_HEARTBEAT_SECONDS
+}
+fn d_catalog_retry() -> f64 {
+    DEFAULT_CATALOG_RETRY_SECONDS
 }
 fn d_max_stream_line() -> usize {
     DEFAULT_MAX_STREAM_LINE_BYTES
@@ -205,6 +214,7 @@ impl Default for ServerConfig {
             write_idle_timeout_seconds: DEFAULT_WRITE_IDLE_TIMEOUT_SECONDS,
             shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
             heartbeat_seconds: DEFAULT_HEARTBEAT_SECONDS,
+            catalog_retry_seconds: DEFAULT_CATALOG_RETRY_SECONDS,
             max_stream_line_bytes: DEFAULT_MAX_STREAM_LINE_BYTES,
             max_embedding_inputs: DEFAULT_MAX_EMBEDDING_INPUTS,
             max_embedding_input_bytes: DEFAULT_MAX_EMBEDDING_INPUT_BYTES,
@@ -569,6 +579,7 @@ impl Validate for GatewayConfig {
                 ("writeIdleTimeoutSeconds", s.write_idle_timeout_seconds),
                 ("shutdownGraceSeconds", s.shutdown_grace_seconds),
                 ("heartbeatSeconds", s.heartbeat_seconds),
+                ("catalogRetrySeconds", s.catalog_retry_seconds),
             ] {
                 if !(v.is_finite() && (0.01..=MAX_SECONDS).contains(&v)) {
                     p.add(

@@ -77,8 +77,8 @@ impl CatalogSink {
 }
 
 /// A run lock not touched for this long belongs to a run that died (a run touches it at every
-/// batch, at least every few seconds).
-const LOCK_STALE_AFTER_MS: i64 = 10 * 60 * 1000;
+/// batch, at least every few seconds); migrations use the same window.
+const LOCK_STALE_AFTER_MS: i64 = sagebridge_catalog::INGESTION_LOCK_STALE_AFTER_MS;
 
 use sagebridge_aws::clock::now_millis;
 
