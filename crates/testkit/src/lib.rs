@@ -35,6 +35,9 @@
 //!   injectable latency, throttling and failures, and per-operation counters.
 //! - `fake_openmetadata`: [`FakeOpenMetadata`], the part of OpenMetadata's REST API the
 //!   `metadata-rest` sink uses, in memory, recording every request.
+//! - `fault_proxy`: [`fault_proxy::FaultProxy`], an HTTP proxy in front of moto or a fake that
+//!   injects latency, throttling, 5xx, resets, truncated bodies, stalls, slow and cut streams
+//!   per AWS API (the `sagebridge-fault-proxy` binary wraps it for scripts).
 //! - `fake_runtime`: a fake SageMaker runtime (InvokeEndpoint and its response stream with
 //!   real event-stream framing) for the gateway's tests.
 
@@ -42,6 +45,7 @@ pub mod aws;
 pub mod fake_openmetadata;
 pub mod fake_runtime;
 pub mod fake_sagemaker;
+pub mod fault_proxy;
 pub mod iam;
 pub mod moto;
 pub mod seed;
