@@ -71,7 +71,9 @@ pub trait Catalog: Send + Sync {
     /// Takes the ingestion lock of `service` for run `run_id` (held by `holder`, e.g. a pid),
     /// so two runs of one service never interleave. A lock whose holder has not shown life
     /// ([`Catalog::touch_service_lock`]) for `stale_after_ms` is taken over (a crashed run);
-    /// a live one answers [`crate::CatalogError::ServiceBusy`].
+    /// a live one answers [`crate::CatalogError::ServiceBusy`]. A lock whose holder
+    /// `holder_gone` says no longer exists (a killed process on this host) is taken over at
+    /// once, in the same transaction.
     fn lock_service(
         &self,
         service: &str,
@@ -79,6 +81,7 @@ pub trait Catalog: Send + Sync {
         holder: &str,
         now_ms: i64,
         stale_after_ms: i64,
+        holder_gone: &dyn Fn(&str) -> bool,
     ) -> Result<()>;
 
     /// Shows that run `run_id` still holds the lock of `service`.

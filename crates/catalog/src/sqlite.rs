@@ -254,6 +254,7 @@ impl Catalog for SqliteCatalog {
         holder: &str,
         now_ms: i64,
         stale_after_ms: i64,
+        holder_gone: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -264,7 +265,8 @@ impl Catalog for SqliteCatalog {
             .query_row([service], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
         if let Some((other, other_holder, seen)) = current {
-            if other != run_id && now_ms - seen < stale_after_ms {
+            let gone = other != run_id && holder_gone(&other_holder);
+            if other != run_id && now_ms - seen < stale_after_ms && !gone {
                 return Err(CatalogError::ServiceBusy {
                     service: service.to_owned(),
                     run_id: other,
@@ -272,7 +274,14 @@ impl Catalog for SqliteCatalog {
                     seen_secs_ago: (now_ms - seen).max(0) / 1000,
                 });
             }
-            if other != run_id {
+            if gone {
+                tracing::warn!(
+                    service,
+                    dead_run = %other,
+                    holder = %other_holder,
+                    "taking over the ingestion lock of a run whose process no longer exists (killed?)"
+                );
+            } else if other != run_id {
                 tracing::warn!(
                     service,
                     stale_run = %other,

@@ -196,7 +196,9 @@ async fn two_runs_of_one_service_never_interleave() {
 
     // Another run (another process) holds the service and showed life a second ago.
     catalog
-        .lock_service("sm", "other-run", "pid 4242", now - 1_000, 600_000)
+        .lock_service("sm", "other-run", "pid 4242", now - 1_000, 600_000, &|_| {
+            false
+        })
         .unwrap();
     let e = run_into(&wf, catalog.clone(), &RunOptions::default())
         .await
@@ -220,7 +222,14 @@ async fn two_runs_of_one_service_never_interleave() {
     // A lock whose holder stopped showing life 20 minutes ago (a crash) is taken over.
     catalog.unlock_service("sm", "other-run").unwrap();
     catalog
-        .lock_service("sm", "crashed-run", "pid 1", now - 20 * 60_000, 600_000)
+        .lock_service(
+            "sm",
+            "crashed-run",
+            "pid 1",
+            now - 20 * 60_000,
+            600_000,
+            &|_| false,
+        )
         .unwrap();
     let report = run_into(&wf, catalog.clone(), &RunOptions::default())
         .await
@@ -238,8 +247,61 @@ async fn two_runs_of_one_service_never_interleave() {
             "pid 2",
             sagebridge_aws::clock::now_millis(),
             600_000,
+            &|_| false,
         )
         .unwrap();
+}
+
+/// A run killed with `kill -9` leaves its lock behind, fresh: the next run on the same host
+/// sees that the holder's process is gone and takes it over at once instead of waiting ten
+/// minutes for it to go stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_of_a_killed_process_on_this_host_is_taken_over_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+    let fake = FakeSageMaker::start(FakeSpec::with_models(5))
+        .await
+        .unwrap();
+    let wf = workflow(&fake.endpoint(), "");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
+    // A real process that has exited: its pid is known not to exist any more.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let now = sagebridge_aws::clock::now_millis();
+    catalog
+        .lock_service(
+            "sm",
+            "killed-run",
+            &format!("pid {dead_pid} on {host}"),
+            now,
+            600_000,
+            &|_| false,
+        )
+        .unwrap();
+    let report = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.counts.created, 5);
+
+    // A live holder on this host (this test process) is waited for, as before.
+    catalog
+        .lock_service(
+            "sm",
+            "live-run",
+            &format!("pid {} on {host}", std::process::id()),
+            sagebridge_aws::clock::now_millis(),
+            600_000,
+            &|_| false,
+        )
+        .unwrap();
+    let e = run_into(&wf, catalog.clone(), &RunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("live-run"), "{e}");
 }
 
 /// A training job whose read failed (not "not found") leaves its model incomplete: the next run

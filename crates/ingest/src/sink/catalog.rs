@@ -80,6 +80,42 @@ impl CatalogSink {
 /// batch, at least every few seconds); migrations use the same window.
 const LOCK_STALE_AFTER_MS: i64 = sagebridge_catalog::INGESTION_LOCK_STALE_AFTER_MS;
 
+/// This host's name (Linux), to tell locks of this host's processes from others'.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+/// Who holds a run lock: `pid N on HOST`.
+fn lock_holder() -> String {
+    let pid = std::process::id();
+    match host_name() {
+        Some(host) => format!("pid {pid} on {host}"),
+        None => format!("pid {pid}"),
+    }
+}
+
+/// Whether the holder of a lock is a process of this host that no longer exists (killed with
+/// `kill -9`, or the machine's `serve` restarted): its lock need not wait to go stale. Anything
+/// this cannot decide (another host, no `/proc`) counts as alive.
+pub(crate) fn holder_gone(holder: &str) -> bool {
+    let Some(rest) = holder.strip_prefix("pid ") else {
+        return false;
+    };
+    let Some((pid, host)) = rest.split_once(" on ") else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host_name().as_deref() != Some(host) || !std::path::Path::new("/proc/self").exists() {
+        return false;
+    }
+    pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 use sagebridge_aws::clock::now_millis;
 
 impl Sink for CatalogSink {
@@ -160,7 +196,7 @@ impl Sink for CatalogSink {
 
     fn lock(&self, run_id: String) -> BoxFuture<'_, Result<(), SinkError>> {
         let service = self.service.name.clone();
-        let holder = format!("pid {}", std::process::id());
+        let holder = lock_holder();
         async move {
             self.blocking(move |c| {
                 c.lock_service(
@@ -169,6 +205,7 @@ impl Sink for CatalogSink {
                     &holder,
                     now_millis(),
                     LOCK_STALE_AFTER_MS,
+                    &holder_gone,
                 )
             })
             .await
