@@ -12,7 +12,8 @@
 //! `InvokeEndpointWithResponseStream`) and the `Action` of a Query body (STS).
 //!
 //! Faults are drawn from a seeded generator, so a trial is repeatable. `GET
-//! /__fault-proxy/stats` answers the counts and the longest forwarded call.
+//! /__fault-proxy/stats` answers the counts and the longest forwarded call; `POST
+//! /__fault-proxy/rules` with one rule per line replaces the rules and clears the counts.
 //!
 //! Rules are written `API=FAULT[,FAULT...]` where `API` is an operation name or `*`:
 //! `latency:30ms`, `throttle:25%`, `status:500:50%`, `status:503:100%`, `reset:20%`,
@@ -324,6 +325,26 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Ok(b) => b,
         Err(_) => return Err(Injected("nothing: the client went away")),
     };
+    if parts.uri.path() == "/__fault-proxy/rules" && parts.method == hyper::Method::POST {
+        let text = String::from_utf8_lossy(&body);
+        let parsed: anyhow::Result<Vec<Rule>> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(Rule::parse)
+            .collect();
+        return Ok(match parsed {
+            Ok(rules) => {
+                *shared.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+                *shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = ProxyStats::default();
+                Response::new(Body::from("ok"))
+            }
+            Err(e) => Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .body(Body::from(format!("{e:#}")))
+                .unwrap_or_default(),
+        });
+    }
     let api = api_of(&parts, &body);
     {
         let mut stats = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
