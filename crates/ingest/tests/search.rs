@@ -234,6 +234,27 @@ async fn models_missing_from_a_lagging_search_index_are_read_the_classic_way() {
         .all(|(_, d)| d.get("mlHyperParameters").is_some()));
 }
 
+/// A model deleted and created again under its name while Search's index still holds the old
+/// one: the record's creation time differs from ListModels', so the model is described.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_search_tells_differently_from_its_listing_is_described() {
+    let stale = FakeSageMaker::start(FakeSpec::with_models(20))
+        .await
+        .unwrap();
+    stale.handle().stale_search_record("model-00004");
+    let fresh = FakeSageMaker::start(FakeSpec::with_models(20))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (catalog(&dir, "a.db"), catalog(&dir, "b.db"));
+    let r = ingest(&stale.endpoint(), &a, false).await;
+    assert_eq!((r.counts.created, r.models_from_search), (20, 19));
+    assert_eq!(stale.handle().calls("DescribeModel"), 1);
+    assert_eq!(stale.handle().calls("ListTags"), 1);
+    ingest(&fresh.endpoint(), &b, false).await;
+    assert_same_documents(&a, &b);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_search_does_not_support_is_read_one_by_one_with_one_note() {
     let fake = FakeSageMaker::start(FakeSpec::with_models(30))

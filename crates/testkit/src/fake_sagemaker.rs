@@ -17,6 +17,7 @@
 //! global lock: counters and switches are atomics; a per-operation mutex is taken only while
 //! that operation is rate limited or has a failure armed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::IntoFuture as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -302,6 +303,7 @@ impl Table {
 
 /// One `Search` record and when its resource was created (epoch seconds), for the index lag.
 struct Indexed {
+    name: String,
     created: u64,
     record: String,
 }
@@ -338,6 +340,8 @@ struct Shared {
     search_lag_s: AtomicU64,
     /// `Search` failures by resource (`Model`, ...), until cleared or used up.
     search_failures: Mutex<HashMap<String, Failure>>,
+    /// Models whose `Search` record is stale: that of an older model of the same name.
+    stale_search: Mutex<std::collections::HashSet<String>>,
     request_ids: AtomicU64,
 }
 
@@ -383,6 +387,7 @@ impl FakeSageMaker {
             list_models_overlap: AtomicU64::new(0),
             search_lag_s: AtomicU64::new(0),
             search_failures: Mutex::new(HashMap::new()),
+            stale_search: Mutex::new(std::collections::HashSet::new()),
             request_ids: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -580,6 +585,17 @@ impl FakeHandle {
                 ))),
             );
         }
+    }
+
+    /// Makes `Search` answer for model `name` the record of an older model of the same name
+    /// (deleted and created again, the index not caught up): the same ARN, created a day
+    /// earlier.
+    pub fn stale_search_record(&self, name: &str) {
+        self.shared
+            .stale_search
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned());
     }
 
     /// Model names in creation order.
@@ -786,6 +802,7 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
                 "TrainingJobStatus": "Completed",
             });
             training_job_search.push(Indexed {
+                name: job_name.clone(),
                 created,
                 record: search_record("TrainingJob", &describe, None),
             });
@@ -877,6 +894,7 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
         });
         tags.insert(endpoint_arn.clone(), vec![tag_json("env", "prod")]);
         endpoint_search.push(Indexed {
+            name: name.clone(),
             created: BASE_EPOCH + i as u64,
             record: search_record("Endpoint", &describe, tags.get(&endpoint_arn)),
         });
@@ -913,6 +931,7 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
                     .collect(),
             );
             Indexed {
+                name: format!("model-{i:05}"),
                 created,
                 record: json!({ "Model": { "Model": model, "Endpoints": hosted } }).to_string(),
             }
@@ -1241,17 +1260,28 @@ fn search<'a>(shared: &'a Shared, request: &Request) -> Result<Bytes, ApiError> 
     let page = Page::parse(request, 10, 100)?;
     let data = &shared.data;
     let visible_before = now_epoch().saturating_sub(shared.search_lag_s.load(Ordering::Acquire));
-    let indexed = |all: &'a [Indexed]| -> Vec<&'a str> {
+    let stale = shared
+        .stale_search
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let indexed = |all: &'a [Indexed]| -> Vec<Cow<'a, str>> {
         all.iter()
             .filter(|r| r.created <= visible_before)
-            .map(|r| r.record.as_str())
+            .map(|r| {
+                if resource == "Model" && stale.contains(&r.name) {
+                    Cow::Owned(older_record(&r.record))
+                } else {
+                    Cow::Borrowed(r.record.as_str())
+                }
+            })
             .collect()
     };
-    let all: Vec<&str> = match resource {
+    let all: Vec<Cow<'a, str>> = match resource {
         "FeatureGroup" => data
             .feature_group_search
             .iter()
-            .map(String::as_str)
+            .map(|r| Cow::Borrowed(r.as_str()))
             .collect(),
         "Model" => indexed(&data.model_search),
         "TrainingJob" => indexed(&data.training_job_search),
@@ -1262,9 +1292,19 @@ fn search<'a>(shared: &'a Shared, request: &Request) -> Result<Bytes, ApiError> 
     let start = page.offset.min(end);
     Ok(page_body(
         "Results",
-        all[start..end].iter().copied(),
+        all[start..end].iter().map(|r| r.as_ref()),
         (end < all.len()).then(|| page.next(end)),
     ))
+}
+
+/// A model's `Search` record as that of a model of the same name created a day earlier.
+fn older_record(record: &str) -> String {
+    let mut value: Value = serde_json::from_str(record).unwrap_or_default();
+    let model = &mut value["Model"]["Model"];
+    if let Some(t) = model["CreationTime"].as_f64() {
+        model["CreationTime"] = json!(t - 86_400.0);
+    }
+    value.to_string()
 }
 
 fn take_search_failure(shared: &Shared, resource: &str) -> Option<ApiError> {
