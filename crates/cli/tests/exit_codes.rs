@@ -46,7 +46,9 @@ async fn a_failed_model_exits_3_and_the_others_are_ingested() {
     let fake = FakeSageMaker::start(FakeSpec::with_models(25))
         .await
         .unwrap();
-    // One DescribeModel is denied (not retried); every other call answers.
+    // One DescribeModel is denied (not retried); every other call answers. Models are read
+    // one by one (no bulk Search), so DescribeModel is called.
+    fake.handle().disable_bulk_search();
     fake.handle().set_failure(
         "DescribeModel",
         Some(Failure::access_denied("sagemaker:DescribeModel").times(1)),

@@ -30,7 +30,10 @@ const ALL_ACTIONS: [&str; 11] = [
 /// through Search: the listing step is named `Search`.
 const FEATURE_LISTING: &str = "Search";
 
-const STEPS: [&str; 10] = [
+/// The bulk-read step (one Search call per resource a run reads 100 a call).
+const BULK: &str = "Search (bulk reads)";
+
+const STEPS: [&str; 11] = [
     "GetCallerIdentity",
     "ListModels",
     "DescribeModel",
@@ -41,6 +44,7 @@ const STEPS: [&str; 10] = [
     "ListEndpoints",
     "DescribeEndpoint",
     "DescribeEndpointConfig",
+    BULK,
 ];
 
 const TRAINING: &str = "hyperparameters and algorithm from training jobs";
@@ -259,6 +263,12 @@ async fn each_denied_optional_api_is_a_warning_naming_the_action_and_the_enrichm
         detail(FEATURE_LISTING).contains("ListFeatureGroups failed first"),
         "{all}"
     );
+    // moto's Search does not support models: they are read one by one, which is no problem.
+    assert_eq!(
+        detail(BULK),
+        "read 100 a call through Search: TrainingJob, Endpoint; read one by one: Model (ValidationException)",
+        "{all}"
+    );
     assert!(
         detail("DescribeEndpoint").contains(&format!("endpoint {} is InService", endpoint.name)),
         "{all}"
@@ -309,9 +319,17 @@ async fn each_denied_optional_api_is_a_warning_naming_the_action_and_the_enrichm
         for skipped in d.skipped {
             assert_skipped(&r, skipped, &format!("{} failed", d.step));
         }
+        // Without Search, the bulk reads warn too (and the run reads one by one).
+        let search_denied = d.denied.contains(&"sagemaker:Search");
+        if search_denied {
+            let bulk = step(&r, BULK);
+            assert_eq!(bulk["status"], "warning", "{case}: {bulk}");
+            assert_eq!(bulk["iamAction"], "sagemaker:Search", "{case}: {bulk}");
+        }
         for name in STEPS
             .iter()
             .filter(|n| **n != d.step && !d.skipped.contains(n))
+            .filter(|n| !(search_denied && **n == BULK))
         {
             assert_passed(&r, name);
         }

@@ -61,6 +61,15 @@ pub struct RunReport {
     pub failures: Vec<Failure>,
     pub warnings: Vec<String>,
     pub aws_calls: BTreeMap<String, u64>,
+    /// AWS calls per model kept by the filters (all calls of the run, listing and enrichments
+    /// included, divided by the models read); 0 when there were none.
+    pub calls_per_model: f64,
+    /// Models whose facts (or, when unchanged, whose tags) came from `Search` pages instead of
+    /// DescribeModel and ListTags.
+    pub models_from_search: u64,
+    /// One line per resource read one by one because `Search` was denied or not supported
+    /// for it (not a problem: the run is complete, only slower).
+    pub notes: Vec<String>,
     pub retries: u64,
     pub duration_ms: u64,
     pub models_per_second: f64,
@@ -99,7 +108,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let c = &self.counts;
         let mut s = format!(
-            "service {}: listed {}, filtered {}, created {}, updated {}, unchanged {}, deleted {}, failed {} in {:.2}s ({:.0} models/s, {} AWS calls, {} retries)\n",
+            "service {}: listed {}, filtered {}, created {}, updated {}, unchanged {}, deleted {}, failed {} in {:.2}s ({:.0} models/s, {} AWS calls, {:.2} calls per model, {} retries)\n",
             self.service,
             c.listed,
             c.filtered,
@@ -111,6 +120,7 @@ impl RunReport {
             self.duration_ms as f64 / 1000.0,
             self.models_per_second,
             self.aws_calls.values().sum::<u64>(),
+            self.calls_per_model,
             self.retries
         );
         for f in &self.failures {
@@ -118,6 +128,9 @@ impl RunReport {
         }
         for w in &self.warnings {
             s.push_str(&format!("  warning: {w}\n"));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("  note: {n}\n"));
         }
         if !self.listing_complete {
             s.push_str("  listing incomplete: no model was marked deleted\n");
@@ -245,7 +258,7 @@ pub async fn run_with(
 
 /// A model to read, and whether it is unchanged since the last run.
 struct Planned {
-    name: String,
+    listed: ListedModel,
     unchanged: bool,
 }
 
@@ -383,7 +396,7 @@ impl<'a> Run<'a> {
                 .get(&model.name)
                 .is_some_and(|k| same_model(k, &model));
             plan.todo.push(Planned {
-                name: model.name,
+                listed: model,
                 unchanged,
             });
         }
@@ -548,7 +561,15 @@ impl<'a> Run<'a> {
         }
         let report = &mut self.report;
         report.warnings.extend(self.source.warnings());
+        report.notes = self.source.notes();
         report.aws_calls = self.source.stats.calls();
+        report.models_from_search = self.source.models_from_search();
+        let models = report.counts.listed - report.counts.filtered;
+        report.calls_per_model = if models > 0 {
+            self.source.stats.total_calls() as f64 / models as f64
+        } else {
+            0.0
+        };
         report.retries = self.source.stats.retries();
         let elapsed = self.start.elapsed();
         report.duration_ms = elapsed.as_millis() as u64;
@@ -589,12 +610,12 @@ async fn gather(
     model: Planned,
 ) -> (Result<ModelFacts, ModelFailure>, bool) {
     if model.unchanged {
-        let stored = sink.stored_facts(model.name.clone()).await;
+        let stored = sink.stored_facts(model.listed.name.clone()).await;
         if let Some(stored) = stored.filter(|f| f.incomplete.is_empty()) {
             return (source.refresh_facts(stored).await, true);
         }
     }
-    (source.model_facts(&model.name).await, false)
+    (source.model_facts(&model.listed).await, false)
 }
 
 /// Resolves when the shutdown signal fires; never without one.

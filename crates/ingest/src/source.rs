@@ -8,6 +8,9 @@
 //! model's `ModelDataUrl`. Every enrichment is optional: a denied permission turns it off for
 //! the run with one warning.
 //!
+//! With `sagemaker:Search`, models, training jobs and endpoints are read 100 a call instead
+//! (see [`search`]); what Search does not return is read as above.
+//!
 //! The enrichment calls go through their own client without SDK retries and are retried by
 //! [`OptionalRetry`]: patiently when throttled, but an API that keeps answering 5xx is given up
 //! within about two seconds, its enrichment skipped with one warning (moto answers 500 to
@@ -36,6 +39,9 @@ use aws_smithy_types::config_bag::ConfigBag;
 use sagebridge_aws::{classify, AwsError};
 use tokio::sync::OnceCell;
 
+mod search;
+
+use self::search::{training_facts, Described, ListedEndpoint, SearchedJob, SearchedModel};
 use crate::facts::{
     ContainerFacts, EndpointFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts,
 };
@@ -210,6 +216,13 @@ pub struct Source {
     training_failed: Mutex<HashSet<String>>,
     endpoints: OnceCell<HashMap<String, Vec<EndpointFacts>>>,
     feature_groups: OnceCell<Vec<FeatureGroup>>,
+    /// Search's indexes (`None`: Search not usable for the resource this run).
+    search_models: OnceCell<Option<HashMap<String, SearchedModel>>>,
+    search_training: OnceCell<Option<HashMap<String, SearchedJob>>>,
+    /// One line per resource read one by one because Search was not usable for it.
+    notes: Mutex<Vec<String>>,
+    /// Models whose facts came from Search (no DescribeModel, no ListTags).
+    from_search: AtomicU64,
 }
 
 /// One entry of ListModels.
@@ -269,6 +282,10 @@ impl Source {
             training_failed: Mutex::new(HashSet::new()),
             endpoints: OnceCell::new(),
             feature_groups: OnceCell::new(),
+            search_models: OnceCell::new(),
+            search_training: OnceCell::new(),
+            notes: Mutex::new(Vec::new()),
+            from_search: AtomicU64::new(0),
         }
     }
 
@@ -320,6 +337,16 @@ impl Source {
         self.warnings.lock().expect("warnings lock").clone()
     }
 
+    /// Resources read one by one because Search was not usable for them, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().expect("notes lock").clone()
+    }
+
+    /// Models whose facts (or, unchanged, whose tags) came from Search this run.
+    pub fn models_from_search(&self) -> u64 {
+        self.from_search.load(Ordering::Relaxed)
+    }
+
     fn warn(&self, w: String) {
         tracing::warn!(warning = %w, "enrichment disabled");
         self.warnings.lock().expect("warnings lock").push(w);
@@ -354,17 +381,23 @@ impl Source {
         }
     }
 
-    /// Loads the per-run indexes (endpoints, feature groups) once; later calls are free.
+    /// Loads the per-run indexes (endpoints, feature groups, Search's models) once; later
+    /// calls are free.
     pub async fn load_indexes(&self) {
         let _ = tokio::join!(
             self.endpoints.get_or_init(|| self.load_endpoints()),
             self.feature_groups
                 .get_or_init(|| self.load_feature_groups()),
+            self.searched_models(),
         );
     }
 
-    async fn load_endpoints(&self) -> HashMap<String, Vec<EndpointFacts>> {
-        let mut by_model: HashMap<String, Vec<EndpointFacts>> = HashMap::new();
+    /// Endpoint names, statuses and configs: Search, else ListEndpoints + DescribeEndpoint.
+    /// `Err` when the endpoints cannot be read this run (already warned).
+    async fn list_endpoints(&self) -> Result<Vec<ListedEndpoint>, ()> {
+        if let Some(found) = self.searched_endpoints().await {
+            return Ok(found);
+        }
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -391,12 +424,13 @@ impl Source {
                 }
                 Err(e) => {
                     self.warn(format!("serving endpoints not ingested: {e}"));
-                    return HashMap::new();
+                    return Err(());
                 }
             }
         }
+        let mut out = Vec::new();
         for name in names {
-            let ep = match self
+            match self
                 .optional("DescribeEndpoint", || {
                     self.optional_client
                         .describe_endpoint()
@@ -405,28 +439,43 @@ impl Source {
                 })
                 .await
             {
-                Ok(ep) => ep,
+                Ok(ep) => out.push(ListedEndpoint {
+                    status: ep
+                        .endpoint_status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    config_name: ep.endpoint_config_name().map(str::to_owned),
+                    name,
+                }),
                 Err(e @ OptionalError::GaveUp { .. }) => {
                     self.warn(format!("serving endpoints not ingested: {e}"));
-                    return HashMap::new();
+                    return Err(());
                 }
-                Err(e) => {
-                    self.warn(format!("endpoint {name} skipped: {e}"));
-                    continue;
-                }
-            };
-            let status = ep
-                .endpoint_status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default();
-            let Some(config_name) = ep.endpoint_config_name() else {
+                Err(e) => self.warn(format!("endpoint {name} skipped: {e}")),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn load_endpoints(&self) -> HashMap<String, Vec<EndpointFacts>> {
+        let mut by_model: HashMap<String, Vec<EndpointFacts>> = HashMap::new();
+        let Ok(endpoints) = self.list_endpoints().await else {
+            return HashMap::new();
+        };
+        for ListedEndpoint {
+            name,
+            status,
+            config_name,
+        } in endpoints
+        {
+            let Some(config_name) = config_name else {
                 continue;
             };
             let cfg = match self
                 .optional("DescribeEndpointConfig", || {
                     self.optional_client
                         .describe_endpoint_config()
-                        .endpoint_config_name(config_name)
+                        .endpoint_config_name(&config_name)
                         .send()
                 })
                 .await
@@ -453,6 +502,11 @@ impl Source {
                         });
                 }
             }
+        }
+        // By name: ListEndpoints and Search list in different orders, and the facts (so the
+        // source hash) must not depend on which one was used.
+        for endpoints in by_model.values_mut() {
+            endpoints.sort_by(|a, b| a.name.cmp(&b.name));
         }
         by_model
     }
@@ -585,6 +639,14 @@ impl Source {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
+            if let Some(found) = self
+                .searched_training_jobs()
+                .await
+                .and_then(|jobs| jobs.get(&job))
+            {
+                return (found.artifacts.as_deref() == Some(model_data_url))
+                    .then(|| found.facts.clone());
+            }
             match self
                 .optional("DescribeTrainingJob", || {
                     self.optional_client
@@ -599,26 +661,12 @@ impl Source {
                     if artifacts.flatten() != Some(model_data_url) {
                         return None;
                     }
-                    let spec = t.algorithm_specification();
-                    Some(TrainingFacts {
-                        name: job.clone(),
-                        algorithm_name: spec.and_then(|s| s.algorithm_name()).map(str::to_owned),
-                        training_image: spec.and_then(|s| s.training_image()).map(str::to_owned),
-                        hyperparameters: t
-                            .hyper_parameters()
-                            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                            .unwrap_or_default(),
-                        input_s3_uris: t
-                            .input_data_config()
-                            .iter()
-                            .filter_map(|c| {
-                                c.data_source()?
-                                    .s3_data_source()?
-                                    .s3_uri()
-                                    .map(str::to_owned)
-                            })
-                            .collect(),
-                    })
+                    Some(training_facts(
+                        &job,
+                        t.algorithm_specification(),
+                        t.hyper_parameters(),
+                        t.input_data_config(),
+                    ))
                 }
                 Err(e) => {
                     if !matches!(e, OptionalError::Failed(AwsError::NotFound { .. })) {
@@ -649,32 +697,57 @@ impl Source {
         .clone()
     }
 
-    /// Every fact about one model.
-    pub async fn model_facts(&self, name: &str) -> Result<ModelFacts, ModelFailure> {
+    /// The Search record of a listed model, when Search holds one that matches its listing
+    /// (same ARN and creation time).
+    async fn searched(&self, listed: &ListedModel) -> Option<SearchedModel> {
+        let found = self.searched_models().await?.get(&listed.name)?;
+        let d = &found.described;
+        (listed.arn.as_deref() == Some(d.arn.as_str())
+            && listed.creation_time == Some(d.creation_time))
+        .then(|| found.clone())
+    }
+
+    /// Every fact about one listed model: from its Search record, else DescribeModel and
+    /// ListTags.
+    pub async fn model_facts(&self, listed: &ListedModel) -> Result<ModelFacts, ModelFailure> {
+        let name = listed.name.as_str();
         let fail = |error| ModelFailure {
             model: name.to_owned(),
             error,
         };
-        self.pacer.ready("DescribeModel").await;
-        let d = self
-            .client
-            .describe_model()
-            .model_name(name)
-            .send()
-            .await
-            .map_err(|e| fail(classify("sagemaker:DescribeModel", &e)))?;
-        let arn = d.model_arn().unwrap_or_default().to_owned();
-        let tags = self.tags(&arn).await.map_err(fail)?;
-        let primary = d
-            .primary_container()
-            .map(container)
-            .filter(|c| !c.is_empty());
-        let containers: Vec<ContainerFacts> = d
-            .containers()
-            .iter()
-            .map(container)
-            .filter(|c| !c.is_empty())
-            .collect();
+        let (described, tags) = match self.searched(listed).await {
+            Some(found) => {
+                self.from_search.fetch_add(1, Ordering::Relaxed);
+                (found.described, found.tags)
+            }
+            None => {
+                self.pacer.ready("DescribeModel").await;
+                let d = self
+                    .client
+                    .describe_model()
+                    .model_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| fail(classify("sagemaker:DescribeModel", &e)))?;
+                let described = Described::new(
+                    d.model_arn(),
+                    d.creation_time(),
+                    d.execution_role_arn(),
+                    d.primary_container(),
+                    d.containers(),
+                );
+                let tags = self.tags(&described.arn).await.map_err(fail)?;
+                (described, tags)
+            }
+        };
+        let Described {
+            arn,
+            creation_time,
+            creation_time_rfc3339,
+            execution_role_arn,
+            primary_container: primary,
+            containers,
+        } = described;
         let data_url = primary
             .as_ref()
             .or(containers.first())
@@ -699,18 +772,13 @@ impl Source {
         {
             incomplete.push("trainingJob".to_owned());
         }
-        let creation = d.creation_time();
         let account_id = arn.split(':').nth(4).unwrap_or_default().to_owned();
         let mut facts = ModelFacts {
             name: name.to_owned(),
             arn,
-            creation_time: creation
-                .and_then(|t| t.to_millis().ok())
-                .unwrap_or_default(),
-            creation_time_rfc3339: creation
-                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-                .unwrap_or_default(),
-            execution_role_arn: d.execution_role_arn().map(str::to_owned),
+            creation_time,
+            creation_time_rfc3339,
+            execution_role_arn,
             primary_container: primary,
             containers,
             tags,
@@ -744,10 +812,21 @@ impl Source {
     /// tags, the endpoints serving it and the feature groups linked through them); no
     /// DescribeModel, no training-job lookup.
     pub async fn refresh_facts(&self, mut facts: ModelFacts) -> Result<ModelFacts, ModelFailure> {
-        facts.tags = self.tags(&facts.arn).await.map_err(|error| ModelFailure {
-            model: facts.name.clone(),
-            error,
-        })?;
+        let listed = ListedModel {
+            name: facts.name.clone(),
+            arn: Some(facts.arn.clone()),
+            creation_time: Some(facts.creation_time),
+        };
+        facts.tags = match self.searched(&listed).await {
+            Some(found) => {
+                self.from_search.fetch_add(1, Ordering::Relaxed);
+                found.tags
+            }
+            None => self.tags(&facts.arn).await.map_err(|error| ModelFailure {
+                model: facts.name.clone(),
+                error,
+            })?,
+        };
         self.link(&mut facts).await;
         Ok(facts)
     }

@@ -8,13 +8,17 @@
 //! ListModels, DescribeModel and ListTags on a listed model (the least-privilege policy), then
 //! the optional enrichments: DescribeTrainingJob on the job of a model that has one,
 //! ListFeatureGroups (or Search, the run's fallback) and DescribeFeatureGroup on one group,
-//! ListEndpoints, DescribeEndpoint and DescribeEndpointConfig on one endpoint. A failed
+//! ListEndpoints, DescribeEndpoint and DescribeEndpointConfig on one endpoint, then
+//! `Search (bulk reads)`: one Search call per resource a run reads in bulk (`Model`,
+//! `TrainingJob`, `Endpoint`), saying which ones the run reads 100 a call and which one by one
+//! (a resource the API does not support is not a problem: it passes, and says so). A failed
 //! optional step is a warning that names the enrichment the run goes without; a step with
 //! nothing to run on (no models, no endpoints) is skipped with the reason, never passed.
 
 use std::future::Future;
 use std::time::Instant;
 
+use aws_sdk_sagemaker::error::ProvideErrorMetadata as _;
 use aws_sdk_sagemaker::operation::describe_model::DescribeModelOutput;
 use aws_sdk_sagemaker::types::ResourceType;
 use aws_sdk_sagemaker::Client;
@@ -26,13 +30,25 @@ use crate::source::job_name_from_artifact;
 const TRAINING: &str = "hyperparameters and algorithm from training jobs";
 const FEATURES: &str = "ML features from Feature Store";
 const ENDPOINTS: &str = "the serving endpoints of models";
+const BULK: &str = "bulk reads (models, training jobs and endpoints 100 a call)";
+
+/// The bulk-read step's name: the call is `Search`, but the feature-group listing's fallback
+/// step already bears that name.
+pub const BULK_STEP: &str = "Search (bulk reads)";
+
+/// The resources a run reads through Search when it can.
+const BULK_RESOURCES: [ResourceType; 3] = [
+    ResourceType::Model,
+    ResourceType::TrainingJob,
+    ResourceType::Endpoint,
+];
 
 /// At most this many models (the first included) are described to find one with a training
 /// job.
 const MODELS_SEARCHED_FOR_A_TRAINING_JOB: usize = 10;
 
 /// Every step after GetCallerIdentity, in order, with whether it is mandatory.
-const AWS_STEPS: [(&str, bool); 9] = [
+const AWS_STEPS: [(&str, bool); 10] = [
     ("ListModels", true),
     ("DescribeModel", true),
     ("ListTags", true),
@@ -42,11 +58,12 @@ const AWS_STEPS: [(&str, bool); 9] = [
     ("ListEndpoints", false),
     ("DescribeEndpoint", false),
     ("DescribeEndpointConfig", false),
+    (BULK_STEP, false),
 ];
 
-/// The IAM actions ingestion uses (every call the steps check, and `Search`, which reads the
-/// feature groups when ListFeatureGroups is not allowed), for a policy that makes every step
-/// pass. GetCallerIdentity needs no permission.
+/// The IAM actions ingestion uses (every call the steps check, and `Search`, which reads
+/// models, training jobs and endpoints in bulk, and the feature groups when ListFeatureGroups
+/// is not allowed), for a policy that makes every step pass. GetCallerIdentity needs no permission.
 pub const IAM_ACTIONS: [&str; 10] = [
     "sagemaker:ListModels",
     "sagemaker:DescribeModel",
@@ -169,14 +186,19 @@ async fn run_steps(
         return steps.report();
     }
     let sm = &clients.sagemaker;
-    model_steps(sm, &mut steps).await;
+    let has_models = model_steps(sm, &mut steps).await;
     feature_group_steps(sm, &mut steps).await;
     endpoint_steps(sm, &mut steps).await;
+    steps.push(match has_models {
+        true => bulk_step(sm).await,
+        false => Step::skipped(BULK_STEP, false, "no model to read in bulk"),
+    });
     steps.report()
 }
 
 /// ListModels, DescribeModel and ListTags on the first model, then DescribeTrainingJob.
-async fn model_steps(sm: &Client, steps: &mut Steps) {
+/// Whether the account has a model.
+async fn model_steps(sm: &Client, steps: &mut Steps) -> bool {
     let (list, first) = call("ListModels", true, async {
         let out = sm
             .list_models()
@@ -198,9 +220,13 @@ async fn model_steps(sm: &Client, steps: &mut Steps) {
     steps.push(list);
     let rest = ["DescribeModel", "ListTags", "DescribeTrainingJob"];
     let name = match first {
-        None => return skip_all(steps, &rest, "ListModels failed"),
+        None => {
+            skip_all(steps, &rest, "ListModels failed");
+            return false;
+        }
         Some(None) => {
-            return skip_all(steps, &rest, "the account has no models in this region");
+            skip_all(steps, &rest, "the account has no models in this region");
+            return false;
         }
         Some(Some(name)) => name,
     };
@@ -212,7 +238,8 @@ async fn model_steps(sm: &Client, steps: &mut Steps) {
     .await;
     steps.push(describe);
     let Some(model) = model else {
-        return skip_all(steps, &rest[1..], "DescribeModel failed");
+        skip_all(steps, &rest[1..], "DescribeModel failed");
+        return true;
     };
 
     let arn = model.model_arn().unwrap_or_default();
@@ -230,6 +257,47 @@ async fn model_steps(sm: &Client, steps: &mut Steps) {
     steps.push(tags);
 
     steps.push(training_job_step(sm, &name, &model).await);
+    true
+}
+
+/// One Search call per resource a run reads in bulk. Passes when Search answers for any of
+/// them (the detail names the resources read one by one, and why); a warning, from the first
+/// error, when it answers for none (denied, or an API without Search).
+async fn bulk_step(sm: &Client) -> Step {
+    let started = Instant::now();
+    let mut bulk = Vec::new();
+    let mut one_by_one = Vec::new();
+    let mut first_error = None;
+    for resource in BULK_RESOURCES {
+        match sm
+            .search()
+            .resource(resource.clone())
+            .max_results(1)
+            .send()
+            .await
+        {
+            Ok(_) => bulk.push(resource.as_str().to_owned()),
+            Err(e) => {
+                let code = e.code().map(str::to_owned);
+                let e = classify("sagemaker:Search", &e);
+                let why = code.unwrap_or_else(|| e.kind().to_string());
+                one_by_one.push(format!("{} ({why})", resource.as_str()));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if bulk.is_empty() => {
+            warn_about(Step::from_aws(BULK_STEP, false, started, &e), BULK)
+        }
+        _ => {
+            let mut detail = format!("read 100 a call through Search: {}", bulk.join(", "));
+            if !one_by_one.is_empty() {
+                detail.push_str(&format!("; read one by one: {}", one_by_one.join(", ")));
+            }
+            Step::ok(BULK_STEP, false, started).with_detail(detail)
+        }
+    }
 }
 
 async fn describe_model(sm: &Client, name: &str) -> Result<DescribeModelOutput, AwsError> {

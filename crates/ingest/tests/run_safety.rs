@@ -315,6 +315,8 @@ async fn a_failed_training_job_read_is_retried_next_run() {
         .await
         .unwrap();
     let handle = fake.handle();
+    // Training jobs read one by one (Search would read them in bulk).
+    handle.disable_bulk_search();
     handle.set_failure(
         "DescribeTrainingJob",
         Some(Failure {

@@ -6,10 +6,18 @@
 //!
 //! Behaviour can be changed while it runs, through [`FakeHandle`]: latency, a per-operation
 //! rate limit (a token bucket answering `ThrottlingException`), injected failures (any
-//! operation, or ListModels on page K), and per-operation counters. The hot path takes no
+//! operation, ListModels on page K, or `Search` for one resource), the index lag of `Search`
+//! (resources created in the last N seconds are not found yet), and per-operation counters.
+//!
+//! `Search` serves `Model` (a `ModelDashboardModel`: the model with its tags and the endpoints
+//! that host it), `TrainingJob` and `Endpoint` (each the describe answer with its tags) and
+//! `FeatureGroup`, paged like AWS (`MaxResults` 1 to 100, default 10, and `NextToken`); other
+//! resources of the API's enum answer no results, and a name outside it is a validation
+//! error. The hot path takes no
 //! global lock: counters and switches are atomics; a per-operation mutex is taken only while
 //! that operation is rate limited or has a failure armed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::IntoFuture as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +50,10 @@ pub struct FakeSpec {
     pub endpoints: usize,
     /// Number of feature groups; every third training job reads one's offline store.
     pub feature_groups: usize,
+    /// The last `recent_models` models (and their training jobs) are created when the fake
+    /// starts instead of in 2023: with a `Search` index lag
+    /// ([`FakeHandle::set_search_index_lag`]) they are missing from `Search`.
+    pub recent_models: usize,
     /// Region in ARNs.
     pub region: String,
     /// Account in ARNs.
@@ -56,6 +68,7 @@ impl Default for FakeSpec {
             training_jobs: true,
             endpoints: 3,
             feature_groups: 2,
+            recent_models: 0,
             region: crate::aws::DEFAULT_REGION.to_owned(),
             account_id: crate::aws::DEFAULT_ACCOUNT_ID.to_owned(),
         }
@@ -183,6 +196,17 @@ impl Failure {
         }
     }
 
+    /// HTTP 400 `ValidationException` with `message` until cleared (how moto answers `Search`
+    /// for a resource it does not support).
+    pub fn validation(message: &str) -> Self {
+        Self {
+            status: 400,
+            error_type: "ValidationException".to_owned(),
+            message: message.to_owned(),
+            times: None,
+        }
+    }
+
     /// The same failure for only the next `times` calls.
     pub fn times(mut self, times: u64) -> Self {
         self.times = Some(times);
@@ -277,6 +301,13 @@ impl Table {
     }
 }
 
+/// One `Search` record and when its resource was created (epoch seconds), for the index lag.
+struct Indexed {
+    name: String,
+    created: u64,
+    record: String,
+}
+
 struct Dataset {
     spec: FakeSpec,
     models: Table,
@@ -286,6 +317,10 @@ struct Dataset {
     feature_groups: Table,
     /// `{"FeatureGroup": {...}}` fragments for Search, in feature group order.
     feature_group_search: Vec<String>,
+    /// `Search` records of `Model`, `TrainingJob` and `Endpoint`, in creation order.
+    model_search: Vec<Indexed>,
+    training_job_search: Vec<Indexed>,
+    endpoint_search: Vec<Indexed>,
     /// Tag fragments `{"Key":..,"Value":..}` by resource ARN.
     tags: HashMap<String, Vec<String>>,
 }
@@ -301,6 +336,12 @@ struct Shared {
     /// Each ListModels page after the first starts this many models early, repeating the end
     /// of the previous page (a listing that shifted while it was paged).
     list_models_overlap: AtomicU64,
+    /// Resources created less than this many seconds ago are missing from `Search`.
+    search_lag_s: AtomicU64,
+    /// `Search` failures by resource (`Model`, ...), until cleared or used up.
+    search_failures: Mutex<HashMap<String, Failure>>,
+    /// Models whose `Search` record is stale: that of an older model of the same name.
+    stale_search: Mutex<std::collections::HashSet<String>>,
     request_ids: AtomicU64,
 }
 
@@ -344,6 +385,9 @@ impl FakeSageMaker {
             fail_list_models_page: AtomicU64::new(0),
             fail_list_models_remaining: AtomicU64::new(0),
             list_models_overlap: AtomicU64::new(0),
+            search_lag_s: AtomicU64::new(0),
+            search_failures: Mutex::new(HashMap::new()),
+            stale_search: Mutex::new(std::collections::HashSet::new()),
             request_ids: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -505,6 +549,55 @@ impl FakeHandle {
             .store(models, Ordering::Release);
     }
 
+    /// Makes `Search` miss every resource created less than `lag` ago (zero: none), as its
+    /// index lags behind the Describe APIs in AWS.
+    pub fn set_search_index_lag(&self, lag: Duration) {
+        self.shared
+            .search_lag_s
+            .store(lag.as_secs(), Ordering::Release);
+    }
+
+    /// Answers `Search` for `resource` (`Model`, `TrainingJob`, ...) with `failure` (see
+    /// [`Failure::times`]), other resources as usual; `None` clears it. For an API that does
+    /// not support a resource (moto answers `Model` with a validation error), or a policy that
+    /// denies it.
+    pub fn set_search_failure(&self, resource: &str, failure: Option<Failure>) {
+        let mut failures = self
+            .shared
+            .search_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match failure {
+            Some(f) => failures.insert(resource.to_owned(), f),
+            None => failures.remove(resource),
+        };
+    }
+
+    /// Makes `Search` refuse the resources a run reads in bulk (`Model`, `TrainingJob`,
+    /// `Endpoint`) with a validation error, as an API without them would: for tests of the
+    /// one-by-one reads (DescribeModel, ListTags, DescribeTrainingJob, DescribeEndpoint).
+    pub fn disable_bulk_search(&self) {
+        for resource in ["Model", "TrainingJob", "Endpoint"] {
+            self.set_search_failure(
+                resource,
+                Some(Failure::validation(&format!(
+                    "1 validation error detected: Value '{resource}' at 'resource' failed to satisfy constraint"
+                ))),
+            );
+        }
+    }
+
+    /// Makes `Search` answer for model `name` the record of an older model of the same name
+    /// (deleted and created again, the index not caught up): the same ARN, created a day
+    /// earlier.
+    pub fn stale_search_record(&self, name: &str) {
+        self.shared
+            .stale_search
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned());
+    }
+
     /// Model names in creation order.
     pub fn model_names(&self) -> Vec<String> {
         self.shared
@@ -537,6 +630,24 @@ fn arn(spec: &FakeSpec, kind: &str, name: &str) -> String {
 
 fn epoch(i: usize) -> f64 {
     (BASE_EPOCH + i as u64) as f64
+}
+
+fn now_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `{"<key>": <describe with "Tags">}`: a `Search` record of a resource.
+fn search_record(key: &str, describe: &Value, tags: Option<&Vec<String>>) -> String {
+    let mut record = describe.clone();
+    let tags: Vec<Value> = tags
+        .into_iter()
+        .flatten()
+        .filter_map(|t| serde_json::from_str(t).ok())
+        .collect();
+    record["Tags"] = Value::Array(tags);
+    json!({ key: record }).to_string()
 }
 
 fn tag_json(key: &str, value: &str) -> String {
@@ -613,8 +724,18 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
 
     let mut models = Table::default();
     let mut training_jobs = Table::default();
+    let now = now_epoch();
+    let first_recent = spec.models.saturating_sub(spec.recent_models);
+    let mut training_job_search = Vec::new();
+    let mut model_describes = Vec::new();
     for i in 0..spec.models {
         let name = format!("model-{i:05}");
+        let created = if i >= first_recent {
+            now
+        } else {
+            BASE_EPOCH + i as u64
+        };
+        let at = created as f64;
         let model_arn = arn(&spec, "model", &name);
         let image = &images[i % images.len()];
         let job_name = format!("train-{i:05}");
@@ -664,10 +785,10 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
                     "VolumeSizeInGB": 30
                 },
                 "StoppingCondition": { "MaxRuntimeInSeconds": 86400 },
-                "CreationTime": epoch(i),
-                "TrainingStartTime": epoch(i),
-                "TrainingEndTime": epoch(i) + 600.0,
-                "LastModifiedTime": epoch(i) + 600.0,
+                "CreationTime": at,
+                "TrainingStartTime": at,
+                "TrainingEndTime": at + 600.0,
+                "LastModifiedTime": at + 600.0,
                 "EnableNetworkIsolation": false,
                 "EnableInterContainerTrafficEncryption": false,
                 "EnableManagedSpotTraining": false,
@@ -675,10 +796,15 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
             let summary = json!({
                 "TrainingJobName": job_name,
                 "TrainingJobArn": job_arn,
-                "CreationTime": epoch(i),
-                "TrainingEndTime": epoch(i) + 600.0,
-                "LastModifiedTime": epoch(i) + 600.0,
+                "CreationTime": at,
+                "TrainingEndTime": at + 600.0,
+                "LastModifiedTime": at + 600.0,
                 "TrainingJobStatus": "Completed",
+            });
+            training_job_search.push(Indexed {
+                name: job_name.clone(),
+                created,
+                record: search_record("TrainingJob", &describe, None),
             });
             training_jobs.push(job_name, &summary, &describe);
         }
@@ -700,10 +826,10 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
                 "Environment": environment,
             },
             "ExecutionRoleArn": role,
-            "CreationTime": epoch(i),
+            "CreationTime": at,
             "EnableNetworkIsolation": false,
         });
-        let summary = json!({ "ModelName": name, "ModelArn": model_arn, "CreationTime": epoch(i) });
+        let summary = json!({ "ModelName": name, "ModelArn": model_arn, "CreationTime": at });
         let mut model_tags = Vec::with_capacity(spec.tags_per_model);
         for t in 0..spec.tags_per_model {
             model_tags.push(match t {
@@ -714,9 +840,11 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
         }
         tags.insert(model_arn, model_tags);
         models.push(name, &summary, &describe);
+        model_describes.push((created, describe));
     }
 
     let mut endpoints = Table::default();
+    let mut endpoint_search = Vec::new();
     let mut endpoint_configs = Table::default();
     let instance_types = ["ml.m5.xlarge", "ml.g4dn.xlarge", "ml.g4dn.2xlarge"];
     for i in 0..spec.endpoints.min(spec.models) {
@@ -764,9 +892,51 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
             "LastModifiedTime": epoch(i),
             "EndpointStatus": "InService",
         });
-        tags.insert(endpoint_arn, vec![tag_json("env", "prod")]);
+        tags.insert(endpoint_arn.clone(), vec![tag_json("env", "prod")]);
+        endpoint_search.push(Indexed {
+            name: name.clone(),
+            created: BASE_EPOCH + i as u64,
+            record: search_record("Endpoint", &describe, tags.get(&endpoint_arn)),
+        });
         endpoints.push(name, &summary, &describe);
     }
+
+    // A `ModelDashboardModel` per model: the model with its tags, and the endpoints hosting it
+    // (endpoint `i` serves model `i`).
+    let model_search = model_describes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (created, describe))| {
+            let model_arn = describe["ModelArn"].as_str().unwrap_or_default().to_owned();
+            let hosted: Vec<Value> = endpoints
+                .get(&format!("endpoint-{i:05}"))
+                .and_then(|row| serde_json::from_slice::<Value>(&row.describe).ok())
+                .map(|ep| {
+                    json!({
+                        "EndpointName": ep["EndpointName"],
+                        "EndpointArn": ep["EndpointArn"],
+                        "CreationTime": ep["CreationTime"],
+                        "LastModifiedTime": ep["LastModifiedTime"],
+                        "EndpointStatus": ep["EndpointStatus"],
+                    })
+                })
+                .into_iter()
+                .collect();
+            let mut model = describe;
+            model["Tags"] = Value::Array(
+                tags.get(&model_arn)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| serde_json::from_str(t).ok())
+                    .collect(),
+            );
+            Indexed {
+                name: format!("model-{i:05}"),
+                created,
+                record: json!({ "Model": { "Model": model, "Endpoints": hosted } }).to_string(),
+            }
+        })
+        .collect();
 
     Dataset {
         spec,
@@ -776,6 +946,9 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
         endpoint_configs,
         feature_groups,
         feature_group_search,
+        model_search,
+        training_job_search,
+        endpoint_search,
         tags,
     }
 }
@@ -1038,26 +1211,120 @@ fn answer(shared: &Shared, op: Operation, request: &Request) -> Result<Bytes, Ap
                 (end < tags.len()).then(|| page.next(end)),
             ))
         }
-        Operation::Search => {
-            let page = Page::parse(request, 10, 100)?;
-            if request.resource.as_deref() != Some("FeatureGroup") {
-                return Ok(page_body("Results", std::iter::empty(), None));
-            }
-            let all = &data.feature_group_search;
-            let end = (page.offset + page.size).min(all.len());
-            let start = page.offset.min(end);
-            Ok(page_body(
-                "Results",
-                all[start..end].iter().map(String::as_str),
-                (end < all.len()).then(|| page.next(end)),
-            ))
-        }
+        Operation::Search => search(shared, request),
         Operation::Unknown => Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             error_type: "UnknownOperationException".to_owned(),
             message: "the fake does not implement this operation".to_owned(),
         }),
     }
+}
+
+/// The values of `Search`'s `Resource` enum.
+const SEARCH_RESOURCES: [&str; 17] = [
+    "TrainingJob",
+    "Experiment",
+    "ExperimentTrial",
+    "ExperimentTrialComponent",
+    "Endpoint",
+    "Model",
+    "ModelPackage",
+    "ModelPackageGroup",
+    "Pipeline",
+    "PipelineExecution",
+    "FeatureGroup",
+    "FeatureMetadata",
+    "Image",
+    "ImageVersion",
+    "Project",
+    "HyperParameterTuningJob",
+    "ModelCard",
+];
+
+/// `Search` over one resource: the records its index holds (those created at least the index
+/// lag ago), one page of them.
+fn search<'a>(shared: &'a Shared, request: &Request) -> Result<Bytes, ApiError> {
+    let resource = required(request.resource.as_deref(), "resource")?;
+    if !SEARCH_RESOURCES.contains(&resource) {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{resource}' at 'resource' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            SEARCH_RESOURCES.join(", ")
+        )));
+    }
+    if let Some(error) = take_search_failure(shared, resource) {
+        shared.ops[Operation::Search.index()]
+            .failed
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(error);
+    }
+    let page = Page::parse(request, 10, 100)?;
+    let data = &shared.data;
+    let visible_before = now_epoch().saturating_sub(shared.search_lag_s.load(Ordering::Acquire));
+    let stale = shared
+        .stale_search
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let indexed = |all: &'a [Indexed]| -> Vec<Cow<'a, str>> {
+        all.iter()
+            .filter(|r| r.created <= visible_before)
+            .map(|r| {
+                if resource == "Model" && stale.contains(&r.name) {
+                    Cow::Owned(older_record(&r.record))
+                } else {
+                    Cow::Borrowed(r.record.as_str())
+                }
+            })
+            .collect()
+    };
+    let all: Vec<Cow<'a, str>> = match resource {
+        "FeatureGroup" => data
+            .feature_group_search
+            .iter()
+            .map(|r| Cow::Borrowed(r.as_str()))
+            .collect(),
+        "Model" => indexed(&data.model_search),
+        "TrainingJob" => indexed(&data.training_job_search),
+        "Endpoint" => indexed(&data.endpoint_search),
+        _ => Vec::new(),
+    };
+    let end = (page.offset + page.size).min(all.len());
+    let start = page.offset.min(end);
+    Ok(page_body(
+        "Results",
+        all[start..end].iter().map(|r| r.as_ref()),
+        (end < all.len()).then(|| page.next(end)),
+    ))
+}
+
+/// A model's `Search` record as that of a model of the same name created a day earlier.
+fn older_record(record: &str) -> String {
+    let mut value: Value = serde_json::from_str(record).unwrap_or_default();
+    let model = &mut value["Model"]["Model"];
+    if let Some(t) = model["CreationTime"].as_f64() {
+        model["CreationTime"] = json!(t - 86_400.0);
+    }
+    value.to_string()
+}
+
+fn take_search_failure(shared: &Shared, resource: &str) -> Option<ApiError> {
+    let mut failures = shared
+        .search_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let failure = failures.get_mut(resource)?;
+    let error = ApiError {
+        status: StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        error_type: failure.error_type.clone(),
+        message: failure.message.clone(),
+    };
+    if let Some(times) = failure.times.as_mut() {
+        *times = times.saturating_sub(1);
+        if *times == 0 {
+            failures.remove(resource);
+        }
+    }
+    Some(error)
 }
 
 fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> {

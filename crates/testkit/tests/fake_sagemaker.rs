@@ -197,7 +197,7 @@ async fn tags_endpoints_and_feature_groups_page_and_describe() {
     assert_eq!(described.feature_definitions().len(), 5);
     let other = client
         .search()
-        .resource(ResourceType::TrainingJob)
+        .resource(ResourceType::ModelPackage)
         .send()
         .await
         .unwrap();
