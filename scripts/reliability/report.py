@@ -220,7 +220,7 @@ def section_faults():
                 ok = False
                 verdict = f"exit {code}: {p.stderr.strip().splitlines()[-1:]}"
             row("faults: ingest", case, ok,
-                f"{verdict}; run {took:.1f} s, longest call {stats['longest_ms'] / 1000:.1f} s, "
+                f"{verdict}; run {took:.1f} s, slowest answer {stats['longest_ms'] / 1000:.2f} s, "
                 f"injected {sum(stats['faults'].values())}")
     finally:
         stop(proxy)

@@ -142,7 +142,8 @@ pub struct ProxyStats {
     pub faults: BTreeMap<String, u64>,
     /// Requests by API.
     pub apis: BTreeMap<String, u64>,
-    /// The longest time from a request's arrival to the end of its answer, in milliseconds.
+    /// The longest time from a request's arrival to the head of its answer (injected delays
+    /// included), in milliseconds. A stall the client gave up on first is not counted.
     pub longest_ms: u64,
 }
 
@@ -422,19 +423,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         builder = builder.header(name, value);
     }
-    let shared_end = Arc::clone(&shared);
-    let done = move || {
+    {
         let ms = started.elapsed().as_millis() as u64;
-        let mut stats = shared_end.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.longest_ms = stats.longest_ms.max(ms);
-    };
+    }
     if truncate {
         let full = response
             .bytes()
             .await
             .map_err(|_| Injected("nothing: upstream failed"))?;
         let half = full.slice(..full.len() / 2);
-        done();
         let chunks =
             futures::stream::iter([Ok::<Bytes, Injected>(half), Err(Injected("truncated body"))]);
         return Ok(builder
@@ -446,8 +445,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         shared.count("cut");
     }
     let chunks = futures::stream::unfold(
-        (response, 0usize, false, Some(done)),
-        move |(mut response, sent, ended, mut done)| async move {
+        (response, 0usize, false),
+        move |(mut response, sent, ended)| async move {
             if ended {
                 return None;
             }
@@ -458,22 +457,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 Ok(Some(chunk)) => match cut {
                     Some(limit) if sent + chunk.len() >= limit => {
                         let keep = chunk.slice(..limit.saturating_sub(sent));
-                        Some((Ok(keep), (response, limit, true, done)))
+                        Some((Ok(keep), (response, limit, true)))
                     }
                     _ => {
                         let sent = sent + chunk.len();
-                        Some((Ok(chunk), (response, sent, false, done)))
+                        Some((Ok(chunk), (response, sent, false)))
                     }
                 },
-                Ok(None) => {
-                    if let Some(done) = done.take() {
-                        done();
-                    }
-                    None
-                }
+                Ok(None) => None,
                 Err(_) => Some((
                     Err(Injected("nothing: upstream body failed")),
-                    (response, sent, true, done),
+                    (response, sent, true),
                 )),
             }
         },
