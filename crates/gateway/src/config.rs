@@ -396,6 +396,10 @@ pub struct ModelConfig {
     /// the first is the default). Default `["wav"]`; the gateway never transcodes.
     #[serde(default)]
     pub response_formats: Option<Vec<String>>,
+    /// For chat models with format `openai` or `tgi`: the container reads images
+    /// (`image_url` parts with `data:` URLs). Requests with images to other models are a 400.
+    #[serde(default)]
+    pub vision: bool,
 }
 
 /// The `response_format` values of OpenAI's `POST /v1/audio/speech`.
@@ -693,6 +697,15 @@ impl Validate for GatewayConfig {
                             );
                         }
                     }
+                }
+                if m.vision
+                    && (m.kind != ModelKind::Chat || !matches!(format, Format::Openai | Format::Tgi))
+                {
+                    p.add(
+                        "vision",
+                        "vision applies only to chat models with format openai or tgi (lmi \
+                         containers take text only)",
+                    );
                 }
                 if m.max_batch_size.is_some() && m.kind != ModelKind::Embedding {
                     p.add("maxBatchSize", "maxBatchSize applies only to embedding models");
@@ -1000,6 +1013,30 @@ models:
             "at most 1024",
         );
         assert_eq!(m.len(), 3, "{m:#?}");
+    }
+
+    #[test]
+    fn vision_only_on_openai_and_tgi_chat_models() {
+        let base = "awsConfig: {awsRegion: us-east-1}\nmodels:\n";
+        let ok = format!(
+            "{base}  - {{name: a, kind: chat, endpointName: x, vision: true}}\n  - {{name: b, kind: chat, endpointName: y, format: tgi, vision: true}}\n  - {{name: c, kind: chat, endpointName: z}}\n"
+        );
+        let c = load(&ok).unwrap();
+        assert_eq!(
+            c.models.iter().map(|m| m.vision).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        let bad = format!(
+            "{base}  - {{name: a, kind: chat, endpointName: x, format: lmi, vision: true}}\n  - {{name: b, kind: embedding, endpointName: y, vision: true}}\n  - {{name: c, kind: chat, endpointName: z, vision: yes-please}}\n"
+        );
+        let m = messages(&load(&bad).unwrap_err()).join("\n");
+        assert!(m.contains("models[0].vision"), "{m}");
+        assert!(m.contains("models[1].vision"), "{m}");
+        assert!(
+            m.contains("vision applies only to chat models with format openai or tgi"),
+            "{m}"
+        );
+        assert!(m.contains(":5:"), "line of the ill-typed value: {m}");
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct Model {
     pub adapter: Adapter,
     pub defaults: Defaults,
     pub max_batch_size: usize,
+    /// Whether the model takes images (`vision: true`).
+    pub vision: bool,
     /// Position in the config, which is also the model's slot in [`Metrics`].
     pub index: usize,
 }
@@ -189,6 +191,7 @@ impl Gateway {
                     context_length: m.context_length,
                 },
                 max_batch_size: m.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE).max(1),
+                vision: m.vision,
                 index,
             });
             if models.insert(m.name.clone(), model.clone()).is_some() {

@@ -17,6 +17,8 @@
 //!   `jumpstart`, `dify`) and the chat templates (`adapter::template`).
 //! - [`stream`]: the `PayloadPart` stream decoder, correct under any split, and the streamed
 //!   chat answer built on it (OpenAI chunks serialized from structs).
+//! - [`reasoning`]: `<think>` sections split off into `reasoning_content`, streamed and
+//!   buffered alike.
 //! - [`invoker`]: the SageMaker runtime calls, the client cache and AWS error mapping.
 //! - [`gateway`]: [`Gateway`], the state built from the config (models by kind, keys,
 //!   metrics).
@@ -39,6 +41,7 @@ pub mod handle;
 pub mod invoker;
 pub mod limits;
 pub mod metrics;
+pub mod reasoning;
 pub mod routes;
 pub mod stream;
 

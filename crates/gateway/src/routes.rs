@@ -246,6 +246,15 @@ async fn chat_inner(
     let req = ChatRequest::parse(&body)?;
     let model = gw.chat_model(&req.model)?.clone();
     *model_name = Some(model.name.clone());
+    if req.has_images() && !model.vision {
+        return Err(GatewayError::bad_request(
+            "messages",
+            format!(
+                "model `{}` does not take images (its config has no `vision: true`); send text only",
+                model.name
+            ),
+        ));
+    }
     let permit = h.limiter().try_acquire(&model.name)?;
     let adapter = model.adapter();
     let mm = gw.model_metrics(&model);
@@ -259,6 +268,7 @@ async fn chat_inner(
             model,
             events,
             req.include_usage,
+            req.n.unwrap_or(1) as usize,
             started,
             Some(permit),
         )));
