@@ -1776,3 +1776,273 @@ async fn official_openai_python_client_audio() {
         .iter()
         .all(|c| c.header("content-type") == Some("audio/wav")));
 }
+
+/// A 1×1 PNG as a data URL.
+const PNG_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+fn image_chat(model: &str, url: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": url, "detail": "low"}}]}]})
+}
+
+const VISION_MODELS: &str = "  - {name: chat-vision, kind: chat, endpointName: ep-vision, format: openai, vision: true}\n  - {name: tgi-vision, kind: chat, endpointName: ep-tgi-vision, format: tgi, vision: true}\n";
+
+#[tokio::test]
+async fn images_reach_vision_models_as_their_containers_read_them() {
+    let s = stack_with("", VISION_MODELS).await;
+    s.fake.set(
+        "ep-vision",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).vision(),
+    );
+    s.fake.set(
+        "ep-tgi-vision",
+        EndpointBehaviour::new(Behaviour::TgiChat).vision(),
+    );
+    // openai: the parts as sent, buffered and streamed.
+    for stream in [false, true] {
+        let (status, _, text) = s
+            .post(
+                "/v1/chat/completions",
+                &image_chat("chat-vision", PNG_URL, stream),
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let got = if stream {
+            streamed_text(&sse_data(&text))
+        } else {
+            serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(got, "Hello, world!");
+        let sent = s.fake.invocations().last().unwrap().json();
+        assert_eq!(
+            sent["messages"][0]["content"][1]["image_url"]["url"],
+            PNG_URL
+        );
+        assert_eq!(
+            sent["messages"][0]["content"][1]["image_url"]["detail"],
+            "low"
+        );
+    }
+    // tgi: the image inline in the prompt, as a Markdown image.
+    let (status, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &image_chat("tgi-vision", PNG_URL, false),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let inputs = s.fake.invocations().last().unwrap().json()["inputs"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        inputs.contains(&format!("What is in this picture?![]({PNG_URL})")),
+        "{inputs}"
+    );
+    // A data URL that is not base64 is refused by the gateway, before SageMaker.
+    let calls = s.fake.invocations().len();
+    let (status, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &image_chat("chat-vision", "data:image/png;base64,AAA", false),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        s.fake.invocations().len(),
+        calls,
+        "refused before SageMaker"
+    );
+
+    // A model without `vision: true` gets a 400 naming it, and SageMaker is not called.
+    for model in ["chat-openai", "chat-tgi"] {
+        let (status, v) = s
+            .post_json("/v1/chat/completions", &image_chat(model, PNG_URL, false))
+            .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["param"], "messages");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("does not take images") && m.contains("vision: true"),
+            "{m}"
+        );
+    }
+    // Remote URLs are never fetched.
+    let (status, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &image_chat("chat-vision", "http://127.0.0.1:1/cat.png", false),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "messages[0].content[1].image_url.url");
+    assert_eq!(s.fake.invocations().len(), calls);
+}
+
+#[tokio::test]
+async fn reasoning_is_surfaced_as_reasoning_content_streamed_and_buffered() {
+    let s = stack().await;
+    let think = [
+        "<think>",
+        "The user",
+        " greets.</th",
+        "ink>\n",
+        "Hello",
+        "!",
+    ];
+    for split in [Split::PerEvent, Split::Bytes(1)] {
+        s.fake.set(
+            "ep-tgi",
+            EndpointBehaviour::new(Behaviour::TgiChat)
+                .tokens(&think)
+                .split(split.clone()),
+        );
+        s.fake.set(
+            "ep-openai",
+            EndpointBehaviour::new(Behaviour::OpenAiChat)
+                .tokens(&think)
+                .split(split.clone()),
+        );
+        s.fake.set(
+            "ep-lmi",
+            EndpointBehaviour::new(Behaviour::OpenAiChat)
+                .reasoning(&["The user", " greets."])
+                .tokens(&["\n", "Hello", "!"])
+                .split(split.clone()),
+        );
+        let models_extra = ["chat-tgi", "chat-openai"];
+        for model in models_extra {
+            let (status, v) = s
+                .post_json("/v1/chat/completions", &chat(model, false))
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let msg = &v["choices"][0]["message"];
+            assert_eq!(msg["reasoning_content"], "The user greets.", "{model}: {v}");
+            assert_eq!(msg["content"], "\nHello!", "{model}");
+            let (status, _, text) = s.post("/v1/chat/completions", &chat(model, true)).await;
+            assert_eq!(status, 200);
+            let data = sse_data(&text);
+            let field = |name: &str| -> String {
+                data.iter()
+                    .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                    .filter_map(|v| v["choices"][0]["delta"][name].as_str().map(str::to_owned))
+                    .collect()
+            };
+            assert_eq!(
+                field("reasoning_content"),
+                "The user greets.",
+                "{model} {split:?}"
+            );
+            assert_eq!(field("content"), "\nHello!", "{model} {split:?}");
+            assert!(!text.contains("think>"), "{model}: {text}");
+        }
+    }
+    // A container that sends `reasoning_content` itself (vLLM with a reasoning parser) is
+    // passed through as it is.
+    let s = stack_with(
+        "",
+        "  - {name: chat-reasoner, kind: chat, endpointName: ep-reasoner}\n",
+    )
+    .await;
+    s.fake.set(
+        "ep-reasoner",
+        EndpointBehaviour::new(Behaviour::OpenAiChat)
+            .reasoning(&["The user", " greets."])
+            .tokens(&["Hello", "!"]),
+    );
+    let (_, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-reasoner", false))
+        .await;
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "The user greets."
+    );
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello!");
+    let (_, _, text) = s
+        .post("/v1/chat/completions", &chat("chat-reasoner", true))
+        .await;
+    assert!(text.contains(r#""reasoning_content":"The user""#), "{text}");
+}
+
+/// Runs one of the Python client scripts against the gateway; its last stdout line as JSON.
+async fn run_python(script: &str, base: &str) -> Value {
+    let venv = std::env::var("SAGEBRIDGE_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sagebridge/venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python venv at {venv}: run `. scripts/env.sh && ensure_venv`"
+    );
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .env("OPENAI_BASE_URL", format!("{base}/v1"))
+            .env("OPENAI_API_KEY", KEY)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished within 120 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn official_openai_python_client_tools_images_and_reasoning() {
+    let s = stack_with("", VISION_MODELS).await;
+    s.fake.set(
+        "ep-vision",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).vision(),
+    );
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat)
+            .tokens(&["<think>", "Greeting", ".</thi", "nk>", "Hi", "!"])
+            .split(Split::Bytes(2)),
+    );
+    let v = run_python("openai_chat_extras.py", &s.base).await;
+    let args: Value =
+        serde_json::from_str(sagebridge_testkit::fake_runtime::FAKE_TOOL_ARGUMENTS).unwrap();
+    for key in ["tool_call", "stream_tool_call", "named_tool_call"] {
+        assert_eq!(v[key]["id"], "call_fake_0", "{key}: {v}");
+        assert_eq!(v[key]["arguments"], args, "{key}: {v}");
+    }
+    assert_eq!(v["tool_call"]["name"], "get_weather");
+    assert_eq!(v["stream_tool_call"]["name"], "get_weather");
+    assert_eq!(v["named_tool_call"]["name"], "get_time");
+    assert_eq!(v["tool_finish"], "tool_calls");
+    assert_eq!(v["stream_tool_finish"], "tool_calls");
+    assert_eq!(v["after_tool"], "Hello, world!");
+    // The container refused the unknown function: a model error, 502 like every other.
+    assert_eq!(v["bad_tool_choice_status"], 502);
+    assert_eq!(v["image"], "Hello, world!");
+    assert_eq!(v["image_refused_status"], 400);
+    assert_eq!(v["reasoning"], "Greeting.");
+    assert_eq!(v["reasoning_content"], "Hi!");
+    assert_eq!(v["stream_reasoning"], "Greeting.");
+    assert_eq!(v["stream_content"], "Hi!");
+    // The tools and tool_choice reached the container as the client sent them.
+    let named = s
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.json()["tool_choice"]["function"]["name"] == "get_time")
+        .unwrap();
+    assert_eq!(named.json()["tools"][1]["function"]["name"], "get_time");
+}
