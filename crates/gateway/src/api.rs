@@ -66,6 +66,13 @@ pub struct RerankRequest {
     pub return_documents: bool,
 }
 
+/// The answer to token-array embedding inputs. The gateway cannot turn token ids back into
+/// text (the tokenizer is the client's guess, tiktoken's, not the model's), and LangChain sends
+/// them by default, so the message says how to make it send text.
+pub const TOKEN_ARRAYS: &str = "token arrays are not supported: send `input` as text (a string \
+    or a list of strings). LangChain's OpenAIEmbeddings sends token arrays by default: create \
+    it with `check_embedding_ctx_length=False`";
+
 /// Parses a request body into a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
     match serde_json::from_slice::<Value>(body) {
@@ -386,10 +393,7 @@ impl EmbeddingsRequest {
                     match s {
                         Value::String(s) => out.push(s.clone()),
                         Value::Number(_) | Value::Array(_) => {
-                            return Err(GatewayError::bad_request(
-                                "input",
-                                "token arrays are not supported: send `input` as text",
-                            ))
+                            return Err(GatewayError::bad_request("input", TOKEN_ARRAYS))
                         }
                         v => return Err(wrong(&format!("input[{i}]"), "a string", v)),
                     }

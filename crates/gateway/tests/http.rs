@@ -2046,3 +2046,116 @@ async fn official_openai_python_client_tools_images_and_reasoning() {
         .unwrap();
     assert_eq!(named.json()["tools"][1]["function"]["name"], "get_time");
 }
+
+#[tokio::test]
+async fn official_openai_npm_package() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/openai")
+            .exists(),
+        "the npm package is not installed: run `npm ci` in {dir} (scripts/test.sh does)"
+    );
+    let s = stack().await;
+    s.fake.set(
+        "ep-openai",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).split(Split::Random { seed: 9, max: 7 }),
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg("openai_client.mjs")
+            .current_dir(dir)
+            .env("OPENAI_BASE_URL", format!("{}/v1", s.base))
+            .env("OPENAI_API_KEY", KEY)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the node client finished within 120 s")
+    .expect("node (20 or later) is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["chat"], "Hello, world!");
+    assert_eq!(v["chat_finish"], "stop");
+    assert_eq!(v["stream"], "Hello, world!");
+    assert_eq!(v["stream_chunks"], 4);
+    assert_eq!(v["stream_usage_completion_tokens"], 4);
+    assert_eq!(v["embedding_dims"], json!([8, 8]));
+    // Both encodings give the container's f32 values back exactly.
+    for key in ["embedding0", "embedding_float0"] {
+        let got: Vec<f32> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got, fake_embedding("first", 8), "{key}");
+    }
+    assert_eq!(v["unknown_model_status"], 404);
+    let streamed = s.fake.invocations().into_iter().find(|i| i.stream).unwrap();
+    assert_eq!(streamed.json()["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test]
+async fn langchain_openai_chat_tools_and_embeddings() {
+    let s = stack().await;
+    s.fake.set(
+        "ep-openai",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).split(Split::Bytes(5)),
+    );
+    let v = run_python("langchain_client.py", &s.base).await;
+    assert_eq!(v["stream"], "Hello, world!");
+    assert_eq!(v["stream_chunks"], 4);
+    let args: Value =
+        serde_json::from_str(sagebridge_testkit::fake_runtime::FAKE_TOOL_ARGUMENTS).unwrap();
+    let call = json!([{"name": "get_weather", "args": args, "id": "call_fake_0"}]);
+    assert_eq!(v["tool_calls"], call);
+    assert_eq!(v["stream_tool_calls"], call);
+    assert_eq!(v["after_tool"], "Hello, world!");
+    assert_eq!(v["embedding_dims"], json!([8, 8]));
+    assert_eq!(v["query_dims"], 8);
+    let got: Vec<f32> = v["embedding0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(got, fake_embedding("first", 8));
+    // The tools LangChain made from the Python function reached the container.
+    let sent = s
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.json()["tools"].is_array())
+        .unwrap();
+    assert_eq!(sent.json()["tools"][0]["function"]["name"], "get_weather");
+}
+
+#[tokio::test]
+async fn token_array_embedding_inputs_get_a_400_that_says_how_to_send_text() {
+    let s = stack().await;
+    // What LangChain's OpenAIEmbeddings sends by default: tiktoken ids, base64 answers.
+    for input in [json!([[9906, 1917]]), json!([9906, 1917])] {
+        let (status, v) = s
+            .post_json(
+                "/v1/embeddings",
+                &json!({"model": "embed-tei", "input": input, "encoding_format": "base64"}),
+            )
+            .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["param"], "input");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("token arrays are not supported")
+                && m.contains("check_embedding_ctx_length=False"),
+            "{m}"
+        );
+    }
+    assert!(s.fake.invocations().is_empty());
+}
