@@ -26,6 +26,8 @@
 //!   `/v1/rerank`, `/v1/audio/{transcriptions,translations,speech}`, `/v1/models`,
 //!   `/metrics`, API-key auth.
 //! - [`error`]: [`GatewayError`] and its OpenAI-shaped responses.
+//! - [`coldstart`]: requests held while a model's inference component has no copies, one
+//!   probe per model.
 //! - [`limits`]: the concurrency limiter of `/v1` and the per-request limits of `server:`.
 //! - [`metrics`]: hand-written Prometheus counters and histograms.
 //! - [`checks`]: [`check_models`], the gateway half of `sagebridge test-connection`.
@@ -34,6 +36,7 @@ pub mod adapter;
 pub mod api;
 pub mod audio;
 pub mod checks;
+pub mod coldstart;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -73,6 +73,7 @@ models:
             &cfg,
             GatewayOptions {
                 client: ClientOptions::no_retries(),
+                cold_start_poll: Duration::from_millis(20),
                 ..GatewayOptions::default()
             },
         )
@@ -2158,4 +2159,143 @@ async fn token_array_embedding_inputs_get_a_400_that_says_how_to_send_text() {
         );
     }
     assert!(s.fake.invocations().is_empty());
+}
+
+const COLD_MODELS: &str = "  - {name: cold-now, kind: chat, endpointName: ep-cold, inferenceComponent: ic-cold}\n  - {name: cold-wait, kind: chat, endpointName: ep-cold, inferenceComponent: ic-cold, coldStartWaitSeconds: 60}\n  - {name: cold-short, kind: chat, endpointName: ep-cold, inferenceComponent: ic-cold, coldStartWaitSeconds: 0.2}\n  - {name: cold-embed, kind: embedding, endpointName: ep-cold-embed, inferenceComponent: ic-embed, coldStartWaitSeconds: 60}\n";
+
+fn cold_endpoint(copies: u32) -> EndpointBehaviour {
+    EndpointBehaviour::new(Behaviour::OpenAiChat)
+        .components(&["ic-cold"])
+        .copies(copies)
+}
+
+fn invocations_of(s: &Stack, endpoint: &str) -> usize {
+    s.fake
+        .invocations()
+        .iter()
+        .filter(|i| i.endpoint == endpoint)
+        .count()
+}
+
+#[tokio::test]
+async fn a_model_scaled_to_zero_answers_503_with_retry_after() {
+    let s = stack_with("", COLD_MODELS).await;
+    s.fake.set("ep-cold", cold_endpoint(0));
+    // No wait configured: 503 at once, for a buffered and a streamed request alike.
+    for stream in [false, true] {
+        let (status, headers, text) = s
+            .post("/v1/chat/completions", &chat("cold-now", stream))
+            .await;
+        assert_eq!(status, 503, "{text}");
+        assert_eq!(headers["retry-after"], "60");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["code"], "scaled_to_zero");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("scaled to zero") && m.contains("coldStartWaitSeconds"),
+            "{m}"
+        );
+    }
+    assert_eq!(invocations_of(&s, "ep-cold"), 2);
+    assert_eq!(s.gw.cold_start_probes(), 0, "no wait, no probe");
+    // A wait that ends before a copy runs: the same 503, after one probe gave up.
+    let (status, headers, text) = s
+        .post("/v1/chat/completions", &chat("cold-short", false))
+        .await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(headers["retry-after"], "60");
+    assert!(text.contains("after waiting for one"), "{text}");
+    eventually("the probe stopped", || s.gw.cold_start_probes() == 0).await;
+    // The copy count came from the control plane, not from the error's words.
+    assert!(s.fake.describe_component_calls() >= 3);
+}
+
+#[tokio::test]
+async fn held_requests_share_one_probe_and_all_go_when_a_copy_runs() {
+    let s = Arc::new(stack_with("", COLD_MODELS).await);
+    s.fake.set("ep-cold", cold_endpoint(0));
+    s.fake.set(
+        "ep-cold-embed",
+        EndpointBehaviour::new(Behaviour::TeiEmbed)
+            .components(&["ic-embed"])
+            .copies(0),
+    );
+    let first = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.post("/v1/chat/completions", &chat("cold-wait", false))
+                .await
+        })
+    };
+    eventually("the first request waits on a probe", || {
+        s.gw.cold_start_waiting("cold-wait") == 1
+    })
+    .await;
+    let mut held = vec![first];
+    for i in 0..7 {
+        let s = s.clone();
+        held.push(tokio::spawn(async move {
+            s.post("/v1/chat/completions", &chat("cold-wait", i % 2 == 0))
+                .await
+        }));
+    }
+    eventually("eight requests wait on the one probe", || {
+        s.gw.cold_start_waiting("cold-wait") == 8
+    })
+    .await;
+    assert_eq!(s.gw.cold_start_probes(), 1);
+    // Only the first request invoked: the others joined the probe without calling SageMaker.
+    assert_eq!(invocations_of(&s, "ep-cold"), 1);
+    // The probe polls on its own schedule, whatever the number of requests waiting.
+    let before = s.fake.describe_component_calls();
+    eventually("the probe polled twice more", || {
+        s.fake.describe_component_calls() >= before + 2
+    })
+    .await;
+    assert_eq!(invocations_of(&s, "ep-cold"), 1);
+
+    // An embedding model on another component waits on a probe of its own.
+    let embed = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.post_json(
+                "/v1/embeddings",
+                &json!({"model": "cold-embed", "input": ["a", "b"]}),
+            )
+            .await
+        })
+    };
+    eventually("the embedding request waits", || {
+        s.gw.cold_start_waiting("cold-embed") == 1
+    })
+    .await;
+    assert_eq!(s.gw.cold_start_probes(), 2);
+
+    // A copy runs: every held request goes, once.
+    s.fake.set("ep-cold", cold_endpoint(1));
+    for (i, h) in held.into_iter().enumerate() {
+        let (status, _, text) = h.await.unwrap();
+        assert_eq!(status, 200, "{i}: {text}");
+        let got = if i > 0 && (i - 1) % 2 == 0 {
+            streamed_text(&sse_data(&text))
+        } else {
+            serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(got, "Hello, world!", "{i}");
+    }
+    assert_eq!(invocations_of(&s, "ep-cold"), 1 + 8);
+    assert_eq!(s.gw.cold_start_waiting("cold-embed"), 1, "still cold");
+    s.fake.set(
+        "ep-cold-embed",
+        EndpointBehaviour::new(Behaviour::TeiEmbed)
+            .components(&["ic-embed"])
+            .copies(1),
+    );
+    let (status, v) = embed.await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"][1]["embedding"].as_array().unwrap().len(), 8);
+    eventually("the probes ended", || s.gw.cold_start_probes() == 0).await;
 }

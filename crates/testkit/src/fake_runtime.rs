@@ -198,6 +198,10 @@ pub struct EndpointBehaviour {
     /// The arguments of the tool call an `OpenAiChat` endpoint makes when the request has
     /// `tools` (and `tool_choice` is not `none`), streamed in pieces of this many bytes.
     pub tool_arguments: String,
+    /// Copies of each of [`components`](Self::components) running. With 0 (scaled to zero)
+    /// invocations naming a component are refused as SageMaker refuses them, and
+    /// `DescribeInferenceComponent` reports `CurrentCopyCount: 0`.
+    pub copies: u32,
 }
 
 /// The arguments of the fake's tool calls unless set otherwise.
@@ -225,7 +229,14 @@ impl EndpointBehaviour {
             vision: false,
             reasoning: Vec::new(),
             tool_arguments: FAKE_TOOL_ARGUMENTS.to_owned(),
+            copies: 1,
         }
+    }
+
+    /// The running copies of the endpoint's inference components ([`copies`](Self::copies)).
+    pub fn copies(mut self, copies: u32) -> Self {
+        self.copies = copies;
+        self
     }
 
     /// A vision-language model ([`vision`](Self::vision)).
@@ -323,6 +334,7 @@ struct Shared {
     streams_started: AtomicUsize,
     streams_completed: AtomicUsize,
     streams_abandoned: AtomicUsize,
+    describe_component_calls: AtomicUsize,
 }
 
 /// A running fake runtime on `127.0.0.1`; the server task stops when this is dropped.
@@ -407,6 +419,11 @@ impl FakeRuntime {
         self.shared.streams_completed.load(Ordering::Relaxed)
     }
 
+    /// How many `DescribeInferenceComponent` calls were answered.
+    pub fn describe_component_calls(&self) -> usize {
+        self.shared.describe_component_calls.load(Ordering::Relaxed)
+    }
+
     /// Streams dropped before their end (the client, i.e. the gateway, went away).
     pub fn streams_abandoned(&self) -> usize {
         self.shared.streams_abandoned.load(Ordering::Relaxed)
@@ -455,6 +472,9 @@ async fn control_plane(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if target == "SageMaker.DescribeInferenceComponent" {
+        shared
+            .describe_component_calls
+            .fetch_add(1, Ordering::Relaxed);
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let name = v
             .get("InferenceComponentName")
@@ -470,8 +490,8 @@ async fn control_plane(
                     .as_ref()
                     .is_some_and(|c| c.iter().any(|c| c == name))
             })
-            .map(|(e, _)| e.clone());
-        let Some(endpoint) = host else {
+            .map(|(e, b)| (e.clone(), b.copies));
+        let Some((endpoint, copies)) = host else {
             return control_error(
                 "ValidationException",
                 &format!("Could not find inference component \"{name}\"."),
@@ -483,6 +503,7 @@ async fn control_plane(
             "EndpointName": endpoint,
             "EndpointArn": format!("arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:endpoint/{endpoint}"),
             "InferenceComponentStatus": "InService",
+            "RuntimeConfig": {"DesiredCopyCount": copies, "CurrentCopyCount": copies},
             "CreationTime": 1_700_000_000,
             "LastModifiedTime": 1_700_000_000,
         });
@@ -698,6 +719,17 @@ async fn prepare(
                 400,
                 "ValidationError",
                 json!({"message": format!("Inference Component {asked} for Endpoint {name} of account {FAKE_ACCOUNT} not found.")}),
+            ));
+        }
+        if b.copies == 0 {
+            // What SageMaker answers while an inference component is scaled to zero (AWS's
+            // announcement of scale to zero for inference components, December 2024:
+            // "An error occurred (ValidationError) when calling the InvokeEndpoint operation:
+            // Inference Component has no capacity to process this request. ...").
+            return Err(error(
+                400,
+                "ValidationError",
+                json!({"message": "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress (if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."}),
             ));
         }
     }
