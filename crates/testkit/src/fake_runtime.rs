@@ -7,8 +7,13 @@
 //! container family it imitates (one per gateway format), the tokens it answers, how its
 //! stream is cut into `PayloadPart`s (one event per part, every N bytes, random cuts, several
 //! events per part), latency, and faults (throttling, ModelError, not ready, access denied,
-//! errors in the middle of a stream). It records every invocation with its SageMaker headers
-//! and counts streams that were completed and streams the client abandoned.
+//! errors in the middle of a stream). Chat endpoints check what a real container checks:
+//! vision endpoints decode every image data URL (and text-only `OpenAiChat` refuses images, as
+//! vLLM does), `OpenAiChat` answers tool calls as vLLM streams them and can send
+//! `reasoning_content` as a reasoning parser does, and inference components can be scaled to
+//! zero (SageMaker's no-capacity `ValidationError`, `CurrentCopyCount: 0`). It records every
+//! invocation with its SageMaker headers and counts streams that were completed and streams the
+//! client abandoned.
 //!
 //! It also answers the one control-plane call the gateway makes, `DescribeEndpoint` (awsJson1.1
 //! on `POST /`), with each endpoint's configured status, so that `test-connection` can be
