@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The test command (README): installs the test venv if missing, then runs every test of the
+# The test command (README): installs the test venv and the npm client if missing, then runs every test of the
 # workspace, then the browser tests of the web UI (scripts/ui-test.sh). Integration tests start
 # their own moto servers on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 ensure_venv
+ensure_node_client
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
   cargo test --workspace --doc --quiet

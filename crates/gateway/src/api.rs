@@ -10,11 +10,24 @@ use serde_json::{Map, Value};
 use crate::error::GatewayError;
 
 /// One chat message, reduced to what prompt-only containers need.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Message {
     pub role: String,
     /// The text of `content`: a string, or the `text` parts of a list joined together.
     pub content: String,
+    /// The `data:` URLs of the message's `image_url` parts, in order.
+    pub images: Vec<String>,
+    /// When the message has images: its parts in order with each image written as TGI's
+    /// multimodal containers read it, the Markdown image `![](data:...)`.
+    pub content_with_images: Option<String>,
+}
+
+/// What [`content_text`] read from one message's `content`.
+#[derive(Debug, Default)]
+struct Content {
+    text: String,
+    images: Vec<String>,
+    with_images: String,
 }
 
 /// A parsed `POST /v1/chat/completions` body.
@@ -52,6 +65,13 @@ pub struct RerankRequest {
     pub top_n: Option<usize>,
     pub return_documents: bool,
 }
+
+/// The answer to token-array embedding inputs. The gateway cannot turn token ids back into
+/// text (the tokenizer is the client's guess, tiktoken's, not the model's), and LangChain sends
+/// them by default, so the message says how to make it send text.
+pub const TOKEN_ARRAYS: &str = "token arrays are not supported: send `input` as text (a string \
+    or a list of strings). LangChain's OpenAIEmbeddings sends token arrays by default: create \
+    it with `check_embedding_ctx_length=False`";
 
 /// Parses a request body into a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
@@ -146,26 +166,95 @@ fn opt_uint(m: &Map<String, Value>, field: &str, min: u64) -> Result<Option<u64>
     }
 }
 
-fn content_text(v: &Value, field: &str) -> Result<String, GatewayError> {
+/// Checks an `image_url` part's URL: only inline `data:image/...;base64,` URLs are taken, so the
+/// gateway never fetches anything on a client's behalf (no server-side request forgery, no
+/// waiting on third-party hosts).
+fn check_image_url(url: &str, field: &str) -> Result<(), GatewayError> {
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(GatewayError::bad_request(
+            field,
+            format!(
+                "`{field}` must be a `data:` URL (data:image/png;base64,...): the gateway does not \
+                 fetch remote images; download the image and send it inline"
+            ),
+        ));
+    };
+    let bad = || {
+        GatewayError::bad_request(
+            field,
+            format!("`{field}` is not a base64 image data URL (data:image/<type>;base64,<data>)"),
+        )
+    };
+    let (meta, data) = rest.split_once(',').ok_or_else(bad)?;
+    let media_type = meta.strip_suffix(";base64").ok_or_else(bad)?;
+    if !media_type.starts_with("image/") || media_type.len() <= "image/".len() {
+        return Err(bad());
+    }
+    if !is_base64(data) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Whether `s` is non-empty standard base64 with padding.
+fn is_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return false;
+    }
+    let body = s.trim_end_matches('=');
+    b.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+}
+
+fn content_text(v: &Value, field: &str) -> Result<Content, GatewayError> {
     match v {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(Content::default()),
+        Value::String(s) => Ok(Content {
+            text: s.clone(),
+            images: Vec::new(),
+            with_images: s.clone(),
+        }),
         Value::Array(parts) => {
-            let mut out = String::new();
+            let mut out = Content::default();
             for (i, part) in parts.iter().enumerate() {
                 let f = format!("{field}[{i}]");
                 match part {
-                    Value::String(s) => out.push_str(s),
+                    Value::String(s) => {
+                        out.text.push_str(s);
+                        out.with_images.push_str(s);
+                    }
                     Value::Object(o) => match o.get("type").and_then(Value::as_str) {
                         Some("text") | None => match o.get("text") {
-                            Some(Value::String(s)) => out.push_str(s),
+                            Some(Value::String(s)) => {
+                                out.text.push_str(s);
+                                out.with_images.push_str(s);
+                            }
                             Some(v) => return Err(wrong(&format!("{f}.text"), "a string", v)),
                             None => return Err(GatewayError::bad_request(&format!("{f}.text"), format!("`{f}.text` is required"))),
                         },
+                        Some("image_url") => {
+                            // OpenAI's shape is `{"url", "detail"}`; a bare string is also seen.
+                            let (url, uf) = match o.get("image_url") {
+                                Some(Value::String(u)) => (u, format!("{f}.image_url")),
+                                Some(Value::Object(io)) => match io.get("url") {
+                                    Some(Value::String(u)) => (u, format!("{f}.image_url.url")),
+                                    Some(v) => return Err(wrong(&format!("{f}.image_url.url"), "a string", v)),
+                                    None => return Err(GatewayError::bad_request(&format!("{f}.image_url.url"), format!("`{f}.image_url.url` is required"))),
+                                },
+                                Some(v) => return Err(wrong(&format!("{f}.image_url"), "an object with a `url`", v)),
+                                None => return Err(GatewayError::bad_request(&format!("{f}.image_url"), format!("`{f}.image_url` is required"))),
+                            };
+                            check_image_url(url, &uf)?;
+                            out.with_images.push_str(&format!("![]({url})"));
+                            out.images.push(url.clone());
+                        }
                         Some(other) => {
                             return Err(GatewayError::bad_request(
                                 &format!("{f}.type"),
-                                format!("content parts of type `{other}` are not supported by this model; send text"),
+                                format!("content parts of type `{other}` are not supported by this model; send text (or `image_url` to a vision model)"),
                             ))
                         }
                     },
@@ -179,6 +268,11 @@ fn content_text(v: &Value, field: &str) -> Result<String, GatewayError> {
 }
 
 impl ChatRequest {
+    /// Whether any message has an image; only models with `vision: true` take those.
+    pub fn has_images(&self) -> bool {
+        self.messages.iter().any(|m| !m.images.is_empty())
+    }
+
     pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
         let raw = parse_object(body)?;
         let model = required_str(&raw, "model")?;
@@ -227,7 +321,12 @@ impl ChatRequest {
                 o.get("content").unwrap_or(&Value::Null),
                 &format!("{f}.content"),
             )?;
-            parsed.push(Message { role, content });
+            parsed.push(Message {
+                role,
+                content: content.text,
+                content_with_images: (!content.images.is_empty()).then_some(content.with_images),
+                images: content.images,
+            });
         }
         let stream = opt_bool(&raw, "stream")?.unwrap_or(false);
         let include_usage = match opt(&raw, "stream_options") {
@@ -294,10 +393,7 @@ impl EmbeddingsRequest {
                     match s {
                         Value::String(s) => out.push(s.clone()),
                         Value::Number(_) | Value::Array(_) => {
-                            return Err(GatewayError::bad_request(
-                                "input",
-                                "token arrays are not supported: send `input` as text",
-                            ))
+                            return Err(GatewayError::bad_request("input", TOKEN_ARRAYS))
                         }
                         v => return Err(wrong(&format!("input[{i}]"), "a string", v)),
                     }
@@ -414,6 +510,7 @@ impl serde::Serialize for Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn chat_err(body: &str) -> (String, Option<String>) {
         match ChatRequest::parse(body.as_bytes()).unwrap_err() {
@@ -481,6 +578,45 @@ mod tests {
         assert_eq!(r.max_tokens, Some(9));
         assert_eq!(r.stop, vec!["END"]);
         assert!(r.raw.contains_key("tools"));
+    }
+
+    #[test]
+    fn images_are_data_urls_only() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this? "},
+            {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+            {"type": "text", "text": " Be brief."}]}]});
+        let r = ChatRequest::parse(body.to_string().as_bytes()).unwrap();
+        assert!(r.has_images());
+        assert_eq!(r.messages[0].images, vec![png]);
+        assert_eq!(r.messages[0].content, "What is this?  Be brief.");
+        assert_eq!(
+            r.messages[0].content_with_images.as_deref(),
+            Some(format!("What is this? ![]({png}) Be brief.").as_str())
+        );
+        let err = |url: &str| {
+            let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}]}]});
+            match ChatRequest::parse(body.to_string().as_bytes()).unwrap_err() {
+                GatewayError::BadRequest { message, param } => (message, param.unwrap()),
+                e => panic!("{e:?}"),
+            }
+        };
+        let (m, p) = err("https://example.com/cat.png");
+        assert_eq!(p, "messages[0].content[0].image_url.url");
+        assert!(m.contains("does not fetch remote images"), "{m}");
+        for bad in [
+            "data:text/plain;base64,aGk=",
+            "data:image/png,raw",
+            "data:image/png;base64,not base64!",
+            "data:image/png;base64,",
+        ] {
+            assert!(err(bad).0.contains("not a base64 image data URL"), "{bad}");
+        }
+        let r = ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .unwrap();
+        assert!(!r.has_images());
     }
 
     #[test]

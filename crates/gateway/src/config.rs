@@ -54,6 +54,9 @@ pub const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
 pub const DEFAULT_MAX_EMBEDDING_INPUT_BYTES: usize = 2 * 1024 * 1024;
 /// SageMaker's limit on `CustomAttributes`.
 pub const MAX_CUSTOM_ATTRIBUTES_BYTES: usize = 1024;
+/// The longest a request may be held for a model scaled to zero (SageMaker takes minutes to
+/// start a copy; clients rarely wait longer than this).
+pub const MAX_COLD_START_WAIT_SECONDS: f64 = 900.0;
 /// The largest number of seconds a duration key accepts (one day).
 const MAX_SECONDS: f64 = 86_400.0;
 
@@ -406,6 +409,14 @@ pub struct ModelConfig {
     /// the first is the default). Default `["wav"]`; the gateway never transcodes.
     #[serde(default)]
     pub response_formats: Option<Vec<String>>,
+    /// For chat models with format `openai` or `tgi`: the container reads images
+    /// (`image_url` parts with `data:` URLs). Requests with images to other models are a 400.
+    #[serde(default)]
+    pub vision: bool,
+    /// For models on an inference component that scales to zero: how long a request waits
+    /// for a copy to start (0, the default: answer 503 with `Retry-After` at once).
+    #[serde(default)]
+    pub cold_start_wait_seconds: f64,
 }
 
 /// The `response_format` values of OpenAI's `POST /v1/audio/speech`.
@@ -704,6 +715,28 @@ impl Validate for GatewayConfig {
                             );
                         }
                     }
+                }
+                if m.vision
+                    && (m.kind != ModelKind::Chat || !matches!(format, Format::Openai | Format::Tgi))
+                {
+                    p.add(
+                        "vision",
+                        "vision applies only to chat models with format openai or tgi (lmi \
+                         containers take text only)",
+                    );
+                }
+                let wait = m.cold_start_wait_seconds;
+                if !(wait.is_finite() && (0.0..=MAX_COLD_START_WAIT_SECONDS).contains(&wait)) {
+                    p.add(
+                        "coldStartWaitSeconds",
+                        format!("must be between 0 and {MAX_COLD_START_WAIT_SECONDS} seconds"),
+                    );
+                } else if wait > 0.0 && m.inference_component.is_none() {
+                    p.add(
+                        "coldStartWaitSeconds",
+                        "coldStartWaitSeconds applies only to models with an inferenceComponent \
+                         (only inference components scale to zero)",
+                    );
                 }
                 if m.max_batch_size.is_some() && m.kind != ModelKind::Embedding {
                     p.add("maxBatchSize", "maxBatchSize applies only to embedding models");
@@ -1011,6 +1044,58 @@ models:
             "at most 1024",
         );
         assert_eq!(m.len(), 3, "{m:#?}");
+    }
+
+    #[test]
+    fn vision_only_on_openai_and_tgi_chat_models() {
+        let base = "awsConfig: {awsRegion: us-east-1}\nmodels:\n";
+        let ok = format!(
+            "{base}  - {{name: a, kind: chat, endpointName: x, vision: true}}\n  - {{name: b, kind: chat, endpointName: y, format: tgi, vision: true}}\n  - {{name: c, kind: chat, endpointName: z}}\n"
+        );
+        let c = load(&ok).unwrap();
+        assert_eq!(
+            c.models.iter().map(|m| m.vision).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        let bad = format!(
+            "{base}  - {{name: a, kind: chat, endpointName: x, format: lmi, vision: true}}\n  - {{name: b, kind: embedding, endpointName: y, vision: true}}\n  - {{name: c, kind: chat, endpointName: z, vision: yes-please}}\n"
+        );
+        let m = messages(&load(&bad).unwrap_err()).join("\n");
+        assert!(m.contains("models[0].vision"), "{m}");
+        assert!(m.contains("models[1].vision"), "{m}");
+        assert!(
+            m.contains("vision applies only to chat models with format openai or tgi"),
+            "{m}"
+        );
+        assert!(m.contains(":5:"), "line of the ill-typed value: {m}");
+    }
+
+    #[test]
+    fn cold_start_wait_needs_an_inference_component_and_a_sane_value() {
+        let base = "awsConfig: {awsRegion: us-east-1}\nmodels:\n";
+        let ok = format!(
+            "{base}  - {{name: a, kind: chat, endpointName: x, inferenceComponent: ic, coldStartWaitSeconds: 120}}\n  - {{name: b, kind: chat, endpointName: y}}\n"
+        );
+        let c = load(&ok).unwrap();
+        assert_eq!(c.models[0].cold_start_wait_seconds, 120.0);
+        assert_eq!(c.models[1].cold_start_wait_seconds, 0.0);
+        let bad = format!(
+            "{base}  - {{name: a, kind: chat, endpointName: x, coldStartWaitSeconds: 5}}\n  - {{name: b, kind: chat, endpointName: y, inferenceComponent: ic, coldStartWaitSeconds: -1}}\n  - {{name: c, kind: chat, endpointName: z, inferenceComponent: ic, coldStartWaitSeconds: 100000}}\n"
+        );
+        let m = messages(&load(&bad).unwrap_err()).join("\n");
+        assert!(
+            m.contains("models[0].coldStartWaitSeconds")
+                && m.contains("only inference components scale to zero"),
+            "{m}"
+        );
+        assert!(
+            m.contains("models[1].coldStartWaitSeconds: must be between 0 and 900"),
+            "{m}"
+        );
+        assert!(
+            m.contains("models[2].coldStartWaitSeconds: must be between 0 and 900"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -77,6 +77,16 @@ pub enum GatewayError {
     #[error("{message}")]
     Upstream { message: String, code: &'static str },
 
+    /// The model's inference component has no copies (scaled to zero): 503 with
+    /// `Retry-After`, at once or after `coldStartWaitSeconds`.
+    #[error("model `{model}` is scaled to zero: its inference component `{component}` has no copies running{}; SageMaker starts one when it is invoked, which takes minutes; retry later{}", if *waited { " after waiting for one" } else { "" }, if *waited { "" } else { " (or set coldStartWaitSeconds on the model to have the gateway hold requests until a copy runs)" })]
+    NoCapacity {
+        model: String,
+        component: String,
+        waited: bool,
+        retry_after: u64,
+    },
+
     #[error("SageMaker is unavailable right now: {message}")]
     Unavailable { message: String, retry_after: u64 },
 
@@ -128,9 +138,9 @@ impl GatewayError {
             GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
                 StatusCode::BAD_GATEWAY
             }
-            GatewayError::Unavailable { .. } | GatewayError::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            GatewayError::Unavailable { .. }
+            | GatewayError::Overloaded { .. }
+            | GatewayError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Timeout { .. } | GatewayError::StreamTooLong { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -161,6 +171,7 @@ impl GatewayError {
             | GatewayError::Upstream { .. }
             | GatewayError::Unavailable { .. }
             | GatewayError::Overloaded { .. }
+            | GatewayError::NoCapacity { .. }
             | GatewayError::Internal(_) => "api_error",
         }
     }
@@ -183,6 +194,7 @@ impl GatewayError {
             GatewayError::ModelError { .. } => "model_error",
             GatewayError::Upstream { code, .. } => code,
             GatewayError::Unavailable { .. } => "service_unavailable",
+            GatewayError::NoCapacity { .. } => "scaled_to_zero",
             GatewayError::Timeout { .. } => "timeout",
             GatewayError::Overloaded { .. } => "overloaded",
             GatewayError::RequestTimeout { .. } => "request_timeout",
@@ -304,7 +316,8 @@ impl IntoResponse for GatewayError {
         let retry_after = match &self {
             GatewayError::Throttled { retry_after, .. }
             | GatewayError::Unavailable { retry_after, .. }
-            | GatewayError::Overloaded { retry_after, .. } => Some(*retry_after),
+            | GatewayError::Overloaded { retry_after, .. }
+            | GatewayError::NoCapacity { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {

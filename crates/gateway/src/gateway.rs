@@ -28,6 +28,8 @@ pub struct GatewayOptions {
     pub client: ClientOptions,
     /// How many embedding batches of one request are in flight at once.
     pub batch_concurrency: usize,
+    /// How often the cold-start probe of a model scaled to zero asks for its copy count.
+    pub cold_start_poll: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -35,6 +37,7 @@ impl Default for GatewayOptions {
         Self {
             client: ClientOptions::default(),
             batch_concurrency: 4,
+            cold_start_poll: crate::coldstart::DEFAULT_POLL,
         }
     }
 }
@@ -59,6 +62,11 @@ pub struct Model {
     pub adapter: Adapter,
     pub defaults: Defaults,
     pub max_batch_size: usize,
+    /// Whether the model takes images (`vision: true`).
+    pub vision: bool,
+    /// How long a request is held while the model's inference component has no copies
+    /// (`coldStartWaitSeconds`; zero: answer 503 at once).
+    pub cold_start_wait: Duration,
     /// Position in the config, which is also the model's slot in [`Metrics`].
     pub index: usize,
 }
@@ -92,6 +100,11 @@ impl<A: ?Sized> KindModel<A> {
 
     pub fn adapter(&self) -> &A {
         &self.adapter
+    }
+
+    /// The model itself, shared.
+    pub fn shared(&self) -> &Arc<Model> {
+        &self.model
     }
 }
 
@@ -140,6 +153,9 @@ pub struct Gateway {
     pub(crate) max_request_bytes: usize,
     pub(crate) batch_concurrency: usize,
     pub(crate) limits: Limits,
+    /// The probes of models scaled to zero.
+    pub(crate) cold_starts: crate::coldstart::ColdStarts,
+    pub(crate) cold_start_poll: Duration,
 }
 
 impl Gateway {
@@ -189,6 +205,12 @@ impl Gateway {
                     context_length: m.context_length,
                 },
                 max_batch_size: m.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE).max(1),
+                vision: m.vision,
+                cold_start_wait: if m.cold_start_wait_seconds > 0.0 {
+                    crate::config::seconds(m.cold_start_wait_seconds)
+                } else {
+                    Duration::ZERO
+                },
                 index,
             });
             if models.insert(m.name.clone(), model.clone()).is_some() {
@@ -239,6 +261,8 @@ impl Gateway {
             max_request_bytes: cfg.server.max_request_bytes,
             batch_concurrency: options.batch_concurrency.max(1),
             limits: Limits::from_config(&cfg.server),
+            cold_starts: crate::coldstart::ColdStarts::default(),
+            cold_start_poll: options.cold_start_poll,
         })
     }
 
@@ -320,6 +344,16 @@ impl Gateway {
     /// The per-request limits of `server:`.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// How many cold-start probes run (models scaled to zero with requests waiting).
+    pub fn cold_start_probes(&self) -> usize {
+        self.cold_starts.running()
+    }
+
+    /// How many requests of `model` wait for a copy of its inference component.
+    pub fn cold_start_waiting(&self, model: &str) -> usize {
+        self.cold_starts.waiting(model)
     }
 
     /// The gateway's metrics, for tests and embedding servers.

@@ -34,6 +34,9 @@ pub const INVOKE_ACTION: &str = "sagemaker:InvokeEndpoint";
 const RETRY_AFTER_THROTTLED: u64 = 1;
 /// What `Retry-After` says while an endpoint or component is still loading.
 const RETRY_AFTER_NOT_READY: u64 = 10;
+/// What `Retry-After` says while an inference component has no copies: SageMaker takes
+/// minutes to start one.
+pub const RETRY_AFTER_NO_CAPACITY: u64 = 60;
 
 /// The events of a streamed invocation.
 pub type Events = EventReceiver<ResponseStream, ResponseStreamError>;
@@ -279,10 +282,20 @@ impl Invoker {
                 )
                 .await;
                 if let Ok(r) = component {
-                    if missing(
-                        r.map(drop)
-                            .map_err(|e| classify("sagemaker:DescribeInferenceComponent", &e)),
-                    ) {
+                    let r = r.map_err(|e| classify("sagemaker:DescribeInferenceComponent", &e));
+                    // A component without copies (scaled to zero) refuses invocations with a
+                    // ValidationError too; its runtime config tells, not the message.
+                    if let Ok(out) = &r {
+                        if current_copies(out) == Some(0) {
+                            return GatewayError::NoCapacity {
+                                model: t.model.clone(),
+                                component: ic.clone(),
+                                waited: false,
+                                retry_after: RETRY_AFTER_NO_CAPACITY,
+                            };
+                        }
+                    }
+                    if missing(r.map(drop)) {
                         return GatewayError::InferenceComponentNotFound {
                             model: t.model.clone(),
                             component: ic.clone(),
@@ -299,6 +312,25 @@ impl Invoker {
             ),
             code: "sagemaker_validation_error",
         }
+    }
+
+    /// How many copies of the target's inference component run now (DescribeInferenceComponent),
+    /// `None` when it cannot be told (no component, an error, no runtime config): the cold-start
+    /// probe's one question.
+    pub async fn copies(&self, t: &InvokeTarget) -> Option<i32> {
+        let ic = t.inference_component.as_ref()?;
+        let c = self.clients(t).await.ok()?;
+        let out = tokio::time::timeout(
+            self.timeout,
+            c.sagemaker
+                .describe_inference_component()
+                .inference_component_name(ic)
+                .send(),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        current_copies(&out)
     }
 
     fn timed_out(&self) -> GatewayError {
@@ -371,6 +403,13 @@ impl Invoker {
             },
         }
     }
+}
+
+/// The running copies in a DescribeInferenceComponent answer.
+fn current_copies(
+    out: &aws_sdk_sagemaker::operation::describe_inference_component::DescribeInferenceComponentOutput,
+) -> Option<i32> {
+    out.runtime_config()?.current_copy_count()
 }
 
 /// SageMaker runtime's own errors, which `classify` does not know.

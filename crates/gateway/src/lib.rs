@@ -17,6 +17,8 @@
 //!   `jumpstart`, `dify`) and the chat templates (`adapter::template`).
 //! - [`stream`]: the `PayloadPart` stream decoder, correct under any split, and the streamed
 //!   chat answer built on it (OpenAI chunks serialized from structs).
+//! - [`reasoning`]: `<think>` sections split off into `reasoning_content`, streamed and
+//!   buffered alike.
 //! - [`invoker`]: the SageMaker runtime calls, the client cache and AWS error mapping.
 //! - [`gateway`]: [`Gateway`], the state built from the config (models by kind, keys,
 //!   metrics).
@@ -24,6 +26,8 @@
 //!   `/v1/rerank`, `/v1/audio/{transcriptions,translations,speech}`, `/v1/models`,
 //!   `/metrics`, API-key auth.
 //! - [`error`]: [`GatewayError`] and its OpenAI-shaped responses.
+//! - [`coldstart`]: requests held while a model's inference component has no copies, one
+//!   probe per model.
 //! - [`limits`]: the concurrency limiter of `/v1` and the per-request limits of `server:`.
 //! - [`metrics`]: hand-written Prometheus counters and histograms.
 //! - [`checks`]: [`check_models`], the gateway half of `sagebridge test-connection`.
@@ -32,6 +36,7 @@ pub mod adapter;
 pub mod api;
 pub mod audio;
 pub mod checks;
+pub mod coldstart;
 pub mod config;
 pub mod error;
 pub mod gateway;
@@ -39,6 +44,7 @@ pub mod handle;
 pub mod invoker;
 pub mod limits;
 pub mod metrics;
+pub mod reasoning;
 pub mod routes;
 pub mod stream;
 

@@ -246,25 +246,43 @@ async fn chat_inner(
     let req = ChatRequest::parse(&body)?;
     let model = gw.chat_model(&req.model)?.clone();
     *model_name = Some(model.name.clone());
+    if req.has_images() && !model.vision {
+        return Err(GatewayError::bad_request(
+            "messages",
+            format!(
+                "model `{}` does not take images (its config has no `vision: true`); send text only",
+                model.name
+            ),
+        ));
+    }
     let permit = h.limiter().try_acquire(&model.name)?;
     let adapter = model.adapter();
     let mm = gw.model_metrics(&model);
     let payload = adapter.encode(&req, &model.defaults, req.stream)?;
     if req.stream {
         mm.request(Route::ChatStream);
-        let events = gw.invoker.invoke_stream(&model.target, payload).await?;
+        let events = gw
+            .invoke_warm(model.shared(), warm_since(started), || {
+                gw.invoker.invoke_stream(&model.target, payload.clone())
+            })
+            .await?;
         mm.upstream_latency.observe(started.elapsed());
         return Ok(sse_response(chat_stream(
             gw.clone(),
             model,
             events,
             req.include_usage,
+            req.n.unwrap_or(1) as usize,
             started,
             Some(permit),
         )));
     }
     mm.request(Route::Chat);
-    let answer = gw.invoker.invoke(&model.target, payload).await?;
+    let answer = gw
+        .invoke_warm(model.shared(), warm_since(started), || {
+            gw.invoker.invoke(&model.target, payload.clone())
+        })
+        .await?;
     mm.upstream_latency.observe(started.elapsed());
     let id = response_id("chatcmpl");
     let completion = adapter.decode(
@@ -280,6 +298,11 @@ async fn chat_inner(
     }
     tracing::debug!(model = %model.name, ms = started.elapsed().as_millis() as u64, "chat completion");
     Ok(Json(completion.body).into_response())
+}
+
+/// The start of a request's cold-start wait ([`Gateway::invoke_warm`]).
+fn warm_since(started: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(started)
 }
 
 fn sse_response(body: Body) -> Response {
@@ -321,7 +344,7 @@ async fn embeddings(
 /// `tokens_total` metric.
 async fn embeddings_inner(
     h: &GatewayHandle,
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     body: Result<Bytes, BytesRejection>,
     started: Instant,
     model_name: &mut Option<String>,
@@ -348,7 +371,11 @@ async fn embeddings_inner(
             let payload = adapter.encode(&req.input[r.clone()], &model.name);
             async move {
                 let t0 = Instant::now();
-                let answer = gw.invoker.invoke(&model.target, payload).await?;
+                let answer = gw
+                    .invoke_warm(model.shared(), warm_since(started), || {
+                        gw.invoker.invoke(&model.target, payload.clone())
+                    })
+                    .await?;
                 mm.upstream_latency.observe(t0.elapsed());
                 adapter.decode_with_usage(&answer, r.len())
             }
@@ -478,7 +505,7 @@ async fn rerank(
 
 async fn rerank_inner(
     h: &GatewayHandle,
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     body: Result<Bytes, BytesRejection>,
     model_name: &mut Option<String>,
 ) -> Result<Response, GatewayError> {
@@ -494,9 +521,11 @@ async fn rerank_inner(
         Vec::new()
     } else {
         let t0 = Instant::now();
+        let payload = adapter.encode(&req.query, &req.documents);
         let answer = gw
-            .invoker
-            .invoke(&model.target, adapter.encode(&req.query, &req.documents))
+            .invoke_warm(model.shared(), warm_since(t0), || {
+                gw.invoker.invoke(&model.target, payload.clone())
+            })
             .await?;
         mm.upstream_latency.observe(t0.elapsed());
         adapter.decode(&answer, req.documents.len())?
@@ -568,7 +597,7 @@ async fn transcribe(
 /// one per window (one for the whole file when it was not cut).
 async fn transcribe_inner(
     h: &GatewayHandle,
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     task: &'static str,
@@ -627,7 +656,11 @@ async fn transcribe_inner(
             let call = adapter.encode(&w.audio, content_type, &ask);
             async move {
                 let t0 = Instant::now();
-                let (answer, _) = gw.invoker.invoke_as(&model.target, call).await?;
+                let (answer, _) = gw
+                    .invoke_warm(model.shared(), warm_since(t0), || {
+                        gw.invoker.invoke_as(&model.target, call.clone())
+                    })
+                    .await?;
                 mm.upstream_latency.observe(t0.elapsed());
                 Ok::<_, GatewayError>((adapter.decode(&answer)?, w.start, w.end))
             }
@@ -719,7 +752,7 @@ async fn speech(
 /// gateway does not transcode).
 async fn speech_inner(
     h: &GatewayHandle,
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     body: Result<Bytes, BytesRejection>,
     model_name: &mut Option<String>,
 ) -> Result<Response, GatewayError> {
@@ -747,9 +780,11 @@ async fn speech_inner(
     let mm = gw.model_metrics(model);
     mm.request(Route::Speech);
     let t0 = Instant::now();
+    let call = adapter.encode(&req, &model.name, &format);
     let (audio, declared) = gw
-        .invoker
-        .invoke_as(&model.target, adapter.encode(&req, &model.name, &format))
+        .invoke_warm(model.shared(), warm_since(t0), || {
+            gw.invoker.invoke_as(&model.target, call.clone())
+        })
         .await?;
     mm.upstream_latency.observe(t0.elapsed());
     let declared = declared.filter(|c| !c.is_empty());

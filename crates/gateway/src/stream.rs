@@ -31,6 +31,7 @@ use crate::error::GatewayError;
 use crate::gateway::{ChatModel, Gateway};
 use crate::invoker::Events;
 use crate::limits::Permit;
+use crate::reasoning::{Parts, ThinkSplitter};
 
 /// One thing the container said in its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -361,7 +362,13 @@ struct Delta<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
+    /// A `<think>` section's text ([`crate::reasoning`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
 }
+
+/// The most choices (`n`) whose `<think>` sections are followed in a stream.
+const MAX_CHOICES: usize = 128;
 
 /// One SSE event carrying `data` as it is (a container's own OpenAI chunk).
 fn sse_data(data: &str) -> Bytes {
@@ -407,6 +414,10 @@ pub struct ChatChunks {
     finished: bool,
     usage: Option<Usage>,
     first_token_seen: bool,
+    /// One per choice: where the answer's `<think>` section ends.
+    think: Vec<ThinkSplitter>,
+    /// How many choices the client asked for (`n`).
+    choices: usize,
 }
 
 impl ChatChunks {
@@ -423,7 +434,110 @@ impl ChatChunks {
             finished: false,
             usage: None,
             first_token_seen: false,
+            think: Vec::new(),
+            choices: 1,
         }
+    }
+
+    /// The number of choices the client asked for (`n`, default 1): until each has shown
+    /// whether it opens with `<think>`, the container's chunks are read.
+    pub fn with_choices(mut self, n: usize) -> Self {
+        self.choices = n.clamp(1, MAX_CHOICES);
+        self
+    }
+
+    fn splitter(&mut self, index: usize) -> &mut ThinkSplitter {
+        if self.think.len() <= index {
+            self.think.resize_with(index + 1, ThinkSplitter::new);
+        }
+        &mut self.think[index]
+    }
+
+    /// Whether every choice is past any `<think>` section, so chunks pass untouched.
+    fn think_settled(&self) -> bool {
+        self.think.len() >= self.choices && self.think.iter().all(ThinkSplitter::settled)
+    }
+
+    /// A container's own chunk with its reasoning where OpenAI clients read it: a `<think>`
+    /// section moved from `delta.content` to `delta.reasoning_content`, vLLM's newer
+    /// `reasoning` copied there. Chunks that need nothing are returned as they are.
+    fn surface_reasoning(&mut self, json: String) -> String {
+        let needs = json.contains("\"reasoning\"")
+            || (json.contains("\"content\"") && !self.think_settled());
+        if !needs {
+            return json;
+        }
+        let Ok(mut v) = serde_json::from_str::<Value>(&json) else {
+            return json;
+        };
+        let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {
+            return json;
+        };
+        let mut changed = false;
+        for choice in choices {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
+            if index >= MAX_CHOICES {
+                continue;
+            }
+            let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if delta.get("reasoning_content").is_some_and(|r| !r.is_null()) {
+                continue;
+            }
+            if let Some(r) = delta.get("reasoning").filter(|r| r.is_string()).cloned() {
+                delta.insert("reasoning_content".into(), r);
+                changed = true;
+                continue;
+            }
+            let splitter = self.splitter(index);
+            let original = match delta.get("content") {
+                Some(Value::String(c)) => Some(c.clone()),
+                _ => None,
+            };
+            let mut parts = match &original {
+                Some(c) => splitter.push(c),
+                None => Parts::default(),
+            };
+            if finished {
+                let rest = splitter.finish();
+                parts.reasoning.push_str(&rest.reasoning);
+                parts.content.push_str(&rest.content);
+            }
+            if original.as_deref().unwrap_or_default() == parts.content
+                && parts.reasoning.is_empty()
+            {
+                continue;
+            }
+            changed = true;
+            if original.is_some() || !parts.content.is_empty() {
+                delta.insert("content".into(), parts.content.into());
+            }
+            if !parts.reasoning.is_empty() {
+                delta.insert("reasoning_content".into(), parts.reasoning.into());
+            }
+        }
+        if !changed {
+            return json;
+        }
+        serde_json::to_string(&v).unwrap_or(json)
+    }
+
+    /// A chunk of our own for text of choice `index`, split into reasoning and content.
+    fn text_chunk(&mut self, index: u32, parts: &Parts, out: &mut VecDeque<Bytes>) {
+        if parts.is_empty() {
+            return;
+        }
+        self.first_token_seen = true;
+        let role = (!self.role_sent).then_some("assistant");
+        self.role_sent = true;
+        let delta = Delta {
+            role,
+            content: (!parts.content.is_empty()).then_some(parts.content.as_str()),
+            reasoning_content: (!parts.reasoning.is_empty()).then_some(parts.reasoning.as_str()),
+        };
+        out.push_back(self.chunk_at(index, delta, None));
     }
 
     /// Decodes one `PayloadPart` and appends the frames it completes to `out`. An error the
@@ -438,6 +552,11 @@ impl ChatChunks {
     pub fn finish(&mut self, out: &mut VecDeque<Bytes>) -> Result<(), GatewayError> {
         self.decoder.finish(&mut self.events);
         self.emit(out)?;
+        // Text still held (a stream that ended inside a possible tag) goes out before the end.
+        for index in 0..self.think.len() {
+            let parts = self.think[index].finish();
+            self.text_chunk(index as u32, &parts, out);
+        }
         if self.decoder.format() != Format::Openai {
             if !self.finished {
                 out.push_back(self.chunk(Delta::default(), Some("stop")));
@@ -483,9 +602,13 @@ impl ChatChunks {
     }
 
     fn chunk(&self, delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
+        self.chunk_at(0, delta, finish_reason)
+    }
+
+    fn chunk_at(&self, index: u32, delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
         sse_json(&ChunkBody {
             choices: &[ChunkChoice {
-                index: 0,
+                index,
                 delta,
                 logprobs: None,
                 finish_reason,
@@ -509,20 +632,17 @@ impl ChatChunks {
                         self.usage = Some(u);
                     }
                 }
+                let json = self.surface_reasoning(json);
                 out.push_back(sse_data(&json));
             }
             StreamEvent::Text(text) => {
-                self.first_token_seen = true;
-                let role = (!self.role_sent).then_some("assistant");
-                self.role_sent = true;
-                let delta = Delta {
-                    role,
-                    content: Some(&text),
-                };
-                out.push_back(self.chunk(delta, None));
+                let parts = self.splitter(0).push(&text);
+                self.text_chunk(0, &parts, out);
             }
             StreamEvent::Finish { reason, usage } => {
                 if !self.finished {
+                    let parts = self.splitter(0).finish();
+                    self.text_chunk(0, &parts, out);
                     self.finished = true;
                     self.usage = usage.or(self.usage);
                     out.push_back(self.chunk(Delta::default(), Some(reason.as_str())));
@@ -587,6 +707,7 @@ pub(crate) fn chat_stream(
     model: ChatModel,
     events: Events,
     include_usage: bool,
+    choices: usize,
     started: Instant,
     permit: Option<Permit>,
 ) -> Body {
@@ -595,7 +716,7 @@ pub(crate) fn chat_stream(
         .adapter()
         .stream_decoder()
         .with_max_line(gw.limits.max_stream_line_bytes);
-    let chunks = ChatChunks::new(decoder, &model.name, include_usage);
+    let chunks = ChatChunks::new(decoder, &model.name, include_usage).with_choices(choices);
     let now = tokio::time::Instant::now();
     let deadline = tokio::time::Instant::from_std(started) + gw.limits.max_stream;
     let state = ChatStream {
@@ -1027,6 +1148,113 @@ mod tests {
         assert!(!done);
         assert_eq!(values.len(), 1, "{values:?}");
         assert_eq!(values[0]["choices"][0]["delta"]["content"], "x");
+    }
+
+    /// The reasoning and content of a streamed answer's frames.
+    fn streamed_reasoning(values: &[Value]) -> (String, String) {
+        let field = |name: &str| -> String {
+            values
+                .iter()
+                .filter_map(|v| v["choices"][0]["delta"][name].as_str())
+                .collect()
+        };
+        (field("reasoning_content"), field("content"))
+    }
+
+    #[test]
+    fn think_sections_become_reasoning_content_streamed_as_buffered() {
+        let tgi = prompt_chat(Format::Tgi);
+        let tokens = ["<th", "ink>", "2+2", " is", " 4</thi", "nk>", "Four", "."];
+        let events: String = tokens
+            .iter()
+            .map(|t| {
+                format!(
+                    "data:{}\n\n",
+                    json!({"token": {"text": t, "special": false}})
+                )
+            })
+            .collect();
+        let (_, result, out) = stream_chunks(&tgi, false, &[events.as_bytes()]);
+        result.unwrap();
+        let (values, done) = frames(&out);
+        assert!(done);
+        assert_eq!(
+            streamed_reasoning(&values),
+            ("2+2 is 4".to_owned(), "Four.".to_owned())
+        );
+        assert_eq!(values[0]["choices"][0]["delta"]["role"], "assistant");
+        let ctx = ResponseCtx {
+            model: "m",
+            id: "chatcmpl-1",
+            created: 7,
+        };
+        let buffered = tgi
+            .decode(
+                json!([{"generated_text": tokens.concat()}])
+                    .to_string()
+                    .as_bytes(),
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(
+            buffered.body["choices"][0]["message"]["reasoning_content"],
+            "2+2 is 4"
+        );
+        assert_eq!(buffered.body["choices"][0]["message"]["content"], "Four.");
+
+        // Format openai: the container's chunks are rewritten only while a tag may come.
+        let openai = crate::adapter::chat::OpenAiChat;
+        let chunk = |content: &str, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": "c", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]})
+            )
+        };
+        let stream: String = ["<think>hm", "m</th", "ink>Yes", " indeed"]
+            .iter()
+            .map(|t| chunk(t, Value::Null))
+            .chain([chunk("", json!("stop")), "data: [DONE]\n\n".to_owned()])
+            .collect();
+        let (_, result, out) = stream_chunks(&openai, false, &[stream.as_bytes()]);
+        result.unwrap();
+        let (values, _) = frames(&out);
+        assert_eq!(
+            streamed_reasoning(&values),
+            ("hmm".to_owned(), "Yes indeed".to_owned())
+        );
+        let last_text = std::str::from_utf8(&out[3]).unwrap();
+        assert_eq!(
+            last_text,
+            chunk(" indeed", Value::Null),
+            "settled chunks pass as sent"
+        );
+        let buffered = openai
+            .decode(
+                json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "<think>hmm</think>Yes indeed"}}]}).to_string().as_bytes(),
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(
+            buffered.body["choices"][0]["message"]["reasoning_content"],
+            "hmm"
+        );
+        assert_eq!(
+            buffered.body["choices"][0]["message"]["content"],
+            "Yes indeed"
+        );
+
+        // vLLM's newer `reasoning` field is copied to `reasoning_content`.
+        let stream = format!(
+            "data: {}\n\ndata: [DONE]\n\n",
+            json!({"choices": [{"index": 0, "delta": {"reasoning": "thinking"}}]})
+        );
+        let (_, result, out) = stream_chunks(&openai, false, &[stream.as_bytes()]);
+        result.unwrap();
+        let (values, _) = frames(&out);
+        assert_eq!(
+            values[0]["choices"][0]["delta"]["reasoning_content"],
+            "thinking"
+        );
     }
 
     fn format_strategy() -> impl Strategy<Value = Format> {

@@ -73,6 +73,7 @@ models:
             &cfg,
             GatewayOptions {
                 client: ClientOptions::no_retries(),
+                cold_start_poll: Duration::from_millis(20),
                 ..GatewayOptions::default()
             },
         )
@@ -1775,4 +1776,526 @@ async fn official_openai_python_client_audio() {
     assert!(calls
         .iter()
         .all(|c| c.header("content-type") == Some("audio/wav")));
+}
+
+/// A 1×1 PNG as a data URL.
+const PNG_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+fn image_chat(model: &str, url: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": url, "detail": "low"}}]}]})
+}
+
+const VISION_MODELS: &str = "  - {name: chat-vision, kind: chat, endpointName: ep-vision, format: openai, vision: true}\n  - {name: tgi-vision, kind: chat, endpointName: ep-tgi-vision, format: tgi, vision: true}\n";
+
+#[tokio::test]
+async fn images_reach_vision_models_as_their_containers_read_them() {
+    let s = stack_with("", VISION_MODELS).await;
+    s.fake.set(
+        "ep-vision",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).vision(),
+    );
+    s.fake.set(
+        "ep-tgi-vision",
+        EndpointBehaviour::new(Behaviour::TgiChat).vision(),
+    );
+    // openai: the parts as sent, buffered and streamed.
+    for stream in [false, true] {
+        let (status, _, text) = s
+            .post(
+                "/v1/chat/completions",
+                &image_chat("chat-vision", PNG_URL, stream),
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let got = if stream {
+            streamed_text(&sse_data(&text))
+        } else {
+            serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(got, "Hello, world!");
+        let sent = s.fake.invocations().last().unwrap().json();
+        assert_eq!(
+            sent["messages"][0]["content"][1]["image_url"]["url"],
+            PNG_URL
+        );
+        assert_eq!(
+            sent["messages"][0]["content"][1]["image_url"]["detail"],
+            "low"
+        );
+    }
+    // tgi: the image inline in the prompt, as a Markdown image.
+    let (status, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &image_chat("tgi-vision", PNG_URL, false),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let inputs = s.fake.invocations().last().unwrap().json()["inputs"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        inputs.contains(&format!("What is in this picture?![]({PNG_URL})")),
+        "{inputs}"
+    );
+    // A data URL that is not base64 is refused by the gateway, before SageMaker.
+    let calls = s.fake.invocations().len();
+    let (status, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &image_chat("chat-vision", "data:image/png;base64,AAA", false),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        s.fake.invocations().len(),
+        calls,
+        "refused before SageMaker"
+    );
+
+    // A model without `vision: true` gets a 400 naming it, and SageMaker is not called.
+    for model in ["chat-openai", "chat-tgi"] {
+        let (status, v) = s
+            .post_json("/v1/chat/completions", &image_chat(model, PNG_URL, false))
+            .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["param"], "messages");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("does not take images") && m.contains("vision: true"),
+            "{m}"
+        );
+    }
+    // Remote URLs are never fetched.
+    let (status, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &image_chat("chat-vision", "http://127.0.0.1:1/cat.png", false),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "messages[0].content[1].image_url.url");
+    assert_eq!(s.fake.invocations().len(), calls);
+}
+
+#[tokio::test]
+async fn reasoning_is_surfaced_as_reasoning_content_streamed_and_buffered() {
+    let s = stack().await;
+    let think = [
+        "<think>",
+        "The user",
+        " greets.</th",
+        "ink>\n",
+        "Hello",
+        "!",
+    ];
+    for split in [Split::PerEvent, Split::Bytes(1)] {
+        s.fake.set(
+            "ep-tgi",
+            EndpointBehaviour::new(Behaviour::TgiChat)
+                .tokens(&think)
+                .split(split.clone()),
+        );
+        s.fake.set(
+            "ep-openai",
+            EndpointBehaviour::new(Behaviour::OpenAiChat)
+                .tokens(&think)
+                .split(split.clone()),
+        );
+        s.fake.set(
+            "ep-lmi",
+            EndpointBehaviour::new(Behaviour::OpenAiChat)
+                .reasoning(&["The user", " greets."])
+                .tokens(&["\n", "Hello", "!"])
+                .split(split.clone()),
+        );
+        let models_extra = ["chat-tgi", "chat-openai"];
+        for model in models_extra {
+            let (status, v) = s
+                .post_json("/v1/chat/completions", &chat(model, false))
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let msg = &v["choices"][0]["message"];
+            assert_eq!(msg["reasoning_content"], "The user greets.", "{model}: {v}");
+            assert_eq!(msg["content"], "\nHello!", "{model}");
+            let (status, _, text) = s.post("/v1/chat/completions", &chat(model, true)).await;
+            assert_eq!(status, 200);
+            let data = sse_data(&text);
+            let field = |name: &str| -> String {
+                data.iter()
+                    .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                    .filter_map(|v| v["choices"][0]["delta"][name].as_str().map(str::to_owned))
+                    .collect()
+            };
+            assert_eq!(
+                field("reasoning_content"),
+                "The user greets.",
+                "{model} {split:?}"
+            );
+            assert_eq!(field("content"), "\nHello!", "{model} {split:?}");
+            assert!(!text.contains("think>"), "{model}: {text}");
+        }
+    }
+    // A container that sends `reasoning_content` itself (vLLM with a reasoning parser) is
+    // passed through as it is.
+    let s = stack_with(
+        "",
+        "  - {name: chat-reasoner, kind: chat, endpointName: ep-reasoner}\n",
+    )
+    .await;
+    s.fake.set(
+        "ep-reasoner",
+        EndpointBehaviour::new(Behaviour::OpenAiChat)
+            .reasoning(&["The user", " greets."])
+            .tokens(&["Hello", "!"]),
+    );
+    let (_, v) = s
+        .post_json("/v1/chat/completions", &chat("chat-reasoner", false))
+        .await;
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "The user greets."
+    );
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello!");
+    let (_, _, text) = s
+        .post("/v1/chat/completions", &chat("chat-reasoner", true))
+        .await;
+    assert!(text.contains(r#""reasoning_content":"The user""#), "{text}");
+}
+
+/// Runs one of the Python client scripts against the gateway; its last stdout line as JSON.
+async fn run_python(script: &str, base: &str) -> Value {
+    let venv = std::env::var("SAGEBRIDGE_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sagebridge/venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python venv at {venv}: run `. scripts/env.sh && ensure_venv`"
+    );
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .env("OPENAI_BASE_URL", format!("{base}/v1"))
+            .env("OPENAI_API_KEY", KEY)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished within 120 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn official_openai_python_client_tools_images_and_reasoning() {
+    let s = stack_with("", VISION_MODELS).await;
+    s.fake.set(
+        "ep-vision",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).vision(),
+    );
+    s.fake.set(
+        "ep-tgi",
+        EndpointBehaviour::new(Behaviour::TgiChat)
+            .tokens(&["<think>", "Greeting", ".</thi", "nk>", "Hi", "!"])
+            .split(Split::Bytes(2)),
+    );
+    let v = run_python("openai_chat_extras.py", &s.base).await;
+    let args: Value =
+        serde_json::from_str(sagebridge_testkit::fake_runtime::FAKE_TOOL_ARGUMENTS).unwrap();
+    for key in ["tool_call", "stream_tool_call", "named_tool_call"] {
+        assert_eq!(v[key]["id"], "call_fake_0", "{key}: {v}");
+        assert_eq!(v[key]["arguments"], args, "{key}: {v}");
+    }
+    assert_eq!(v["tool_call"]["name"], "get_weather");
+    assert_eq!(v["stream_tool_call"]["name"], "get_weather");
+    assert_eq!(v["named_tool_call"]["name"], "get_time");
+    assert_eq!(v["tool_finish"], "tool_calls");
+    assert_eq!(v["stream_tool_finish"], "tool_calls");
+    assert_eq!(v["after_tool"], "Hello, world!");
+    // The container refused the unknown function: a model error, 502 like every other.
+    assert_eq!(v["bad_tool_choice_status"], 502);
+    assert_eq!(v["image"], "Hello, world!");
+    assert_eq!(v["image_refused_status"], 400);
+    assert_eq!(v["reasoning"], "Greeting.");
+    assert_eq!(v["reasoning_content"], "Hi!");
+    assert_eq!(v["stream_reasoning"], "Greeting.");
+    assert_eq!(v["stream_content"], "Hi!");
+    // The tools and tool_choice reached the container as the client sent them.
+    let named = s
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.json()["tool_choice"]["function"]["name"] == "get_time")
+        .unwrap();
+    assert_eq!(named.json()["tools"][1]["function"]["name"], "get_time");
+}
+
+#[tokio::test]
+async fn official_openai_npm_package() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/openai")
+            .exists(),
+        "the npm package is not installed: run `npm ci` in {dir} (scripts/test.sh does)"
+    );
+    let s = stack().await;
+    s.fake.set(
+        "ep-openai",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).split(Split::Random { seed: 9, max: 7 }),
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg("openai_client.mjs")
+            .current_dir(dir)
+            .env("OPENAI_BASE_URL", format!("{}/v1", s.base))
+            .env("OPENAI_API_KEY", KEY)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the node client finished within 120 s")
+    .expect("node (20 or later) is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["chat"], "Hello, world!");
+    assert_eq!(v["chat_finish"], "stop");
+    assert_eq!(v["stream"], "Hello, world!");
+    assert_eq!(v["stream_chunks"], 4);
+    assert_eq!(v["stream_usage_completion_tokens"], 4);
+    assert_eq!(v["embedding_dims"], json!([8, 8]));
+    // Both encodings give the container's f32 values back exactly.
+    for key in ["embedding0", "embedding_float0"] {
+        let got: Vec<f32> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got, fake_embedding("first", 8), "{key}");
+    }
+    assert_eq!(v["unknown_model_status"], 404);
+    let streamed = s.fake.invocations().into_iter().find(|i| i.stream).unwrap();
+    assert_eq!(streamed.json()["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test]
+async fn langchain_openai_chat_tools_and_embeddings() {
+    let s = stack().await;
+    s.fake.set(
+        "ep-openai",
+        EndpointBehaviour::new(Behaviour::OpenAiChat).split(Split::Bytes(5)),
+    );
+    let v = run_python("langchain_client.py", &s.base).await;
+    assert_eq!(v["stream"], "Hello, world!");
+    assert_eq!(v["stream_chunks"], 4);
+    let args: Value =
+        serde_json::from_str(sagebridge_testkit::fake_runtime::FAKE_TOOL_ARGUMENTS).unwrap();
+    let call = json!([{"name": "get_weather", "args": args, "id": "call_fake_0"}]);
+    assert_eq!(v["tool_calls"], call);
+    assert_eq!(v["stream_tool_calls"], call);
+    assert_eq!(v["after_tool"], "Hello, world!");
+    assert_eq!(v["embedding_dims"], json!([8, 8]));
+    assert_eq!(v["query_dims"], 8);
+    let got: Vec<f32> = v["embedding0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(got, fake_embedding("first", 8));
+    // The tools LangChain made from the Python function reached the container.
+    let sent = s
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.json()["tools"].is_array())
+        .unwrap();
+    assert_eq!(sent.json()["tools"][0]["function"]["name"], "get_weather");
+}
+
+#[tokio::test]
+async fn token_array_embedding_inputs_get_a_400_that_says_how_to_send_text() {
+    let s = stack().await;
+    // What LangChain's OpenAIEmbeddings sends by default: tiktoken ids, base64 answers.
+    for input in [json!([[9906, 1917]]), json!([9906, 1917])] {
+        let (status, v) = s
+            .post_json(
+                "/v1/embeddings",
+                &json!({"model": "embed-tei", "input": input, "encoding_format": "base64"}),
+            )
+            .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["param"], "input");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("token arrays are not supported")
+                && m.contains("check_embedding_ctx_length=False"),
+            "{m}"
+        );
+    }
+    assert!(s.fake.invocations().is_empty());
+}
+
+const COLD_MODELS: &str = "  - {name: cold-now, kind: chat, endpointName: ep-cold, inferenceComponent: ic-cold}\n  - {name: cold-wait, kind: chat, endpointName: ep-cold, inferenceComponent: ic-cold, coldStartWaitSeconds: 60}\n  - {name: cold-short, kind: chat, endpointName: ep-cold, inferenceComponent: ic-cold, coldStartWaitSeconds: 0.2}\n  - {name: cold-embed, kind: embedding, endpointName: ep-cold-embed, inferenceComponent: ic-embed, coldStartWaitSeconds: 60}\n";
+
+fn cold_endpoint(copies: u32) -> EndpointBehaviour {
+    EndpointBehaviour::new(Behaviour::OpenAiChat)
+        .components(&["ic-cold"])
+        .copies(copies)
+}
+
+fn invocations_of(s: &Stack, endpoint: &str) -> usize {
+    s.fake
+        .invocations()
+        .iter()
+        .filter(|i| i.endpoint == endpoint)
+        .count()
+}
+
+#[tokio::test]
+async fn a_model_scaled_to_zero_answers_503_with_retry_after() {
+    let s = stack_with("", COLD_MODELS).await;
+    s.fake.set("ep-cold", cold_endpoint(0));
+    // No wait configured: 503 at once, for a buffered and a streamed request alike.
+    for stream in [false, true] {
+        let (status, headers, text) = s
+            .post("/v1/chat/completions", &chat("cold-now", stream))
+            .await;
+        assert_eq!(status, 503, "{text}");
+        assert_eq!(headers["retry-after"], "60");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["code"], "scaled_to_zero");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("scaled to zero") && m.contains("coldStartWaitSeconds"),
+            "{m}"
+        );
+    }
+    assert_eq!(invocations_of(&s, "ep-cold"), 2);
+    assert_eq!(s.gw.cold_start_probes(), 0, "no wait, no probe");
+    // A wait that ends before a copy runs: the same 503, after one probe gave up.
+    let (status, headers, text) = s
+        .post("/v1/chat/completions", &chat("cold-short", false))
+        .await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(headers["retry-after"], "60");
+    assert!(text.contains("after waiting for one"), "{text}");
+    eventually("the probe stopped", || s.gw.cold_start_probes() == 0).await;
+    // The copy count came from the control plane, not from the error's words.
+    assert!(s.fake.describe_component_calls() >= 3);
+}
+
+#[tokio::test]
+async fn held_requests_share_one_probe_and_all_go_when_a_copy_runs() {
+    let s = Arc::new(stack_with("", COLD_MODELS).await);
+    s.fake.set("ep-cold", cold_endpoint(0));
+    s.fake.set(
+        "ep-cold-embed",
+        EndpointBehaviour::new(Behaviour::TeiEmbed)
+            .components(&["ic-embed"])
+            .copies(0),
+    );
+    let first = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.post("/v1/chat/completions", &chat("cold-wait", false))
+                .await
+        })
+    };
+    eventually("the first request waits on a probe", || {
+        s.gw.cold_start_waiting("cold-wait") == 1
+    })
+    .await;
+    let mut held = vec![first];
+    for i in 0..7 {
+        let s = s.clone();
+        held.push(tokio::spawn(async move {
+            s.post("/v1/chat/completions", &chat("cold-wait", i % 2 == 0))
+                .await
+        }));
+    }
+    eventually("eight requests wait on the one probe", || {
+        s.gw.cold_start_waiting("cold-wait") == 8
+    })
+    .await;
+    assert_eq!(s.gw.cold_start_probes(), 1);
+    // Only the first request invoked: the others joined the probe without calling SageMaker.
+    assert_eq!(invocations_of(&s, "ep-cold"), 1);
+    // The probe polls on its own schedule, whatever the number of requests waiting.
+    let before = s.fake.describe_component_calls();
+    eventually("the probe polled twice more", || {
+        s.fake.describe_component_calls() >= before + 2
+    })
+    .await;
+    assert_eq!(invocations_of(&s, "ep-cold"), 1);
+
+    // An embedding model on another component waits on a probe of its own.
+    let embed = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.post_json(
+                "/v1/embeddings",
+                &json!({"model": "cold-embed", "input": ["a", "b"]}),
+            )
+            .await
+        })
+    };
+    eventually("the embedding request waits", || {
+        s.gw.cold_start_waiting("cold-embed") == 1
+    })
+    .await;
+    assert_eq!(s.gw.cold_start_probes(), 2);
+
+    // A copy runs: every held request goes, once.
+    s.fake.set("ep-cold", cold_endpoint(1));
+    for (i, h) in held.into_iter().enumerate() {
+        let (status, _, text) = h.await.unwrap();
+        assert_eq!(status, 200, "{i}: {text}");
+        let got = if i > 0 && (i - 1) % 2 == 0 {
+            streamed_text(&sse_data(&text))
+        } else {
+            serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(got, "Hello, world!", "{i}");
+    }
+    assert_eq!(invocations_of(&s, "ep-cold"), 1 + 8);
+    assert_eq!(s.gw.cold_start_waiting("cold-embed"), 1, "still cold");
+    s.fake.set(
+        "ep-cold-embed",
+        EndpointBehaviour::new(Behaviour::TeiEmbed)
+            .components(&["ic-embed"])
+            .copies(1),
+    );
+    let (status, v) = embed.await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"][1]["embedding"].as_array().unwrap().len(), 8);
+    eventually("the probes ended", || s.gw.cold_start_probes() == 0).await;
 }

@@ -7,8 +7,13 @@
 //! container family it imitates (one per gateway format), the tokens it answers, how its
 //! stream is cut into `PayloadPart`s (one event per part, every N bytes, random cuts, several
 //! events per part), latency, and faults (throttling, ModelError, not ready, access denied,
-//! errors in the middle of a stream). It records every invocation with its SageMaker headers
-//! and counts streams that were completed and streams the client abandoned.
+//! errors in the middle of a stream). Chat endpoints check what a real container checks:
+//! vision endpoints decode every image data URL (and text-only `OpenAiChat` refuses images, as
+//! vLLM does), `OpenAiChat` answers tool calls as vLLM streams them and can send
+//! `reasoning_content` as a reasoning parser does, and inference components can be scaled to
+//! zero (SageMaker's no-capacity `ValidationError`, `CurrentCopyCount: 0`). It records every
+//! invocation with its SageMaker headers and counts streams that were completed and streams the
+//! client abandoned.
 //!
 //! It also answers the one control-plane call the gateway makes, `DescribeEndpoint` (awsJson1.1
 //! on `POST /`), with each endpoint's configured status, so that `test-connection` can be
@@ -188,7 +193,26 @@ pub struct EndpointBehaviour {
     /// The inference components the endpoint hosts; when set, an invocation naming another
     /// one is refused with a `ValidationError`, and `DescribeInferenceComponent` knows these.
     pub components: Option<Vec<String>>,
+    /// Whether the model reads images (a vision-language model). `OpenAiChat` refuses
+    /// `image_url` parts without it, as vLLM does for a text-only model; with it, both chat
+    /// families decode every image's base64 and refuse a broken one.
+    pub vision: bool,
+    /// Reasoning sent before the answer in a field of its own (`reasoning_content`), as vLLM
+    /// and SGLang do when they run with a reasoning parser (`OpenAiChat` only).
+    pub reasoning: Vec<String>,
+    /// The arguments of the tool call an `OpenAiChat` endpoint makes when the request has
+    /// `tools` (and `tool_choice` is not `none`), streamed in pieces of this many bytes.
+    pub tool_arguments: String,
+    /// Copies of each of [`components`](Self::components) running. With 0 (scaled to zero)
+    /// invocations naming a component are refused as SageMaker refuses them, and
+    /// `DescribeInferenceComponent` reports `CurrentCopyCount: 0`.
+    pub copies: u32,
 }
+
+/// The arguments of the fake's tool calls unless set otherwise.
+pub const FAKE_TOOL_ARGUMENTS: &str = r#"{"city": "Paris", "unit": "celsius"}"#;
+/// The `id` of the fake's tool calls.
+pub const FAKE_TOOL_CALL_ID: &str = "call_fake_0";
 
 impl EndpointBehaviour {
     pub fn new(behaviour: Behaviour) -> Self {
@@ -207,7 +231,29 @@ impl EndpointBehaviour {
             normalize: false,
             status: "InService".to_owned(),
             components: None,
+            vision: false,
+            reasoning: Vec::new(),
+            tool_arguments: FAKE_TOOL_ARGUMENTS.to_owned(),
+            copies: 1,
         }
+    }
+
+    /// The running copies of the endpoint's inference components ([`copies`](Self::copies)).
+    pub fn copies(mut self, copies: u32) -> Self {
+        self.copies = copies;
+        self
+    }
+
+    /// A vision-language model ([`vision`](Self::vision)).
+    pub fn vision(mut self) -> Self {
+        self.vision = true;
+        self
+    }
+
+    /// Reasoning tokens sent as `reasoning_content` before the answer.
+    pub fn reasoning<S: AsRef<str>>(mut self, tokens: &[S]) -> Self {
+        self.reasoning = tokens.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
     }
 
     pub fn components(mut self, names: &[&str]) -> Self {
@@ -293,6 +339,7 @@ struct Shared {
     streams_started: AtomicUsize,
     streams_completed: AtomicUsize,
     streams_abandoned: AtomicUsize,
+    describe_component_calls: AtomicUsize,
 }
 
 /// A running fake runtime on `127.0.0.1`; the server task stops when this is dropped.
@@ -377,6 +424,11 @@ impl FakeRuntime {
         self.shared.streams_completed.load(Ordering::Relaxed)
     }
 
+    /// How many `DescribeInferenceComponent` calls were answered.
+    pub fn describe_component_calls(&self) -> usize {
+        self.shared.describe_component_calls.load(Ordering::Relaxed)
+    }
+
     /// Streams dropped before their end (the client, i.e. the gateway, went away).
     pub fn streams_abandoned(&self) -> usize {
         self.shared.streams_abandoned.load(Ordering::Relaxed)
@@ -425,6 +477,9 @@ async fn control_plane(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if target == "SageMaker.DescribeInferenceComponent" {
+        shared
+            .describe_component_calls
+            .fetch_add(1, Ordering::Relaxed);
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let name = v
             .get("InferenceComponentName")
@@ -440,8 +495,8 @@ async fn control_plane(
                     .as_ref()
                     .is_some_and(|c| c.iter().any(|c| c == name))
             })
-            .map(|(e, _)| e.clone());
-        let Some(endpoint) = host else {
+            .map(|(e, b)| (e.clone(), b.copies));
+        let Some((endpoint, copies)) = host else {
             return control_error(
                 "ValidationException",
                 &format!("Could not find inference component \"{name}\"."),
@@ -453,6 +508,7 @@ async fn control_plane(
             "EndpointName": endpoint,
             "EndpointArn": format!("arn:aws:sagemaker:us-east-1:{FAKE_ACCOUNT}:endpoint/{endpoint}"),
             "InferenceComponentStatus": "InService",
+            "RuntimeConfig": {"DesiredCopyCount": copies, "CurrentCopyCount": copies},
             "CreationTime": 1_700_000_000,
             "LastModifiedTime": 1_700_000_000,
         });
@@ -670,6 +726,17 @@ async fn prepare(
                 json!({"message": format!("Inference Component {asked} for Endpoint {name} of account {FAKE_ACCOUNT} not found.")}),
             ));
         }
+        if b.copies == 0 {
+            // What SageMaker answers while an inference component is scaled to zero (AWS's
+            // announcement of scale to zero for inference components, December 2024:
+            // "An error occurred (ValidationError) when calling the InvokeEndpoint operation:
+            // Inference Component has no capacity to process this request. ...").
+            return Err(error(
+                400,
+                "ValidationError",
+                json!({"message": "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress (if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."}),
+            ));
+        }
     }
     Ok(b)
 }
@@ -679,48 +746,223 @@ struct ChatAsk {
     max_tokens: Option<usize>,
     include_usage: bool,
     prompt_words: usize,
+    /// The function to call, when the request offers tools and the answer is a tool call.
+    tool_call: Option<String>,
+}
+
+/// Standard base64 (with padding) decoded, or `None` when it is not base64.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if s.is_empty() || !s.len().is_multiple_of(4) {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (i, quad) in s.chunks(4).enumerate() {
+        let last = i + 1 == s.len() / 4;
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+/// Decodes an image data URL as a vision container does: `data:image/<type>;base64,<data>`.
+fn decode_image_url(url: &str) -> Result<Vec<u8>, String> {
+    let rest = url
+        .strip_prefix("data:")
+        .ok_or_else(|| format!("the fake fetches no remote images: {url:.40}"))?;
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or("invalid data URL: no comma".to_owned())?;
+    let media = meta
+        .strip_suffix(";base64")
+        .ok_or("only base64 data URLs are supported".to_owned())?;
+    if !media.starts_with("image/") {
+        return Err(format!("unsupported media type {media}"));
+    }
+    base64_decode(data).ok_or_else(|| "Failed to load image: invalid base64 data".to_owned())
+}
+
+/// Checks the OpenAI request's messages, tools and `tool_choice` as vLLM does, and decides
+/// whether the answer is a tool call.
+#[allow(clippy::result_large_err)]
+fn openai_ask(b: &EndpointBehaviour, v: &Value) -> Result<ChatAsk, Response> {
+    let Some(messages) = v.get("messages").and_then(Value::as_array) else {
+        return Err(model_error(400, "messages: field required"));
+    };
+    let mut prompt_words = 0;
+    let mut call_ids: Vec<&str> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        match m.get("content") {
+            Some(Value::String(c)) => prompt_words += c.split_whitespace().count(),
+            Some(Value::Array(parts)) => {
+                for part in parts {
+                    match part.get("type").and_then(Value::as_str) {
+                        Some("text") => {
+                            prompt_words += part
+                                .get("text")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .split_whitespace()
+                                .count()
+                        }
+                        Some("image_url") => {
+                            if !b.vision {
+                                return Err(model_error(400, "This model does not support image inputs (it is not a multimodal model)"));
+                            }
+                            let url = part
+                                .pointer("/image_url/url")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default();
+                            if let Err(e) = decode_image_url(url) {
+                                return Err(model_error(400, &e));
+                            }
+                        }
+                        other => {
+                            return Err(model_error(
+                                400,
+                                &format!("messages[{i}]: unsupported content part type {other:?}"),
+                            ))
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+            call_ids.extend(
+                calls
+                    .iter()
+                    .filter_map(|c| c.get("id").and_then(Value::as_str)),
+            );
+        }
+        if m.get("role").and_then(Value::as_str) == Some("tool") {
+            let id = m
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !call_ids.contains(&id) {
+                return Err(model_error(400, &format!("messages[{i}]: a `tool` message must answer a tool call of an earlier assistant message; unknown tool_call_id {id:?}")));
+            }
+        }
+    }
+    let mut names = Vec::new();
+    match v.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) => {
+            for (i, t) in tools.iter().enumerate() {
+                let name = t.pointer("/function/name").and_then(Value::as_str);
+                match (t.get("type").and_then(Value::as_str), name) {
+                    (Some("function"), Some(n)) => names.push(n.to_owned()),
+                    _ => {
+                        return Err(model_error(
+                            400,
+                            &format!("tools[{i}]: expected {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}"),
+                        ))
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(model_error(400, "tools: expected a list")),
+    }
+    let after_tool = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("tool");
+    let tool_call = match v.get("tool_choice") {
+        None | Some(Value::Null) => names.first().cloned(),
+        Some(Value::String(c)) if c == "auto" || c == "required" => {
+            if names.is_empty() {
+                return Err(model_error(400, "tool_choice requires `tools`"));
+            }
+            names.first().cloned()
+        }
+        Some(Value::String(c)) if c == "none" => None,
+        Some(choice) => {
+            let Some(name) = choice.pointer("/function/name").and_then(Value::as_str) else {
+                return Err(model_error(
+                    400,
+                    "tool_choice: expected auto, none, required or a named function",
+                ));
+            };
+            if !names.iter().any(|n| n == name) {
+                return Err(model_error(
+                    400,
+                    &format!("tool_choice names function {name:?}, which is not in `tools`"),
+                ));
+            }
+            Some(name.to_owned())
+        }
+    }
+    .filter(|_| !after_tool);
+    Ok(ChatAsk {
+        max_tokens: v
+            .get("max_tokens")
+            .or_else(|| v.get("max_completion_tokens"))
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
+        include_usage: v
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        prompt_words,
+        tool_call,
+    })
 }
 
 // A ready response is the natural early exit of a handler helper; it is not hot code.
 #[allow(clippy::result_large_err)]
-fn chat_ask(b: Behaviour, v: &Value) -> Result<ChatAsk, Response> {
-    match b {
-        Behaviour::OpenAiChat => {
-            let Some(messages) = v.get("messages").and_then(Value::as_array) else {
-                return Err(model_error(400, "messages: field required"));
-            };
-            let prompt_words = messages
-                .iter()
-                .filter_map(|m| m.get("content").and_then(Value::as_str))
-                .map(|c| c.split_whitespace().count())
-                .sum();
-            Ok(ChatAsk {
-                max_tokens: v
-                    .get("max_tokens")
-                    .or_else(|| v.get("max_completion_tokens"))
-                    .and_then(Value::as_u64)
-                    .map(|n| n as usize),
-                include_usage: v
-                    .pointer("/stream_options/include_usage")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                prompt_words,
-            })
-        }
-        _ => {
-            let Some(inputs) = v.get("inputs").and_then(Value::as_str) else {
-                return Err(model_error(422, "Failed to deserialize the JSON body into the target type: inputs: invalid type"));
-            };
-            Ok(ChatAsk {
-                max_tokens: v
-                    .pointer("/parameters/max_new_tokens")
-                    .and_then(Value::as_u64)
-                    .map(|n| n as usize),
-                include_usage: false,
-                prompt_words: inputs.split_whitespace().count(),
-            })
+fn chat_ask(b: &EndpointBehaviour, v: &Value) -> Result<ChatAsk, Response> {
+    if b.behaviour == Behaviour::OpenAiChat {
+        return openai_ask(b, v);
+    }
+    let Some(inputs) = v.get("inputs").and_then(Value::as_str) else {
+        return Err(model_error(
+            422,
+            "Failed to deserialize the JSON body into the target type: inputs: invalid type",
+        ));
+    };
+    if b.vision && b.behaviour == Behaviour::TgiChat {
+        // TGI's vision-language models read Markdown images, `![](url)`, in the prompt.
+        let mut rest = inputs;
+        for _ in 0..1000 {
+            let Some(i) = rest.find("![](") else { break };
+            let after = &rest[i + 4..];
+            let Some(end) = after.find(')') else { break };
+            if let Err(e) = decode_image_url(&after[..end]) {
+                return Err(model_error(422, &format!("Input validation error: {e}")));
+            }
+            rest = &after[end + 1..];
         }
     }
+    Ok(ChatAsk {
+        max_tokens: v
+            .pointer("/parameters/max_new_tokens")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
+        include_usage: false,
+        prompt_words: inputs.split_whitespace().count(),
+        tool_call: None,
+    })
 }
 
 fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
@@ -787,7 +1029,7 @@ async fn invoke(
             return r;
         }
         Behaviour::OpenAiChat | Behaviour::TgiChat | Behaviour::LmiChat => {
-            let ask = match chat_ask(b.behaviour, &v) {
+            let ask = match chat_ask(&b, &v) {
                 Ok(a) => a,
                 Err(r) => return r,
             };
@@ -795,6 +1037,18 @@ async fn invoke(
             let text: String = b.tokens[..n].concat();
             let reason = if n < b.tokens.len() { "length" } else { "stop" };
             match b.behaviour {
+                Behaviour::OpenAiChat if ask.tool_call.is_some() => json!({
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "/opt/ml/model",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": FAKE_TOOL_CALL_ID, "type": "function", "function": {"name": ask.tool_call, "arguments": b.tool_arguments}}]},
+                        "finish_reason": "tool_calls"}],
+                    "usage": {"prompt_tokens": ask.prompt_words, "completion_tokens": 1, "total_tokens": ask.prompt_words + 1},
+                }),
+                Behaviour::OpenAiChat if !b.reasoning.is_empty() => json!({
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "/opt/ml/model",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "reasoning_content": b.reasoning.concat()}, "finish_reason": reason}],
+                    "usage": {"prompt_tokens": ask.prompt_words, "completion_tokens": n + b.reasoning.len(), "total_tokens": ask.prompt_words + n + b.reasoning.len()},
+                }),
                 Behaviour::OpenAiChat => json!({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "/opt/ml/model",
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}],
@@ -900,21 +1154,67 @@ fn json_response(out: &Value) -> Response {
 }
 
 /// The container's stream for `tokens`, one entry per SSE event or JSON line.
-fn stream_events(b: Behaviour, tokens: &[String], ask: &ChatAsk, truncated: bool) -> Vec<Vec<u8>> {
+fn stream_events(
+    eb: &EndpointBehaviour,
+    tokens: &[String],
+    ask: &ChatAsk,
+    truncated: bool,
+) -> Vec<Vec<u8>> {
+    let b = eb.behaviour;
     let n = tokens.len();
     let mut events = Vec::with_capacity(n + 3);
+    let openai_chunk = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n").into_bytes()
+    };
     match b {
+        Behaviour::OpenAiChat if ask.tool_call.is_some() => {
+            // As vLLM streams a tool call: the role, then the call's id and name with empty
+            // arguments, then the arguments in pieces, all under tool-call index 0.
+            events.push(openai_chunk(
+                json!({"role": "assistant", "content": null}),
+                Value::Null,
+            ));
+            events.push(openai_chunk(
+                json!({"tool_calls": [{"index": 0, "id": FAKE_TOOL_CALL_ID, "type": "function",
+                                        "function": {"name": ask.tool_call, "arguments": ""}}]}),
+                Value::Null,
+            ));
+            let args = eb.tool_arguments.as_bytes();
+            for piece in args.chunks(5) {
+                let piece = String::from_utf8_lossy(piece);
+                events.push(openai_chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                    Value::Null,
+                ));
+            }
+            events.push(openai_chunk(json!({}), json!("tool_calls")));
+            if ask.include_usage {
+                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model", "choices": [],
+                               "usage": {"prompt_tokens": ask.prompt_words, "completion_tokens": 1, "total_tokens": ask.prompt_words + 1}});
+                events.push(format!("data: {c}\n\n").into_bytes());
+            }
+            events.push(b"data: [DONE]\n\n".to_vec());
+        }
         Behaviour::OpenAiChat => {
-            for (i, t) in tokens.iter().enumerate() {
+            for (i, r) in eb.reasoning.iter().enumerate() {
                 let delta = if i == 0 {
+                    json!({"role": "assistant", "reasoning_content": r})
+                } else {
+                    json!({"reasoning_content": r})
+                };
+                events.push(openai_chunk(delta, Value::Null));
+            }
+            for (i, t) in tokens.iter().enumerate() {
+                let delta = if i == 0 && eb.reasoning.is_empty() {
                     json!({"role": "assistant", "content": t})
                 } else {
                     json!({"content": t})
                 };
-                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model",
-                               "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
-                events.push(format!("data: {c}\n\n").into_bytes());
+                events.push(openai_chunk(delta, Value::Null));
             }
+            let n = n + eb.reasoning.len();
             let reason = if truncated { "length" } else { "stop" };
             let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "/opt/ml/model",
                            "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]});
@@ -1072,12 +1372,12 @@ async fn invoke_stream(
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return model_error(400, "the body is not JSON");
     };
-    let ask = match chat_ask(b.behaviour, &v) {
+    let ask = match chat_ask(&b, &v) {
         Ok(a) => a,
         Err(r) => return r,
     };
     let n = ask.max_tokens.unwrap_or(usize::MAX).min(b.tokens.len());
-    let mut events = stream_events(b.behaviour, &b.tokens[..n], &ask, n < b.tokens.len());
+    let mut events = stream_events(&b, &b.tokens[..n], &ask, n < b.tokens.len());
     let mut tail = None;
     match &b.fault {
         Some(Fault::ModelStreamError {
@@ -1197,6 +1497,19 @@ mod tests {
         assert_eq!(wav_duration(&w), Some(2.5));
         assert_eq!(wav_duration(b"not a wav file at all"), None);
         assert_eq!(fake_transcript(2.5), "the quick brown fox (2.50 s)");
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64_decode("aGVsbG8h").unwrap(), b"hello!");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        for bad in ["", "aGk", "a=Gk", "aG!k", "====", "YQ==YQ=="] {
+            assert!(base64_decode(bad).is_none(), "{bad}");
+        }
+        assert!(decode_image_url("data:image/png;base64,aGk=").is_ok());
+        assert!(decode_image_url("data:image/png;base64,aGk").is_err());
+        assert!(decode_image_url("https://example.com/x.png").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::{bad_upstream, ChatAdapter, Completion, Defaults, ResponseCtx};
 use crate::api::{ChatRequest, Usage};
 use crate::config::Format;
 use crate::error::GatewayError;
+use crate::reasoning::split_whole;
 use crate::stream::GenerationEnd;
 
 /// How many tokens prompt-only containers generate when neither the request nor the model
@@ -70,12 +71,42 @@ impl ChatAdapter for OpenAiChat {
             return Err(bad_upstream("an OpenAI chat completion", body));
         }
         obj.insert("model".into(), ctx.model.into());
+        if let Some(choices) = obj.get_mut("choices").and_then(Value::as_array_mut) {
+            for choice in choices {
+                if let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) {
+                    surface_reasoning(message);
+                }
+            }
+        }
         obj.entry("object")
             .or_insert_with(|| "chat.completion".into());
         obj.entry("id").or_insert_with(|| ctx.id.into());
         obj.entry("created").or_insert_with(|| ctx.created.into());
         let usage = Usage::from_openai(&v);
         Ok(Completion { body: v, usage })
+    }
+}
+
+/// Puts a message's (or a delta's) reasoning where OpenAI clients read it, `reasoning_content`:
+/// a `<think>` section that opens `content` is moved there, and the `reasoning` field of newer
+/// vLLM versions is copied there. A container that already sends `reasoning_content` is left
+/// alone.
+pub(crate) fn surface_reasoning(message: &mut Map<String, Value>) {
+    if message
+        .get("reasoning_content")
+        .is_some_and(|r| !r.is_null())
+    {
+        return;
+    }
+    if let Some(r) = message.get("reasoning").filter(|r| r.is_string()).cloned() {
+        message.insert("reasoning_content".into(), r);
+        return;
+    }
+    if let Some(Value::String(content)) = message.get("content") {
+        if let (Some(reasoning), rest) = split_whole(content) {
+            message.insert("content".into(), rest.into());
+            message.insert("reasoning_content".into(), reasoning.into());
+        }
     }
 }
 
@@ -122,12 +153,27 @@ impl ChatAdapter for PromptChat {
             }
         }
         check_context(req.max_tokens, defaults)?;
-        let prompt = self.template.render(&req.messages).map_err(|e| {
-            GatewayError::bad_request(
+        // TGI's vision-language models read images as Markdown images in the prompt (its
+        // "Vision Language Model Inference" guide: `![](data:image/png;base64,...)`); LMI's
+        // `inputs` has no such convention, so images go to it only through format `openai`.
+        if req.has_images() && self.format != Format::Tgi {
+            return Err(GatewayError::bad_request(
                 "messages",
-                format!("the chat template cannot render these messages: {e}"),
-            )
-        })?;
+                format!(
+                    "images need format `openai` or `tgi`; `{}` containers take text only",
+                    self.format.as_str()
+                ),
+            ));
+        }
+        let prompt = self
+            .template
+            .render_with(&req.messages, true)
+            .map_err(|e| {
+                GatewayError::bad_request(
+                    "messages",
+                    format!("the chat template cannot render these messages: {e}"),
+                )
+            })?;
         let mut p = Map::new();
         let max = req
             .max_tokens
@@ -184,6 +230,11 @@ impl ChatAdapter for PromptChat {
             return Err(bad_upstream("JSON with `generated_text`", body));
         };
         let GenerationEnd { reason, usage } = GenerationEnd::from_details(first.get("details"));
+        let (reasoning, text) = split_whole(text);
+        let mut message = json!({"role": "assistant", "content": text});
+        if let Some(r) = reasoning {
+            message["reasoning_content"] = r.into();
+        }
         let mut out = json!({
             "id": ctx.id,
             "object": "chat.completion",
@@ -191,7 +242,7 @@ impl ChatAdapter for PromptChat {
             "model": ctx.model,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "logprobs": null,
                 "finish_reason": reason,
             }],

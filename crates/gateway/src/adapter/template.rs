@@ -76,12 +76,26 @@ impl ChatTemplate {
 
     /// The prompt for `messages`, ending with the assistant's turn opener.
     pub fn render(&self, messages: &[Message]) -> Result<String, minijinja::Error> {
+        self.render_with(messages, false)
+    }
+
+    /// [`render`](Self::render), with each message's images written inline as Markdown images
+    /// (`![](data:...)`) when `images` is set: the prompt of TGI's vision-language models.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        images: bool,
+    ) -> Result<String, minijinja::Error> {
         let ctx = Ctx {
             messages: messages
                 .iter()
                 .map(|m| Msg {
                     role: &m.role,
-                    content: &m.content,
+                    content: m
+                        .content_with_images
+                        .as_deref()
+                        .filter(|_| images)
+                        .unwrap_or(&m.content),
                 })
                 .collect(),
             add_generation_prompt: true,
@@ -102,18 +116,22 @@ mod tests {
             Message {
                 role: "system".into(),
                 content: "Be brief.".into(),
+                ..Message::default()
             },
             Message {
                 role: "user".into(),
                 content: "Hi".into(),
+                ..Message::default()
             },
             Message {
                 role: "assistant".into(),
                 content: "Hello".into(),
+                ..Message::default()
             },
             Message {
                 role: "user".into(),
                 content: "Bye".into(),
+                ..Message::default()
             },
         ]
     }
