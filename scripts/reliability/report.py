@@ -451,25 +451,26 @@ def crash_serve(proxy_url, truth, rng, trials=10):
     serve, _, port, _ = start_serve(cfg, name="crash-serve", env=env, catalog=catalog)
     try:
         status, run = admin(port, "POST", f"/api/v1/services/ingestionPipelines/trigger/{pipeline_id}")
-        run_id = (run or {}).get("runId") or (run or {}).get("id")
+        run_id = (run or {}).get("id")
         final = None
-        for _ in range(300):
-            status, runs = admin(port, "GET", f"/api/v1/services/ingestionPipelines/{pipeline_id}/pipelineStatus")
-            items = (runs or {}).get("data", []) if isinstance(runs, dict) else (runs or [])
-            latest = next((r for r in items if r.get("runId") == run_id), None) if run_id else (items[0] if items else None)
-            if latest and latest.get("pipelineState") not in ("queued", "running"):
+        for _ in range(600):
+            status, latest = admin(port, "GET", f"/api/v1/services/ingestionPipelines/{pipeline_id}/runs/{run_id}")
+            if status == 200 and latest.get("status") not in ("queued", "running"):
                 final = latest
                 break
             time.sleep(0.1)
-        interrupted = [r for r in items if r.get("pipelineState") in ("failed", "interrupted")] if final else []
+        status, runs = admin(port, "GET", f"/api/v1/services/ingestionPipelines/{pipeline_id}/runs?limit=100")
+        states = [r.get("status") for r in (runs or {}).get("data", [])]
+        interrupted = [st for st in states if st in ("failed", "interrupted")]
+        left_running = [st for st in states if st in ("queued", "running")]
     finally:
         stop(serve)
     have = catalog_models(catalog, service="rel")
-    ok = not bad and final is not None and final.get("pipelineState") in ("success", "partialSuccess") and have == truth
+    ok = not bad and final is not None and final.get("status") == "success" and have == truth and not left_running
     row("crash", f"kill -9 of serve during a pipeline run, {trials} trials", ok,
-        f"integrity ok in {trials - len([b for b in bad if 'integrity' in b])}/{trials}; after restart the run ended "
-        f"{(final or {}).get('pipelineState')}, {len(have)}/{len(truth)} models, {len(interrupted)} earlier runs "
-        f"marked failed/interrupted" + (f"; {bad[:3]}" if bad else ""))
+        f"integrity ok in {trials - len([b for b in bad if 'integrity' in b])}/{trials}; after restart a new run ended "
+        f"{(final or {}).get('status')} with {len(have)}/{len(truth)} models; {len(interrupted)} killed runs marked "
+        f"interrupted, {len(left_running)} left running" + (f"; {bad[:3]}" if bad else ""))
 
 
 # ---------------------------------------------------------------------------------------------
