@@ -229,7 +229,7 @@ pub async fn sdk_config(
             session_name: config.assume_role_session_name.clone(),
             source_identity: config.assume_role_source_identity.clone(),
             external_id: config.assume_role_external_id.clone(),
-            duration_seconds: None,
+            duration_seconds: config.assume_role_duration_seconds,
         },
     );
     Ok(base

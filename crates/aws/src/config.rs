@@ -61,6 +61,15 @@ pub struct AwsConfig {
     /// Not in OpenMetadata's schema: the external ID a third-party role's trust policy asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role_external_id: Option<String>,
+    /// Ours: the lifetime of assumed-role credentials in seconds (STS's `DurationSeconds`;
+    /// AWS accepts 900 up to the role's maximum session, 43200 at most; STS's default is one
+    /// hour). The SDK's identity cache assumes the role again shortly before they expire.
+    #[serde(
+        default,
+        rename = "assumeRoleDurationSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub assume_role_duration_seconds: Option<i32>,
     /// OpenMetadata 2.0 clients send `enabled: false`; accepted and kept, it changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -228,12 +237,23 @@ impl Validate for AwsConfig {
                 );
             }
         }
-        let role_only =
-            self.assume_role_source_identity.is_some() || self.assume_role_external_id.is_some();
+        if let Some(d) = self.assume_role_duration_seconds {
+            // Below 900 only emulators (moto) accept it; AWS's STS answers a ValidationError,
+            // which test-connection and the run report name.
+            if !(1..=43_200).contains(&d) {
+                p.add(
+                    "assumeRoleDurationSeconds",
+                    "must be between 1 and 43200 seconds (AWS requires at least 900)",
+                );
+            }
+        }
+        let role_only = self.assume_role_source_identity.is_some()
+            || self.assume_role_external_id.is_some()
+            || self.assume_role_duration_seconds.is_some();
         if role_only && self.assume_role_arn.is_none() {
             p.add(
                 "assumeRoleArn",
-                "assumeRoleSourceIdentity/assumeRoleExternalId need assumeRoleArn",
+                "assumeRoleSourceIdentity/assumeRoleExternalId/assumeRoleDurationSeconds need assumeRoleArn",
             );
         }
     }

@@ -491,6 +491,10 @@ pub fn merge_aws(base: &AwsConfig, over: &AwsConfig) -> AwsConfig {
             &base.assume_role_source_identity,
         ),
         assume_role_external_id: pick(&over.assume_role_external_id, &base.assume_role_external_id),
+        assume_role_duration_seconds: pick(
+            &over.assume_role_duration_seconds,
+            &base.assume_role_duration_seconds,
+        ),
         enabled: pick(&over.enabled, &base.enabled),
     }
 }

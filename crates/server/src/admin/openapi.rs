@@ -19,7 +19,8 @@ pub(super) struct ApiError {
     message: String,
 }
 
-/// OpenMetadata's `awsCredentials` (the workflow file's `awsConfig`), plus `assumeRoleExternalId`.
+/// OpenMetadata's `awsCredentials` (the workflow file's `awsConfig`), plus `assumeRoleExternalId`,
+/// `assumeRoleDurationSeconds` and the per-service endpoint URLs.
 /// Secrets are write-only: answers say which are set in `secrets`.
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
@@ -48,6 +49,8 @@ pub(super) struct AwsConfig {
     assume_role_session_name: Option<String>,
     assume_role_source_identity: Option<String>,
     assume_role_external_id: Option<String>,
+    /// Lifetime of the assumed role's credentials, 900 to 43200 on AWS; refreshed before expiry.
+    assume_role_duration_seconds: Option<i32>,
 }
 
 /// A `models:` entry of `sagebridge.yaml`, with where its credentials come from: `service` (a
