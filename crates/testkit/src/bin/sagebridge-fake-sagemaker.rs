@@ -28,6 +28,10 @@ struct Args {
     /// Calls per second allowed per API; more are answered with ThrottlingException.
     #[arg(long)]
     rate_limit: Option<f64>,
+    /// Answer `Search` with a validation error for every resource (an account or emulator
+    /// without bulk reads), so ingestion reads model by model.
+    #[arg(long)]
+    no_search: bool,
 }
 
 #[tokio::main]
@@ -47,6 +51,9 @@ async fn main() -> ExitCode {
     };
     let handle = fake.handle();
     handle.set_latency(Duration::from_millis(args.latency_ms));
+    if args.no_search {
+        handle.disable_bulk_search();
+    }
     if let Some(tps) = args.rate_limit {
         for op in Operation::ALL {
             handle.set_rate_limit(op.name(), Some(tps));
