@@ -313,7 +313,7 @@ impl ModelKind {
             ModelKind::Chat => &[Format::Openai, Format::Tgi, Format::Lmi],
             ModelKind::Embedding => &[Format::Tei, Format::Jumpstart, Format::Dify, Format::Openai],
             ModelKind::Rerank => &[Format::Tei, Format::Dify],
-            ModelKind::Transcription => &[Format::Huggingface],
+            ModelKind::Transcription => &[Format::Huggingface, Format::Jumpstart],
             ModelKind::Speech => &[Format::Openai],
         }
     }
@@ -1130,7 +1130,7 @@ models:
         };
         has(
             "sagebridge.yaml:6:13: models[0].format",
-            "format `tei` cannot serve a transcription model; use one of: huggingface",
+            "format `tei` cannot serve a transcription model; use one of: huggingface, jumpstart",
         );
         has(
             "sagebridge.yaml:10:",

@@ -37,6 +37,7 @@ async fn stack_with(server_extra: &str, models_extra: &str) -> Stack {
         ("ep-tei-rerank", Behaviour::TeiRerank),
         ("ep-dify-rerank", Behaviour::DifyRerank),
         ("ep-asr", Behaviour::HfTranscribe),
+        ("ep-js-asr", Behaviour::JumpStartTranscribe),
         ("ep-tts", Behaviour::OpenAiSpeech),
     ] {
         fake.set(name, EndpointBehaviour::new(b));
@@ -1345,6 +1346,7 @@ models:
 
 /// The audio models, for `stack_with`.
 const AUDIO_MODELS: &str = "  - {name: whisper, kind: transcription, endpointName: ep-asr}\n  \
+     - {name: whisper-js, kind: transcription, endpointName: ep-js-asr, format: jumpstart}\n  \
      - {name: tts, kind: speech, endpointName: ep-tts}\n  \
      - {name: tts-mp3, kind: speech, endpointName: ep-tts, responseFormats: [mp3, wav]}\n";
 
@@ -1419,6 +1421,41 @@ impl Stack {
             .filter(|i| i.endpoint == endpoint)
             .collect()
     }
+}
+
+/// A JumpStart Whisper endpoint: the WAV as `audio/wav` (the container refuses other names),
+/// `{"text": [..]}` back; translations go to the same contract.
+#[tokio::test]
+async fn jumpstart_whisper_transcribes_and_translates() {
+    let s = stack_with("", AUDIO_MODELS).await;
+    let wav = wav_tone(2.0, 16_000);
+    let file = ("speech.wav", "audio/x-wav", wav.as_slice());
+    for path in ["/v1/audio/transcriptions", "/v1/audio/translations"] {
+        let (status, _, body) = s.post_audio(path, "whisper-js", file, &[]).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"text": fake_transcript(2.0)})
+        );
+    }
+    let calls = s.invocations_of("ep-js-asr");
+    assert_eq!(calls.len(), 2);
+    for call in &calls {
+        assert_eq!(call.header("content-type"), Some("audio/wav"));
+        assert_eq!(call.body, wav);
+    }
+    let (status, _, body) = s
+        .post_audio(
+            "/v1/audio/transcriptions",
+            "whisper-js",
+            file,
+            &[("response_format", "text")],
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, fake_transcript(2.0).as_str())
+    );
 }
 
 #[tokio::test]

@@ -68,6 +68,9 @@ pub enum Behaviour {
     /// Hugging Face speech recognition, raw audio: the audio bytes with an `audio/*` content
     /// type -> `{"text"}`, the text being [`fake_transcript`] of the WAV's duration.
     HfTranscribe,
+    /// SageMaker JumpStart Whisper: WAV bytes with content type `audio/wav` (any other name is
+    /// a 400 "unsupported content type", as the real container answers) -> `{"text": [..]}`.
+    JumpStartTranscribe,
     /// OpenAI-compatible text to speech: `{"input","response_format",..}` -> a WAV tone
     /// ([`wav_tone`]) of 0.1 s per word, `audio/wav`; any format but `wav` is a 400 ModelError.
     OpenAiSpeech,
@@ -990,6 +993,25 @@ async fn invoke(
             json!({"message": format!("Request payload of {} bytes exceeds the limit of {MAX_PAYLOAD} bytes", body.len())}),
         );
     }
+    if b.behaviour == Behaviour::JumpStartTranscribe {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type != "audio/wav" {
+            return model_error(
+                400,
+                &json!({"error": format!("unsupported content type {content_type}")}).to_string(),
+            );
+        }
+        let Some(seconds) = wav_duration(&body) else {
+            return model_error(
+                400,
+                "the audio could not be decoded (the fake reads WAV only)",
+            );
+        };
+        return json_response(&json!({"text": [format!(" {}", fake_transcript(seconds))]}));
+    }
     if b.behaviour == Behaviour::HfTranscribe {
         let content_type = headers
             .get("content-type")
@@ -1010,7 +1032,9 @@ async fn invoke(
         return model_error(400, "the body is not JSON");
     };
     let out = match b.behaviour {
-        Behaviour::HfTranscribe => return model_error(500, "unreachable: raw audio handled above"),
+        Behaviour::HfTranscribe | Behaviour::JumpStartTranscribe => {
+            return model_error(500, "unreachable: raw audio handled above")
+        }
         Behaviour::OpenAiSpeech => {
             let Some(input) = v.get("input").and_then(Value::as_str) else {
                 return model_error(422, "missing field `input`");

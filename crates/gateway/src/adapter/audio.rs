@@ -8,6 +8,15 @@
 //!   `timestamp: [start, end]` when the endpoint returns timestamps). The raw contract carries
 //!   no parameters: `language`, `prompt`, `temperature` and the task (transcribe or translate)
 //!   are the endpoint's own, so a translation endpoint is configured as a model of its own.
+//! - `jumpstart` transcription: SageMaker JumpStart's Whisper containers
+//!   (`jumpstart-openai-whisper-*`, e.g. `huggingface-asr-whisper-large-v2`). The WAV file is the
+//!   body with content type `audio/wav` (the container refuses other names for it, e.g.
+//!   `audio/x-audio` is answered 400 "unsupported content type"), and the answer is
+//!   `{"text": ["..."]}`: a list of one transcript. Source: the realtime JumpStart notebook of
+//!   aws-samples/aws-kr-startup-samples
+//!   (`machine-learning/sagemaker/whisper-model-hosting-on-sagemaker-endpoint/sagemaker-realtime-inference/jumpstart/src/notebook/realtime-jumpstart.ipynb`),
+//!   which records both answers against `jumpstart-openai-whisper-medium`. Like the raw
+//!   Hugging Face contract it carries no parameters.
 //! - `openai` speech: the body of OpenAI's `POST /v1/audio/speech` (`model`, `input`, `voice`,
 //!   `response_format`, `speed`), as OpenAI-compatible TTS servers take it; the container
 //!   answers the audio itself, which is passed through with its content type.
@@ -119,6 +128,48 @@ impl TranscriptionAdapter for HuggingFaceTranscription {
     }
 }
 
+/// SageMaker JumpStart's Whisper contract (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct JumpStartTranscription;
+
+impl TranscriptionAdapter for JumpStartTranscription {
+    fn format(&self) -> Format {
+        Format::Jumpstart
+    }
+
+    fn encode(&self, audio: &[u8], content_type: &str, _ask: &TranscriptionAsk<'_>) -> Invocation {
+        // The container knows WAV as `audio/wav` only; browsers and clients also say
+        // `audio/x-wav`, `audio/wave` or `audio/vnd.wave`.
+        let content_type = match content_type {
+            "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "audio/wav",
+            other => other,
+        };
+        Invocation {
+            body: audio.to_vec(),
+            content_type: content_type.to_owned(),
+            accept: "application/json".to_owned(),
+        }
+    }
+
+    fn decode(&self, body: &[u8]) -> Result<Transcript, GatewayError> {
+        let v: Value = serde_json::from_slice(body).map_err(|_| bad_upstream("JSON", body))?;
+        let text = match v.get("text") {
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .map(|p| p.as_str().map(str::trim))
+                .collect::<Option<Vec<_>>>()
+                .map(|parts| parts.join(" ")),
+            Some(Value::String(t)) => Some(t.trim().to_owned()),
+            _ => None,
+        }
+        .ok_or_else(|| bad_upstream("a transcript (`{\"text\": [...]}`)", body))?;
+        Ok(Transcript {
+            text,
+            ..Transcript::default()
+        })
+    }
+}
+
 /// OpenAI's speech request, for OpenAI-compatible TTS containers.
 #[derive(Debug, Clone)]
 pub struct OpenAiSpeech {
@@ -170,6 +221,26 @@ mod tests {
         assert_eq!((t.segments[1].start, t.segments[1].end), (1.5, 1.5));
         let e = a.decode(br#"{"generated_text":"x"}"#).unwrap_err();
         assert_eq!(e.code(), "bad_upstream_response");
+    }
+
+    #[test]
+    fn jumpstart_transcripts_are_a_list_of_one_and_wav_is_audio_wav() {
+        let a = JumpStartTranscription;
+        let t = a
+            .decode(br#"{"text": [" I wanted to share a few things."]}"#)
+            .unwrap();
+        assert_eq!(t.text, "I wanted to share a few things.");
+        assert_eq!(a.decode(br#"{"text": "plain"}"#).unwrap().text, "plain");
+        assert!(a.decode(br#"{"transcript": "x"}"#).is_err());
+        let ask = TranscriptionAsk::default();
+        assert_eq!(
+            a.encode(b"RIFF", "audio/x-wav", &ask).content_type,
+            "audio/wav"
+        );
+        assert_eq!(
+            a.encode(b"ID3", "audio/mpeg", &ask).content_type,
+            "audio/mpeg"
+        );
     }
 
     #[test]

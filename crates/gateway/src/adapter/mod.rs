@@ -121,6 +121,9 @@ pub fn build(m: &ModelConfig) -> Result<Adapter, String> {
         (ModelKind::Transcription, Format::Huggingface) => {
             Adapter::Transcription(Arc::new(audio::HuggingFaceTranscription))
         }
+        (ModelKind::Transcription, Format::Jumpstart) => {
+            Adapter::Transcription(Arc::new(audio::JumpStartTranscription))
+        }
         (ModelKind::Speech, Format::Openai) => Adapter::Speech(Arc::new(audio::OpenAiSpeech {
             formats: m.speech_formats(),
         })),
