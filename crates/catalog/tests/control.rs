@@ -1341,7 +1341,7 @@ fn a_previous_version_database_migrates_and_keeps_its_data() {
 
     let catalog = open(&path);
     assert_eq!(catalog.schema_version().expect("version"), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     // Migration 4 re-redacted what older rules stored in clear, and kept the harmless settings.
     let raw = std::fs::read(&path).expect("read catalog");
     assert!(
