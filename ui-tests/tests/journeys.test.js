@@ -269,9 +269,20 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await page.fill("#gw-awsAccessKeyId", "testing");
     await page.fill("#gw-awsSecretAccessKey", "testing");
     await page.fill("#gw-endPointURL", stack.runtimeUrl);
+    await page.click("text=Defaults (optional)");
+    await page.check("#gw-vision");
+    // A cold-start wait needs an inference component: the server's error is beside the field.
+    await page.fill("#gw-coldStartWaitSeconds", "30");
+    await page.click("#gateway-form button[type=submit]");
+    await page.locator("#gw-coldStartWaitSeconds[aria-invalid=true]").waitFor({ timeout: 20000 });
+    assert.match(await page.locator("#gw-coldStartWaitSeconds-error").innerText(), /inferenceComponent/);
+    await page.fill("#gw-coldStartWaitSeconds", "");
     await page.click("#gateway-form button[type=submit]");
     await page.locator("#gateway-form-error .notice").waitFor({ timeout: 20000 });
     assert.match(await page.locator("#gateway-form-error").innerText(), /served on \/v1 now/);
+    const stored = await stack.admin("GET", "/api/v1/gateway/models/" + encodeURIComponent(CHAT_MODEL));
+    assert.equal(stored.status, 200);
+    assert.equal(stored.json.vision, true, JSON.stringify(stored.json));
     await page.locator("#gateway-check .summary, #gateway-check .error").first().waitFor({ timeout: 30000 });
     await browser.shot("08-served");
     await go("#/gateway");
@@ -311,6 +322,7 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await go("#/keys");
     await settled();
     await page.fill("#key-name", "ui-test-key");
+    await page.fill("#key-requestsPerMinute", "2");
     await page.click("#key-form button[type=submit]");
     await page.locator("#new-key").waitFor();
     const key = await page.inputValue("#new-key");
@@ -324,6 +336,13 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     const chat = await curl([stack.base + "/v1/chat/completions", "-H", "Authorization: Bearer " + key, "-H", "Content-Type: application/json",
       "-d", JSON.stringify({ model: CHAT_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 16 })]);
     assert.equal(chat.status, 200, chat.body);
+    const chatBody = JSON.stringify({ model: CHAT_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+    const chatArgs = [stack.base + "/v1/chat/completions", "-H", "Authorization: Bearer " + key, "-H", "Content-Type: application/json", "-d", chatBody];
+    assert.equal((await curl(chatArgs)).status, 200);
+    // The third request of the minute is over the key's limit of 2.
+    const limited = await curl(chatArgs);
+    assert.equal(limited.status, 429, limited.body);
+    assert.equal(JSON.parse(limited.body).error.code, "rate_limited");
     const none = await curl([stack.base + "/v1/models"]);
     assert.equal(none.status, 401, none.body);
     // The key is listed by its prefix only, then revoked.
@@ -331,6 +350,18 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     const row = page.locator("#keys-list tr", { hasText: "ui-test-key" });
     await row.waitFor();
     assert.ok(!(await page.content()).includes(key), "the key is still on the page");
+    assert.match(await row.innerText(), /2 requests\/min/);
+    // A raised limit applies to the next request.
+    await row.locator("button", { hasText: "Edit limits" }).click();
+    await row.locator("input[id$='-requestsPerMinute']").fill("100");
+    await row.locator("input[id$='-tokensPerMinute']").fill("0");
+    await row.locator("button", { hasText: "Save limits" }).click();
+    await row.locator("[aria-invalid=true]").waitFor();
+    await row.locator("input[id$='-tokensPerMinute']").fill("");
+    await browser.shot("10-key-limits");
+    await row.locator("button", { hasText: "Save limits" }).click();
+    await page.waitForFunction(() => document.querySelector("#keys-list").textContent.includes("100 requests/min"), null, { timeout: 15000 });
+    assert.equal((await curl(chatArgs)).status, 200);
     await row.locator("button", { hasText: "Revoke" }).click();
     await row.locator("button", { hasText: "Confirm revoke" }).click();
     await page.waitForFunction(() => !document.querySelector("#keys-list").textContent.includes("ui-test-key"), null, { timeout: 15000 });

@@ -275,6 +275,10 @@ pub struct ApiKeyInput {
     pub expires_at: Option<i64>,
     /// The models the key may call; `None` for every model.
     pub allowed_models: Option<Vec<String>>,
+    /// Requests the key may start in any minute; `None` for no limit.
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (prompt and completion) the key may spend in any minute; `None` for no limit.
+    pub tokens_per_minute: Option<u64>,
 }
 
 /// A gateway API key as stored: only a hash of the key is kept.
@@ -292,6 +296,10 @@ pub struct ApiKeyEntry {
     pub expires_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_models: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<i64>,
@@ -316,6 +324,36 @@ impl ApiKeyEntry {
 pub struct CreatedApiKey {
     pub entry: ApiKeyEntry,
     pub key: ApiKeySecret,
+}
+
+/// Gateway usage of one API key (by name) and one model on one UTC day: what the gateway adds
+/// to the catalog in batches ([`ControlStore::add_usage`]) and what the usage query answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRecord {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// The key's name (never the key): a catalog key's name, `file-key-N` for the N-th key of
+    /// `server.apiKeys`, or what the gateway calls callers without a key.
+    pub key: String,
+    /// The model asked for; empty when the request named none the gateway could read.
+    pub model: String,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// The requests' latencies added up, in milliseconds.
+    pub latency_ms: u64,
+    /// Failed requests by error class (the gateway's error codes).
+    pub errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// Which usage to read: every filter is optional; days are `YYYY-MM-DD` and inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageQuery {
+    pub key: Option<String>,
+    pub model: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// The control plane's store, beside [`crate::Catalog`] on the same database.
@@ -448,6 +486,16 @@ pub trait ControlStore: Send + Sync {
     /// per key, so a busy gateway does not write on every request).
     fn use_api_key(&self, key_hash: &str, now_ms: i64) -> Result<Option<ApiKeyEntry>>;
 
+    /// Replaces the settings of an API key (expiry, allowed models, limits); `input.name` must
+    /// be the key's name (usage is recorded under it, so it does not change).
+    fn update_api_key(&self, id: &str, input: &ApiKeyInput) -> Result<ApiKeyEntry>;
+
     /// Deletes an API key.
     fn delete_api_key(&self, id: &str) -> Result<()>;
+
+    /// Adds usage counts to the daily aggregates, all in one transaction.
+    fn add_usage(&self, records: &[UsageRecord]) -> Result<()>;
+
+    /// The daily aggregates that match `query`, ordered by day, key and model.
+    fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRecord>>;
 }

@@ -11,7 +11,7 @@ use crate::control::{
     ApiKeyEntry, ApiKeyInput, ControlStore, CreatedApiKey, GatewayCredentials, GatewayModelEntry,
     GatewayModelInput, GatewayModelWithSecrets, IngestionPipeline, NewRun, PipelineInput,
     PipelineRun, RunLogLine, RunProgress, RunTrigger, ServiceDeletion, ServiceEntry, ServiceInput,
-    ServiceWithSecrets, RUN_LOG_LINES, RUN_LOG_LINE_CHARS,
+    ServiceWithSecrets, UsageQuery, UsageRecord, RUN_LOG_LINES, RUN_LOG_LINE_CHARS,
 };
 use crate::entities::{new_id, IngestionRun, MlModelService, MlModelServiceType, RunStatus};
 use crate::error::{CatalogError, Result};
@@ -526,7 +526,7 @@ fn gateway_with_secrets(
 // API keys
 
 const API_KEY_SELECT: &str = "SELECT id, name, prefix, key_hash, expires_at, allowed_models,
-        created_at, last_used_at
+        created_at, last_used_at, requests_per_minute, tokens_per_minute
      FROM api_keys";
 
 fn read_api_key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyEntry, Option<String>)> {
@@ -540,6 +540,8 @@ fn read_api_key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyEntry, O
             allowed_models: None,
             created_at: row.get(6)?,
             last_used_at: row.get(7)?,
+            requests_per_minute: row.get::<_, Option<i64>>(8)?.map(|n| n.max(0) as u64),
+            tokens_per_minute: row.get::<_, Option<i64>>(9)?.map(|n| n.max(0) as u64),
         },
         row.get(5)?,
     ))
@@ -559,6 +561,50 @@ fn api_key_by(conn: &Connection, column: &str, key: &str) -> Result<Option<ApiKe
         .optional()?
         .map(api_key_entry)
         .transpose()
+}
+
+/// Checks the settings of a key (create or update) and gives its `allowed_models` as stored.
+fn check_api_key_settings(input: &ApiKeyInput) -> Result<Option<String>> {
+    check_name(API_KEY, &input.name)?;
+    if input.allowed_models.as_ref().is_some_and(Vec::is_empty) {
+        return Err(CatalogError::invalid(
+            "allowedModels",
+            "an empty list allows no model; leave it out to allow every model",
+        ));
+    }
+    for (field, value) in [
+        ("requestsPerMinute", input.requests_per_minute),
+        ("tokensPerMinute", input.tokens_per_minute),
+    ] {
+        if value == Some(0) || value.is_some_and(|n| i64::try_from(n).is_err()) {
+            return Err(CatalogError::invalid(
+                field,
+                "must be a positive integer; leave it out for no limit",
+            ));
+        }
+    }
+    input
+        .allowed_models
+        .as_ref()
+        .map(|models| to_json(&format!("api key {}", input.name), models))
+        .transpose()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage
+
+fn read_usage_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UsageRecord> {
+    let count = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
+    Ok(UsageRecord {
+        day: row.get(0)?,
+        key: row.get(1)?,
+        model: row.get(2)?,
+        requests: count(3)?,
+        prompt_tokens: count(4)?,
+        completion_tokens: count(5)?,
+        latency_ms: count(6)?,
+        errors: Default::default(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1190,21 +1236,10 @@ impl ControlStore for SqliteCatalog {
     }
 
     fn create_api_key(&self, input: &ApiKeyInput) -> Result<CreatedApiKey> {
-        check_name(API_KEY, &input.name)?;
-        if input.allowed_models.as_ref().is_some_and(Vec::is_empty) {
-            return Err(CatalogError::invalid(
-                "allowedModels",
-                "an empty list allows no model; leave it out to allow every model",
-            ));
-        }
+        let allowed = check_api_key_settings(input)?;
         let key = generate_api_key();
         let key_hash = hash_api_key(key.expose());
         let prefix: String = key.expose().chars().take(API_KEY_DISPLAY_CHARS).collect();
-        let allowed = input
-            .allowed_models
-            .as_ref()
-            .map(|models| to_json(&format!("api key {}", input.name), models))
-            .transpose()?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if api_key_by(&tx, "name", &input.name)?.is_some() {
@@ -1213,8 +1248,8 @@ impl ControlStore for SqliteCatalog {
         let id = new_id();
         tx.prepare_cached(
             "INSERT INTO api_keys (id, name, prefix, key_hash, expires_at, allowed_models,
-                                   created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                   created_at, requests_per_minute, tokens_per_minute)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             id,
@@ -1223,7 +1258,9 @@ impl ControlStore for SqliteCatalog {
             key_hash,
             input.expires_at,
             allowed,
-            now_millis()
+            now_millis(),
+            input.requests_per_minute.map(to_i64),
+            input.tokens_per_minute.map(to_i64),
         ])?;
         let entry =
             api_key_by(&tx, "id", &id)?.ok_or_else(|| CatalogError::not_found(API_KEY, &id))?;
@@ -1266,6 +1303,124 @@ impl ControlStore for SqliteCatalog {
             entry.last_used_at = Some(now_ms);
         }
         Ok(Some(entry))
+    }
+
+    fn update_api_key(&self, id: &str, input: &ApiKeyInput) -> Result<ApiKeyEntry> {
+        let allowed = check_api_key_settings(input)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored =
+            api_key_by(&tx, "id", id)?.ok_or_else(|| CatalogError::not_found(API_KEY, id))?;
+        if stored.name != input.name {
+            return Err(CatalogError::invalid(
+                "name",
+                "a key's name cannot change (its usage is recorded under it)",
+            ));
+        }
+        tx.prepare_cached(
+            "UPDATE api_keys SET expires_at = ?2, allowed_models = ?3,
+                                 requests_per_minute = ?4, tokens_per_minute = ?5
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            input.expires_at,
+            allowed,
+            input.requests_per_minute.map(to_i64),
+            input.tokens_per_minute.map(to_i64),
+        ])?;
+        let entry =
+            api_key_by(&tx, "id", id)?.ok_or_else(|| CatalogError::not_found(API_KEY, id))?;
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    fn add_usage(&self, records: &[UsageRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut totals = tx.prepare_cached(
+                "INSERT INTO gateway_usage (day, key_name, model, requests, prompt_tokens,
+                                            completion_tokens, latency_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (day, key_name, model) DO UPDATE SET
+                    requests = requests + excluded.requests,
+                    prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                    completion_tokens = completion_tokens + excluded.completion_tokens,
+                    latency_ms = latency_ms + excluded.latency_ms",
+            )?;
+            let mut errors = tx.prepare_cached(
+                "INSERT INTO gateway_usage_errors (day, key_name, model, class, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (day, key_name, model, class) DO UPDATE SET
+                    count = count + excluded.count",
+            )?;
+            for r in records {
+                totals.execute(params![
+                    r.day,
+                    r.key,
+                    r.model,
+                    to_i64(r.requests),
+                    to_i64(r.prompt_tokens),
+                    to_i64(r.completion_tokens),
+                    to_i64(r.latency_ms),
+                ])?;
+                for (class, n) in &r.errors {
+                    errors.execute(params![r.day, r.key, r.model, class, to_i64(*n)])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRecord>> {
+        const FILTER: &str = "(?1 IS NULL OR key_name = ?1) AND (?2 IS NULL OR model = ?2)
+             AND (?3 IS NULL OR day >= ?3) AND (?4 IS NULL OR day <= ?4)";
+        let conn = self.conn();
+        let args = params![query.key, query.model, query.from, query.to];
+        let mut records: Vec<UsageRecord> = conn
+            .prepare_cached(&format!(
+                "SELECT day, key_name, model, requests, prompt_tokens, completion_tokens,
+                        latency_ms
+                 FROM gateway_usage WHERE {FILTER} ORDER BY day, key_name, model"
+            ))?
+            .query_map(args, read_usage_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT day, key_name, model, class, count FROM gateway_usage_errors WHERE {FILTER}"
+        ))?;
+        let errors = statement.query_map(args, |row| {
+            Ok((
+                (
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ),
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?.max(0) as u64,
+            ))
+        })?;
+        for error in errors {
+            let ((day, key, model), class, n) = error?;
+            // Both tables are written in one transaction, so a row of errors has its totals.
+            let at = records
+                .binary_search_by(|r| {
+                    (r.day.as_str(), r.key.as_str(), r.model.as_str()).cmp(&(
+                        day.as_str(),
+                        key.as_str(),
+                        model.as_str(),
+                    ))
+                })
+                .ok();
+            if let Some(at) = at {
+                records[at].errors.insert(class, n);
+            }
+        }
+        Ok(records)
     }
 
     fn delete_api_key(&self, id: &str) -> Result<()> {

@@ -40,7 +40,7 @@ pub use control::{
     ApiKeyEntry, ApiKeyInput, ControlStore, CreatedApiKey, GatewayCredentials, GatewayModelEntry,
     GatewayModelInput, GatewayModelWithSecrets, IngestionPipeline, NewRun, PipelineInput,
     PipelineRun, RunLogLine, RunProgress, RunTrigger, ServiceDeletion, ServiceEntry, ServiceInput,
-    ServiceWithSecrets, RUN_LOG_LINES, RUN_LOG_LINE_CHARS,
+    ServiceWithSecrets, UsageQuery, UsageRecord, RUN_LOG_LINES, RUN_LOG_LINE_CHARS,
 };
 pub use entities::{
     new_id, EntityReference, FeatureSource, FeatureSourceDataType, GatewayModel, IngestionRun,

@@ -175,6 +175,28 @@ const MIGRATIONS: &[&str] = &[
         acquired_at   INTEGER NOT NULL,
         heartbeat_at  INTEGER NOT NULL
     );",
+    // 6: gateway usage per UTC day, API key (by name) and model, with the failures by error
+    // class beside it; per-key limits (requests and tokens per minute) on the API keys.
+    "CREATE TABLE gateway_usage (
+        day                TEXT NOT NULL,
+        key_name           TEXT NOT NULL,
+        model              TEXT NOT NULL,
+        requests           INTEGER NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        latency_ms         INTEGER NOT NULL,
+        PRIMARY KEY (day, key_name, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE gateway_usage_errors (
+        day       TEXT NOT NULL,
+        key_name  TEXT NOT NULL,
+        model     TEXT NOT NULL,
+        class     TEXT NOT NULL,
+        count     INTEGER NOT NULL,
+        PRIMARY KEY (day, key_name, model, class)
+    ) WITHOUT ROWID;
+    ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
+    ALTER TABLE api_keys ADD COLUMN tokens_per_minute INTEGER;",
 ];
 
 /// The migration after which stored documents are re-redacted.
@@ -402,6 +424,43 @@ mod tests {
         migrate(&mut reader).unwrap();
         assert_eq!(user_version(&reader), LATEST);
         held.rollback().unwrap();
+    }
+
+    #[test]
+    fn migration_6_keeps_api_keys_and_adds_their_limits_and_the_usage_tables() {
+        let mut conn = at_version(5);
+        conn.execute(
+            "INSERT INTO api_keys (id, name, prefix, key_hash, created_at)
+             VALUES ('k1', 'ci', 'sbk_abcd', 'h1', 1)",
+            [],
+        )
+        .unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..6], NOW).unwrap();
+        let (name, rpm, tpm): (String, Option<i64>, Option<i64>) = conn
+            .query_row(
+                "SELECT name, requests_per_minute, tokens_per_minute FROM api_keys",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((name.as_str(), rpm, tpm), ("ci", None, None));
+        conn.execute(
+            "INSERT INTO gateway_usage VALUES ('2030-01-02', 'ci', 'm', 1, 2, 3, 4)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO gateway_usage_errors VALUES ('2030-01-02', 'ci', 'm', 'timeout', 1)",
+            [],
+        )
+        .unwrap();
+        // One row per day, key and model.
+        assert!(conn
+            .execute(
+                "INSERT INTO gateway_usage VALUES ('2030-01-02', 'ci', 'm', 1, 0, 0, 0)",
+                [],
+            )
+            .is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use sagebridge_catalog::{
     hash_api_key, ApiKeyInput, Catalog, CatalogError, ClearAwsConfig, ControlStore,
     EntityReference, GatewayCredentials, GatewayModel, GatewayModelInput, IngestionRun, KeySource,
     ListQuery, MlModel, MlModelService, ModelWrite, NewRun, PipelineInput, RunProgress, RunStatus,
-    RunTrigger, SecretKey, ServiceInput, SqliteCatalog, REDACTED, RUN_LOG_LINES, SCHEMA_VERSION,
+    RunTrigger, SecretKey, ServiceInput, SqliteCatalog, UsageQuery, UsageRecord, REDACTED,
+    RUN_LOG_LINES, SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -976,6 +977,7 @@ fn api_keys_are_stored_as_hashes_and_found_by_hash() {
             name: "ci".to_owned(),
             expires_at: Some(2_000_000_000_000),
             allowed_models: Some(vec!["llama".to_owned()]),
+            ..ApiKeyInput::default()
         })
         .expect("create");
     let key = created.key.expose().to_owned();
@@ -1339,7 +1341,7 @@ fn a_previous_version_database_migrates_and_keeps_its_data() {
 
     let catalog = open(&path);
     assert_eq!(catalog.schema_version().expect("version"), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     // Migration 4 re-redacted what older rules stored in clear, and kept the harmless settings.
     let raw = std::fs::read(&path).expect("read catalog");
     assert!(
@@ -1446,4 +1448,164 @@ fn a_catalog_with_its_key_opens_while_another_process_writes() {
     assert!(opened.is_ok(), "{opened:?}");
     held.rollback().unwrap();
     opener.join().unwrap().unwrap();
+}
+
+#[test]
+fn api_key_limits_are_stored_and_replaced_but_the_name_stays() {
+    let (_dir, path) = temp_db();
+    let catalog = open(&path);
+    let created = catalog
+        .create_api_key(&ApiKeyInput {
+            name: "team".to_owned(),
+            requests_per_minute: Some(60),
+            tokens_per_minute: Some(10_000),
+            ..ApiKeyInput::default()
+        })
+        .expect("create");
+    assert_eq!(created.entry.requests_per_minute, Some(60));
+    assert_eq!(created.entry.tokens_per_minute, Some(10_000));
+    let shown = serde_json::to_value(&created.entry).expect("json");
+    assert_eq!(shown["requestsPerMinute"], 60);
+    assert_eq!(shown["tokensPerMinute"], 10_000);
+
+    let updated = catalog
+        .update_api_key(
+            &created.entry.id,
+            &ApiKeyInput {
+                name: "team".to_owned(),
+                requests_per_minute: Some(5),
+                allowed_models: Some(vec!["llama".to_owned()]),
+                ..ApiKeyInput::default()
+            },
+        )
+        .expect("update");
+    assert_eq!(updated.requests_per_minute, Some(5));
+    assert_eq!(updated.tokens_per_minute, None, "left out is no limit");
+    assert_eq!(updated.key_hash, created.entry.key_hash, "the key is kept");
+    drop(catalog);
+    let reopened = open(&path);
+    let listed = reopened.api_keys().expect("list");
+    assert_eq!(listed, vec![updated.clone()]);
+
+    let err = |input: ApiKeyInput| {
+        reopened
+            .update_api_key(&created.entry.id, &input)
+            .unwrap_err()
+    };
+    assert!(matches!(
+        err(ApiKeyInput {
+            name: "renamed".to_owned(),
+            ..ApiKeyInput::default()
+        }),
+        CatalogError::Invalid { what: "name", .. }
+    ));
+    assert!(matches!(
+        err(ApiKeyInput {
+            name: "team".to_owned(),
+            tokens_per_minute: Some(0),
+            ..ApiKeyInput::default()
+        }),
+        CatalogError::Invalid {
+            what: "tokensPerMinute",
+            ..
+        }
+    ));
+    assert!(matches!(
+        reopened.update_api_key(
+            "no-such-key",
+            &ApiKeyInput {
+                name: "team".to_owned(),
+                ..ApiKeyInput::default()
+            }
+        ),
+        Err(CatalogError::NotFound {
+            kind: "api key",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn usage_is_added_up_per_day_key_and_model_and_filtered() {
+    let (_dir, path) = temp_db();
+    let catalog = open(&path);
+    let record = |day: &str, key: &str, model: &str, n: u64, errors: &[(&str, u64)]| UsageRecord {
+        day: day.to_owned(),
+        key: key.to_owned(),
+        model: model.to_owned(),
+        requests: n,
+        prompt_tokens: 10 * n,
+        completion_tokens: 3 * n,
+        latency_ms: 7 * n,
+        errors: errors.iter().map(|(c, k)| ((*c).to_owned(), *k)).collect(),
+    };
+    catalog
+        .add_usage(&[
+            record("2030-01-01", "a", "chat", 2, &[("timeout", 1)]),
+            record("2030-01-01", "b", "chat", 1, &[]),
+            record("2030-01-02", "a", "embed", 4, &[]),
+        ])
+        .expect("first batch");
+    catalog
+        .add_usage(&[record(
+            "2030-01-01",
+            "a",
+            "chat",
+            3,
+            &[("timeout", 2), ("rate_limited", 1)],
+        )])
+        .expect("second batch");
+    catalog.add_usage(&[]).expect("nothing to add");
+    drop(catalog);
+    let catalog = open(&path);
+
+    let all = catalog.usage(&UsageQuery::default()).expect("all");
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all[0],
+        UsageRecord {
+            day: "2030-01-01".to_owned(),
+            key: "a".to_owned(),
+            model: "chat".to_owned(),
+            requests: 5,
+            prompt_tokens: 50,
+            completion_tokens: 15,
+            latency_ms: 35,
+            errors: [("rate_limited".to_owned(), 1), ("timeout".to_owned(), 3)]
+                .into_iter()
+                .collect(),
+        }
+    );
+    let of_a = catalog
+        .usage(&UsageQuery {
+            key: Some("a".to_owned()),
+            ..UsageQuery::default()
+        })
+        .expect("key a");
+    assert_eq!(
+        of_a.iter()
+            .map(|r| (r.day.as_str(), r.model.as_str()))
+            .collect::<Vec<_>>(),
+        [("2030-01-01", "chat"), ("2030-01-02", "embed")]
+    );
+    let second_day = catalog
+        .usage(&UsageQuery {
+            from: Some("2030-01-02".to_owned()),
+            to: Some("2030-01-02".to_owned()),
+            ..UsageQuery::default()
+        })
+        .expect("one day");
+    assert_eq!(second_day.len(), 1);
+    assert_eq!(second_day[0].requests, 4);
+    assert!(second_day[0].errors.is_empty());
+    let chat_b = catalog
+        .usage(&UsageQuery {
+            key: Some("b".to_owned()),
+            model: Some("chat".to_owned()),
+            to: Some("2030-01-01".to_owned()),
+            ..UsageQuery::default()
+        })
+        .expect("b chat");
+    assert_eq!(chat_b.len(), 1);
+    assert_eq!(chat_b[0].requests, 1);
 }

@@ -66,6 +66,15 @@ pub enum GatewayError {
     #[error("{message}")]
     Throttled { message: String, retry_after: u64 },
 
+    /// The API key's own limit (`requestsPerMinute`, `tokensPerMinute`): 429 with
+    /// `Retry-After`; `code` is `rate_limited` or `tokens_limited`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        code: &'static str,
+        retry_after: u64,
+    },
+
     /// The container answered with an error: 502 with its status and message.
     #[error("the model container failed{}: {message}", original_status.map(|s| format!(" with status {s}")).unwrap_or_default())]
     ModelError {
@@ -134,7 +143,9 @@ impl GatewayError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             GatewayError::AccessDenied { .. } => StatusCode::FORBIDDEN,
-            GatewayError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Throttled { .. } | GatewayError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -163,7 +174,7 @@ impl GatewayError {
             }
             GatewayError::EndpointNotFound { .. }
             | GatewayError::InferenceComponentNotFound { .. } => "not_found_error",
-            GatewayError::Throttled { .. } => "rate_limit_error",
+            GatewayError::Throttled { .. } | GatewayError::RateLimited { .. } => "rate_limit_error",
             GatewayError::Timeout { .. }
             | GatewayError::StreamTooLong { .. }
             | GatewayError::RequestTimeout { .. } => "timeout_error",
@@ -191,6 +202,7 @@ impl GatewayError {
             GatewayError::EndpointNotFound { .. } => "endpoint_not_found",
             GatewayError::InferenceComponentNotFound { .. } => "inference_component_not_found",
             GatewayError::Throttled { .. } => "throttled",
+            GatewayError::RateLimited { code, .. } => code,
             GatewayError::ModelError { .. } => "model_error",
             GatewayError::Upstream { code, .. } => code,
             GatewayError::Unavailable { .. } => "service_unavailable",
@@ -315,6 +327,7 @@ impl IntoResponse for GatewayError {
         let mut response = (status, axum::Json(self.body())).into_response();
         let retry_after = match &self {
             GatewayError::Throttled { retry_after, .. }
+            | GatewayError::RateLimited { retry_after, .. }
             | GatewayError::Unavailable { retry_after, .. }
             | GatewayError::Overloaded { retry_after, .. }
             | GatewayError::NoCapacity { retry_after, .. } => Some(*retry_after),

@@ -331,9 +331,19 @@ impl Gateway {
     /// Whether `presented` is one of the API keys, compared in constant time (every key is
     /// compared in full, whatever matched).
     pub fn key_matches(&self, presented: &str) -> bool {
-        self.api_keys.iter().fold(false, |found, k| {
-            found | constant_time_eq(k.expose().as_bytes(), presented.as_bytes())
-        })
+        self.key_index(presented).is_some()
+    }
+
+    /// The place of `presented` in `server.apiKeys`, compared in constant time (every key is
+    /// compared in full, whatever matched).
+    pub fn key_index(&self, presented: &str) -> Option<usize> {
+        self.api_keys
+            .iter()
+            .enumerate()
+            .fold(None, |found, (i, k)| {
+                let same = constant_time_eq(k.expose().as_bytes(), presented.as_bytes());
+                found.or(same.then_some(i))
+            })
     }
 
     /// The Prometheus text of `GET /metrics`.

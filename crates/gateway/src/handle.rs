@@ -15,18 +15,27 @@ use std::sync::{Arc, RwLock};
 
 use crate::gateway::Gateway;
 use crate::limits::Limiter;
+use crate::usage::{KeyLimits, Usage};
 
 /// What a presented API key allows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyGrant {
+    /// The key's name, under which its usage is counted (never the key itself).
+    pub name: String,
     /// The models the key may call; `None` for every model.
     pub allowed_models: Option<Vec<String>>,
+    /// Its requests and tokens per minute.
+    pub limits: KeyLimits,
 }
 
 impl KeyGrant {
-    /// A grant for every model (keys of `server.apiKeys`, admin sessions).
-    pub fn unrestricted() -> Self {
-        Self::default()
+    /// A grant for every model without limits, counted under `name` (keys of
+    /// `server.apiKeys`, admin sessions, callers of a gateway without keys).
+    pub fn unrestricted(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
     }
 
     /// Whether the key may call `model`.
@@ -56,6 +65,8 @@ pub struct GatewayHandle {
     keys: Option<Arc<dyn KeyStore>>,
     /// Invocations in flight, kept across swaps (sized by the first gateway's `server:`).
     limiter: Limiter,
+    /// Usage per key and model and the keys' limit windows, kept across swaps.
+    usage: Arc<Usage>,
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -79,7 +90,20 @@ impl GatewayHandle {
             current: RwLock::new(gateway),
             keys: None,
             limiter,
+            usage: Arc::default(),
         }
+    }
+
+    /// Usage per key and model (for `/metrics` and the catalog's daily aggregates).
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
+    }
+
+    /// `/metrics`: the current gateway's metrics, then the per-key usage.
+    pub fn metrics_text(&self) -> String {
+        let mut text = self.current().metrics_text();
+        self.usage.render(&mut text);
+        text
     }
 
     /// The concurrency limiter of `/v1`.
@@ -106,12 +130,15 @@ impl GatewayHandle {
         }
     }
 
-    /// Swaps in `gateway` for the next requests; requests in flight finish on the old one.
-    pub fn replace(&self, gateway: Arc<Gateway>) {
-        match self.current.write() {
-            Ok(mut g) => *g = gateway,
-            Err(poisoned) => *poisoned.into_inner() = gateway,
+    /// Swaps in `gateway` for the next requests; requests in flight finish on the old one. A
+    /// gateway not shared yet takes over the metrics of the old one (same model names), so a
+    /// model change does not reset `/metrics`.
+    pub fn replace(&self, mut gateway: Arc<Gateway>) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(fresh) = Arc::get_mut(&mut gateway) {
+            fresh.metrics.carry_over(&current.metrics);
         }
+        *current = gateway;
     }
 
     /// Whether requests need an API key: the config has keys or the store does.
@@ -119,10 +146,11 @@ impl GatewayHandle {
         self.current().auth_required() || self.keys.as_ref().is_some_and(|k| k.has_keys())
     }
 
-    /// The grant of `presented`: a key of the config (every model), else one of the store.
+    /// The grant of `presented`: a key of the config (every model, named `file-key-N` after
+    /// its place in `server.apiKeys`), else one of the store.
     pub fn authorize(&self, presented: &str) -> Option<KeyGrant> {
-        if self.current().key_matches(presented) {
-            return Some(KeyGrant::unrestricted());
+        if let Some(i) = self.current().key_index(presented) {
+            return Some(KeyGrant::unrestricted(&format!("file-key-{}", i + 1)));
         }
         self.keys.as_ref().and_then(|k| k.check(presented))
     }

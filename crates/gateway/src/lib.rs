@@ -30,6 +30,8 @@
 //!   probe per model.
 //! - [`limits`]: the concurrency limiter of `/v1` and the per-request limits of `server:`.
 //! - [`metrics`]: hand-written Prometheus counters and histograms.
+//! - [`usage`]: usage per API key and model (metrics, daily deltas for the catalog) and the
+//!   per-key limits (requests and tokens per minute).
 //! - [`checks`]: [`check_models`], the gateway half of `sagebridge test-connection`.
 
 pub mod adapter;
@@ -47,6 +49,7 @@ pub mod metrics;
 pub mod reasoning;
 pub mod routes;
 pub mod stream;
+pub mod usage;
 
 pub use checks::check_models;
 pub use config::{load_file, GatewayConfig, ModelConfig, ModelKind};
@@ -57,3 +60,4 @@ pub use gateway::{
 };
 pub use handle::{GatewayHandle, KeyGrant, KeyStore, PreAuthorized};
 pub use routes::{api_router, router};
+pub use usage::{KeyLimits, Usage, UsageDelta};

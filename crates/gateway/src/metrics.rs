@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Histogram bucket upper bounds, in seconds.
@@ -39,23 +39,18 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn render(&self, out: &mut String, name: &str, model: &str) {
+    /// Writes the histogram `name` with `labels` (`a="x",b="y"`, already escaped).
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
             cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{model=\"{model}\",le=\"{b}\"}} {cumulative}"
-            );
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
         }
         let count = self.count();
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{model=\"{model}\",le=\"+Inf\"}} {count}"
-        );
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{model=\"{model}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{model=\"{model}\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
 }
 
@@ -112,17 +107,19 @@ impl ModelMetrics {
     }
 }
 
-/// Every metric of one gateway.
+/// Every metric of one gateway. The counts are shared (`Arc`) so that a gateway rebuilt after
+/// a model change takes over those of the one it replaces ([`Metrics::carry_over`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     names: Vec<String>,
-    models: Vec<ModelMetrics>,
+    models: Vec<Arc<ModelMetrics>>,
     /// Requests naming no configured model, or no model at all.
-    unknown_model_requests: AtomicU64,
-    errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    unknown_model_requests: Arc<AtomicU64>,
+    errors: Arc<Mutex<BTreeMap<(String, &'static str), u64>>>,
 }
 
-fn label(s: &str) -> String {
+/// `s` escaped for a label value.
+pub(crate) fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -134,10 +131,22 @@ impl Metrics {
             names: model_names.iter().map(|n| label(n)).collect(),
             models: model_names
                 .iter()
-                .map(|_| ModelMetrics::default())
+                .map(|_| Arc::new(ModelMetrics::default()))
                 .collect(),
             ..Self::default()
         }
+    }
+
+    /// Takes over the counts of `old`: models of the same name keep their numbers, and so do
+    /// the error and unknown-model counts (a model removed takes its numbers with it).
+    pub fn carry_over(&mut self, old: &Metrics) {
+        for (name, slot) in self.names.iter().zip(self.models.iter_mut()) {
+            if let Some(i) = old.names.iter().position(|n| n == name) {
+                *slot = Arc::clone(&old.models[i]);
+            }
+        }
+        self.unknown_model_requests = Arc::clone(&old.unknown_model_requests);
+        self.errors = Arc::clone(&old.errors);
     }
 
     pub fn model(&self, index: usize) -> &ModelMetrics {
@@ -205,7 +214,7 @@ impl Metrics {
             m.upstream_latency.render(
                 &mut out,
                 "sagebridge_gateway_upstream_latency_seconds",
-                name,
+                &format!("model=\"{name}\""),
             );
         }
         out.push_str("# HELP sagebridge_gateway_time_to_first_token_seconds Time from request to the first streamed token.\n");
@@ -214,7 +223,7 @@ impl Metrics {
             m.time_to_first_token.render(
                 &mut out,
                 "sagebridge_gateway_time_to_first_token_seconds",
-                name,
+                &format!("model=\"{name}\""),
             );
         }
         out.push_str("# HELP sagebridge_gateway_tokens_total Tokens reported by the containers.\n");
@@ -271,5 +280,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
         assert_eq!(m.errors_of("throttled"), 1);
+    }
+
+    #[test]
+    fn a_rebuilt_gateway_keeps_the_counts_of_the_models_it_still_has() {
+        let old = Metrics::new(&["a".to_owned(), "gone".to_owned()]);
+        old.model(0).request(Route::Chat);
+        old.model(1).request(Route::Chat);
+        old.error(Some("a"), "timeout");
+        let mut new = Metrics::new(&["new".to_owned(), "a".to_owned()]);
+        new.carry_over(&old);
+        new.model(1).request(Route::Chat);
+        let text = new.render();
+        for line in [
+            "sagebridge_gateway_requests_total{model=\"a\",route=\"chat\"} 2",
+            "sagebridge_gateway_requests_total{model=\"new\",route=\"chat\"} 0",
+            "sagebridge_gateway_errors_total{model=\"a\",class=\"timeout\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert!(!text.contains("gone"));
     }
 }

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
@@ -32,6 +32,7 @@ use crate::gateway::Gateway;
 use crate::handle::{GatewayHandle, KeyGrant, PreAuthorized};
 use crate::metrics::Route;
 use crate::stream::chat_stream;
+use crate::usage::{ErrorClass, UsageTicket, ADMIN_SESSION, ANONYMOUS};
 
 /// Room left in each embedding invocation for SageMaker's own framing.
 const PAYLOAD_MARGIN: usize = 16 * 1024;
@@ -63,13 +64,12 @@ pub fn api_router(state: Arc<GatewayHandle>) -> Router {
 }
 
 async fn metrics(State(h): State<Arc<GatewayHandle>>) -> Response {
-    let gw = h.current();
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        gw.metrics_text(),
+        h.metrics_text(),
     )
         .into_response()
 }
@@ -96,12 +96,15 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Checks the API key and puts its [`KeyGrant`] into the request. For a key limited to some
-/// models, the body is read here (within the size limit) to refuse a call for another model
-/// before any handler runs.
+/// Checks the API key and puts its [`KeyGrant`] into the request. A `POST` also gets a
+/// [`UsageTicket`] of the key (counted when the answer ends) and passes the key's limits
+/// ([`crate::usage`]) or is answered 429. For a key limited to some models, the body is read
+/// here (within the size limit) to refuse a call for another model before any handler runs.
 async fn auth(State(h): State<Arc<GatewayHandle>>, req: Request, next: Next) -> Response {
-    let grant = if req.extensions().get::<PreAuthorized>().is_some() || !h.auth_required() {
-        KeyGrant::unrestricted()
+    let grant = if req.extensions().get::<PreAuthorized>().is_some() {
+        KeyGrant::unrestricted(ADMIN_SESSION)
+    } else if !h.auth_required() {
+        KeyGrant::unrestricted(ANONYMOUS)
     } else if let Some(grant) = presented_key(req.headers()).and_then(|k| h.authorize(k)) {
         grant
     } else {
@@ -109,17 +112,34 @@ async fn auth(State(h): State<Arc<GatewayHandle>>, req: Request, next: Next) -> 
         tracing::warn!(path = %req.uri().path(), "request without a valid API key");
         return GatewayError::Unauthorized.into_response();
     };
+    if req.method() != axum::http::Method::POST {
+        let mut req = req;
+        req.extensions_mut().insert(grant);
+        return next.run(req).await;
+    }
+    let ticket = h.usage().ticket(&grant.name);
     let mut req = match grant.allowed_models {
-        Some(_) if req.method() == axum::http::Method::POST => {
-            match check_model_allowed(&h.current(), &grant, req).await {
-                Ok(req) => req,
-                Err(r) => return r,
-            }
-        }
-        _ => req,
+        Some(_) => match check_model_allowed(&h.current(), &grant, &ticket, req).await {
+            Ok(req) => req,
+            Err(r) => return counted(&ticket, r),
+        },
+        None => req,
     };
+    if let Err(e) = h.usage().admit(&grant.name, grant.limits) {
+        tracing::info!(key = %grant.name, code = e.code(), "API key over its limit");
+        return counted(&ticket, fail(&h.current(), None, "auth", e));
+    }
     req.extensions_mut().insert(grant);
-    next.run(req).await
+    req.extensions_mut().insert(ticket.clone());
+    counted(&ticket, next.run(req).await)
+}
+
+/// Tells `ticket` the error class of `response`, if it failed.
+fn counted(ticket: &UsageTicket, response: Response) -> Response {
+    if let Some(ErrorClass(class)) = response.extensions().get::<ErrorClass>() {
+        ticket.set_error(class);
+    }
+    response
 }
 
 /// Reads the body of `req` to see its `model`, and answers 403 when `grant` does not allow it;
@@ -127,6 +147,7 @@ async fn auth(State(h): State<Arc<GatewayHandle>>, req: Request, next: Next) -> 
 async fn check_model_allowed(
     gw: &Gateway,
     grant: &KeyGrant,
+    ticket: &UsageTicket,
     req: Request,
 ) -> Result<Request, Response> {
     #[derive(serde::Deserialize)]
@@ -160,6 +181,10 @@ async fn check_model_allowed(
             .and_then(|m| m.model),
     };
     if let Some(model) = model {
+        // Only configured names become labels: a client cannot grow the metrics at will.
+        if gw.models().iter().any(|m| m.name == model) {
+            ticket.set_model(&model);
+        }
         if !grant.allows(&model) {
             tracing::warn!(model = %model, "API key not allowed to call this model");
             return Err(fail(
@@ -209,9 +234,11 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, gw: &Gateway) -> Result<Bytes
     })
 }
 
-/// Counts and logs a failure, then answers it.
+/// Counts and logs a failure, then answers it (with its class in the answer's extensions, for
+/// the request's [`UsageTicket`]).
 fn fail(gw: &Gateway, model: Option<&str>, route: &'static str, e: GatewayError) -> Response {
-    gw.metrics.error(model, e.code());
+    let class = e.code();
+    gw.metrics.error(model, class);
     let request_id = response_id("req");
     if e.status().is_server_error() || e.status() == StatusCode::FORBIDDEN {
         tracing::warn!(route, model = model.unwrap_or(""), code = e.code(), request_id = %request_id, error = %e, "request failed");
@@ -219,28 +246,49 @@ fn fail(gw: &Gateway, model: Option<&str>, route: &'static str, e: GatewayError)
         tracing::debug!(route, model = model.unwrap_or(""), code = e.code(), error = %e, "request refused");
     }
     // Clients get the class and what to do; ARNs, accounts and endpoints stay in the log.
-    e.client_response(&request_id)
+    let mut response = e.client_response(&request_id);
+    response.extensions_mut().insert(ErrorClass(class));
+    response
+}
+
+/// The request's ticket, told the model the request resolved to.
+fn ticket_of(ticket: Option<Extension<UsageTicket>>) -> Option<UsageTicket> {
+    ticket.map(|Extension(t)| t)
+}
+
+fn set_model(ticket: &Option<UsageTicket>, model: &Option<String>) {
+    if let (Some(t), Some(m)) = (ticket, model) {
+        t.set_model(m);
+    }
 }
 
 async fn chat(
     State(h): State<Arc<GatewayHandle>>,
+    ticket: Option<Extension<UsageTicket>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
-    match chat_inner(&h, &gw, body, started, &mut model_name).await {
+    let ticket = ticket_of(ticket);
+    let result = chat_inner(&h, &gw, body, started, &mut model_name, ticket.as_ref()).await;
+    set_model(&ticket, &model_name);
+    match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "chat", e),
     }
 }
 
+/// `POST /v1/chat/completions`. The key's usage takes the container's token counts; without
+/// them, estimates ([`estimate_tokens`]) of the messages' text and of the answer's text (for a
+/// stream, one token per content chunk).
 async fn chat_inner(
     h: &GatewayHandle,
     gw: &Arc<Gateway>,
     body: Result<Bytes, BytesRejection>,
     started: Instant,
     model_name: &mut Option<String>,
+    ticket: Option<&UsageTicket>,
 ) -> Result<Response, GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = ChatRequest::parse(&body)?;
@@ -271,10 +319,14 @@ async fn chat_inner(
             gw.clone(),
             model,
             events,
-            req.include_usage,
-            req.n.unwrap_or(1) as usize,
-            started,
-            Some(permit),
+            crate::stream::StreamOptions {
+                include_usage: req.include_usage,
+                choices: req.n.unwrap_or(1) as usize,
+                started,
+                permit: Some(permit),
+                ticket: ticket.cloned(),
+                prompt_estimate: prompt_estimate(&req),
+            },
         )));
     }
     mm.request(Route::Chat);
@@ -296,8 +348,36 @@ async fn chat_inner(
     if let Some(u) = completion.usage {
         mm.tokens(u.prompt_tokens, u.completion_tokens);
     }
+    if let Some(t) = ticket {
+        match completion.usage {
+            Some(u) => t.add_tokens(u.prompt_tokens, u.completion_tokens),
+            None => t.add_tokens(prompt_estimate(&req), answer_estimate(&completion.body)),
+        }
+    }
     tracing::debug!(model = %model.name, ms = started.elapsed().as_millis() as u64, "chat completion");
     Ok(Json(completion.body).into_response())
+}
+
+/// An estimate of the tokens of a chat request's messages, when the container gives no count.
+fn prompt_estimate(req: &ChatRequest) -> u64 {
+    req.messages
+        .iter()
+        .map(|m| estimate_tokens(&m.content))
+        .sum()
+}
+
+/// An estimate of the tokens of a chat answer's text, when the container gives no count.
+fn answer_estimate(body: &Value) -> u64 {
+    body.get("choices")
+        .and_then(Value::as_array)
+        .map(|choices| {
+            choices
+                .iter()
+                .filter_map(|c| c.pointer("/message/content").and_then(Value::as_str))
+                .map(estimate_tokens)
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The start of a request's cold-start wait ([`Gateway::invoke_warm`]).
@@ -320,18 +400,28 @@ fn sse_response(body: Body) -> Response {
 
 async fn embeddings(
     State(h): State<Arc<GatewayHandle>>,
+    ticket: Option<Extension<UsageTicket>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
-    match embeddings_inner(&h, &gw, body, started, &mut model_name).await {
+    let ticket = ticket_of(ticket);
+    let result = embeddings_inner(&h, &gw, body, started, &mut model_name).await;
+    set_model(&ticket, &model_name);
+    let result = result.map(|(response, tokens)| {
+        if let Some(t) = &ticket {
+            t.add_tokens(tokens, 0);
+        }
+        response
+    });
+    match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "embeddings", e),
     }
 }
 
-/// `POST /v1/embeddings`.
+/// `POST /v1/embeddings`, answered with the request's prompt tokens (for the key's usage).
 ///
 /// `dimensions` keeps the first N values of each vector and renormalises vectors the container
 /// sent normalised (see [`shorten`]); 0, or more than the container's vectors have, is a 400
@@ -348,7 +438,7 @@ async fn embeddings_inner(
     body: Result<Bytes, BytesRejection>,
     started: Instant,
     model_name: &mut Option<String>,
-) -> Result<Response, GatewayError> {
+) -> Result<(Response, u64), GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = EmbeddingsRequest::parse(&body)?;
     drop(body);
@@ -423,7 +513,7 @@ async fn embeddings_inner(
         .collect();
     tracing::debug!(model = %model.name, inputs = data.len(), ms = started.elapsed().as_millis() as u64, "embeddings");
     // Serialized straight from the vectors: no JSON value per float.
-    Ok(Json(EmbeddingList {
+    let response = Json(EmbeddingList {
         object: "list",
         data,
         model: &model.name,
@@ -432,7 +522,8 @@ async fn embeddings_inner(
             total_tokens: prompt_tokens,
         },
     })
-    .into_response())
+    .into_response();
+    Ok((response, prompt_tokens))
 }
 
 /// Refuses an embeddings request with more inputs, or more text, than `server:` allows.
@@ -493,26 +584,37 @@ struct EmbeddingUsage {
 
 async fn rerank(
     State(h): State<Arc<GatewayHandle>>,
+    ticket: Option<Extension<UsageTicket>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let gw = h.current();
     let mut model_name = None;
-    match rerank_inner(&h, &gw, body, &mut model_name).await {
+    let ticket = ticket_of(ticket);
+    let result = rerank_inner(&h, &gw, body, &mut model_name, ticket.as_ref()).await;
+    set_model(&ticket, &model_name);
+    match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "rerank", e),
     }
 }
 
+/// `POST /v1/rerank`. Rerank containers count no tokens: the key's usage gets an estimate
+/// ([`estimate_tokens`]) of the query and the documents as prompt tokens.
 async fn rerank_inner(
     h: &GatewayHandle,
     gw: &Arc<Gateway>,
     body: Result<Bytes, BytesRejection>,
     model_name: &mut Option<String>,
+    ticket: Option<&UsageTicket>,
 ) -> Result<Response, GatewayError> {
     let body = body_bytes(body, gw)?;
     let req = RerankRequest::parse(&body)?;
     let model = gw.rerank_model(&req.model)?;
     *model_name = Some(model.name.clone());
+    if let Some(t) = ticket {
+        let docs: u64 = req.documents.iter().map(|d| estimate_tokens(d)).sum();
+        t.add_tokens(estimate_tokens(&req.query) + docs, 0);
+    }
     let _permit = h.limiter().try_acquire(&model.name)?;
     let adapter = model.adapter();
     let mm = gw.model_metrics(model);
@@ -555,22 +657,26 @@ async fn rerank_inner(
 
 async fn transcriptions(
     State(h): State<Arc<GatewayHandle>>,
+    ticket: Option<Extension<UsageTicket>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    transcribe(h, headers, body, "transcribe").await
+    transcribe(h, ticket_of(ticket), headers, body, "transcribe").await
 }
 
 async fn translations(
     State(h): State<Arc<GatewayHandle>>,
+    ticket: Option<Extension<UsageTicket>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    transcribe(h, headers, body, "translate").await
+    transcribe(h, ticket_of(ticket), headers, body, "translate").await
 }
 
+/// The audio routes count requests and latency for the key; no tokens.
 async fn transcribe(
     h: Arc<GatewayHandle>,
+    ticket: Option<UsageTicket>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     task: &'static str,
@@ -582,7 +688,9 @@ async fn transcribe(
     } else {
         "transcriptions"
     };
-    match transcribe_inner(&h, &gw, &headers, body, task, &mut model_name).await {
+    let result = transcribe_inner(&h, &gw, &headers, body, task, &mut model_name).await;
+    set_model(&ticket, &model_name);
+    match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), route, e),
     }
@@ -737,11 +845,15 @@ async fn transcribe_inner(
 
 async fn speech(
     State(h): State<Arc<GatewayHandle>>,
+    ticket: Option<Extension<UsageTicket>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let gw = h.current();
     let mut model_name = None;
-    match speech_inner(&h, &gw, body, &mut model_name).await {
+    let ticket = ticket_of(ticket);
+    let result = speech_inner(&h, &gw, body, &mut model_name).await;
+    set_model(&ticket, &model_name);
+    match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "speech", e),
     }

@@ -32,6 +32,7 @@ use crate::gateway::{ChatModel, Gateway};
 use crate::invoker::Events;
 use crate::limits::Permit;
 use crate::reasoning::{Parts, ThinkSplitter};
+use crate::usage::UsageTicket;
 
 /// One thing the container said in its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -414,6 +415,9 @@ pub struct ChatChunks {
     finished: bool,
     usage: Option<Usage>,
     first_token_seen: bool,
+    /// Events that carried generated text: the completion-token estimate when the container
+    /// counts none (streaming containers send about one token per event).
+    content_events: u64,
     /// One per choice: where the answer's `<think>` section ends.
     think: Vec<ThinkSplitter>,
     /// How many choices the client asked for (`n`).
@@ -434,6 +438,7 @@ impl ChatChunks {
             finished: false,
             usage: None,
             first_token_seen: false,
+            content_events: 0,
             think: Vec::new(),
             choices: 1,
         }
@@ -583,6 +588,11 @@ impl ChatChunks {
         self.first_token_seen
     }
 
+    /// How many events carried generated text (an estimate of the completion tokens).
+    pub fn content_events(&self) -> u64 {
+        self.content_events
+    }
+
     fn emit(&mut self, out: &mut VecDeque<Bytes>) -> Result<(), GatewayError> {
         let mut events = std::mem::take(&mut self.events);
         let result = events.drain(..).try_for_each(|ev| self.event(ev, out));
@@ -622,6 +632,7 @@ impl ChatChunks {
             StreamEvent::Chunk(json) => {
                 if json.contains("\"content\"") {
                     self.first_token_seen = true;
+                    self.content_events += 1;
                 }
                 if json.contains("\"usage\"") {
                     if let Some(u) = serde_json::from_str::<Value>(&json)
@@ -636,6 +647,7 @@ impl ChatChunks {
                 out.push_back(sse_data(&json));
             }
             StreamEvent::Text(text) => {
+                self.content_events += 1;
                 let parts = self.splitter(0).push(&text);
                 self.text_chunk(0, &parts, out);
             }
@@ -690,10 +702,34 @@ struct ChatStream {
     done: bool,
     /// This stream's place in the concurrency limits, held to its end.
     _permit: Option<Permit>,
+    /// The request's usage, counted when the stream ends (dropped with it).
+    ticket: Option<UsageTicket>,
+    prompt_estimate: u64,
+}
+
+/// How a streamed chat answer is served and counted.
+pub(crate) struct StreamOptions {
+    /// The client asked for the usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+    /// `n`.
+    pub choices: usize,
+    pub started: Instant,
+    pub permit: Option<Permit>,
+    pub ticket: Option<UsageTicket>,
+    /// The prompt's tokens by [`crate::adapter::embed::estimate_tokens`], for a container
+    /// that counts none.
+    pub prompt_estimate: u64,
 }
 
 impl Drop for ChatStream {
     fn drop(&mut self) {
+        if let Some(t) = &self.ticket {
+            // The container's counts, else the estimates: also for a stream cut short.
+            match self.chunks.usage() {
+                Some(u) => t.add_tokens(u.prompt_tokens, u.completion_tokens),
+                None => t.add_tokens(self.prompt_estimate, self.chunks.content_events()),
+            }
+        }
         self.gw.model_metrics(&self.model).stream_closed();
         if !self.done {
             tracing::debug!(model = %self.model.name, "client went away; upstream stream dropped");
@@ -706,11 +742,16 @@ pub(crate) fn chat_stream(
     gw: Arc<Gateway>,
     model: ChatModel,
     events: Events,
-    include_usage: bool,
-    choices: usize,
-    started: Instant,
-    permit: Option<Permit>,
+    options: StreamOptions,
 ) -> Body {
+    let StreamOptions {
+        include_usage,
+        choices,
+        started,
+        permit,
+        ticket,
+        prompt_estimate,
+    } = options;
     gw.model_metrics(&model).stream_opened();
     let decoder = model
         .adapter()
@@ -732,6 +773,8 @@ pub(crate) fn chat_stream(
         first_token_observed: false,
         done: false,
         _permit: permit,
+        ticket,
+        prompt_estimate,
     };
     Body::from_stream(futures::stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;
@@ -830,6 +873,9 @@ impl ChatStream {
     fn fail(&mut self, e: GatewayError) {
         tracing::warn!(model = %self.model.name, code = e.code(), error = %e, "stream failed");
         self.gw.metrics.error(Some(&self.model.name), e.code());
+        if let Some(t) = &self.ticket {
+            t.set_error(e.code());
+        }
         self.out.push_back(sse_json(&e.body()));
         self.done = true;
     }

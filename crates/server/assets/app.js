@@ -2133,7 +2133,11 @@ async function viewGatewayForm(name) {
         field({ id: "gw-contextLength", label: "Context length", type: "number", min: 1, value: m.contextLength ?? "" }),
         field({ id: "gw-chatTemplate", label: "Chat template", value: m.chatTemplate || "", placeholder: "llama-3, chatml, …",
           help: "For tgi/lmi chat models: how messages become a prompt." }),
-        field({ id: "gw-maxBatchSize", label: "Max batch size", type: "number", min: 1, value: m.maxBatchSize ?? "", help: "Embeddings per call." }))),
+        field({ id: "gw-maxBatchSize", label: "Max batch size", type: "number", min: 1, value: m.maxBatchSize ?? "", help: "Embeddings per call." }),
+        field({ id: "gw-coldStartWaitSeconds", label: "Cold-start wait (seconds)", type: "number", min: 0, max: 900, value: m.coldStartWaitSeconds ?? "",
+          help: "Only with an inference component, which can scale to zero: how long a request waits for a copy to start (0 to 900; empty or 0 answers 503 at once)." }),
+        field({ id: "gw-vision", label: "Takes images (vision)", type: "checkbox", checked: m.vision === true,
+          help: "Chat models only: image_url parts (data: URLs) are passed to the container; without it they are refused." }))),
     formError,
     el("div", { class: "actions" }, saveButton, el("a", { class: "button", href: "#/gateway" }, "Cancel")),
     checkResult);
@@ -2152,8 +2156,11 @@ async function viewGatewayForm(name) {
     show(formError);
     const body = { name: valueOf("gw-name"), kind: valueOf("gw-kind"), endpointName: valueOf("gw-endpointName") };
     for (const k of ["format", "inferenceComponent", "targetVariant", "chatTemplate"]) if (valueOf("gw-" + k)) body[k] = valueOf("gw-" + k);
-    for (const k of ["maxTokens", "temperature", "contextLength", "maxBatchSize"]) if (valueOf("gw-" + k) !== "") body[k] = Number(valueOf("gw-" + k));
+    for (const k of ["maxTokens", "temperature", "contextLength", "maxBatchSize", "coldStartWaitSeconds"]) if (valueOf("gw-" + k) !== "") body[k] = Number(valueOf("gw-" + k));
+    if (checked("gw-vision")) body.vision = true;
     const errors = [];
+    if (body.coldStartWaitSeconds !== undefined && !(body.coldStartWaitSeconds >= 0 && body.coldStartWaitSeconds <= 900))
+      errors.push({ path: "coldStartWaitSeconds", text: "Enter 0 to 900 seconds." });
     if (!body.name) errors.push({ path: "name", text: "Enter a name." });
     if (!body.endpointName) errors.push({ path: "endpointName", text: "Enter the SageMaker endpoint name." });
     if (serviceRadio.checked) {
@@ -2196,6 +2203,27 @@ async function viewGatewayForm(name) {
 // ---------------------------------------------------------------------------------------------
 // API keys
 
+// Reads the two limit fields `<prefix>requestsPerMinute` and `<prefix>tokensPerMinute` into
+// `body` (left out when empty); the problems found, by field.
+function readLimits(prefix, body) {
+  const errors = [];
+  for (const k of ["requestsPerMinute", "tokensPerMinute"]) {
+    const text = valueOf(prefix + k);
+    if (text === "") continue;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) errors.push({ path: k, text: "Enter a whole number of at least 1, or leave it empty for no limit." });
+    else body[k] = n;
+  }
+  return errors;
+}
+
+function limitsText(k) {
+  const parts = [];
+  if (k.requestsPerMinute) parts.push(k.requestsPerMinute + " requests/min");
+  if (k.tokensPerMinute) parts.push(k.tokensPerMinute + " tokens/min");
+  return parts.length ? parts.join(" · ") : "none";
+}
+
 async function viewKeys() {
   const p = page("API keys");
   const created = el("div", { id: "key-created", "aria-live": "polite" });
@@ -2206,7 +2234,11 @@ async function viewKeys() {
   const form = el("form", { id: "key-form", novalidate: true, autocomplete: "off" },
     el("div", { class: "grid" },
       field({ id: "key-name", label: "Name", required: true, help: "Who or what uses the key, e.g. dify-prod." }),
-      field({ id: "key-expires", label: "Expires on (optional)", type: "date", help: "The key stops working at the start of this day (UTC)." })),
+      field({ id: "key-expires", label: "Expires on (optional)", type: "date", help: "The key stops working at the start of this day (UTC)." }),
+      field({ id: "key-requestsPerMinute", label: "Requests per minute (optional)", type: "number", min: 1,
+        help: "More in any 60 seconds are answered 429 with Retry-After. Empty: no limit." }),
+      field({ id: "key-tokensPerMinute", label: "Tokens per minute (optional)", type: "number", min: 1,
+        help: "Prompt and completion tokens; a request is admitted while the last 60 seconds used fewer. Empty: no limit." })),
     el("fieldset", {}, el("legend", {}, "Allowed models (none ticked: all models)"), modelsBox),
     formError,
     el("div", { class: "actions" }, createButton));
@@ -2230,8 +2262,52 @@ async function viewKeys() {
       show(list, muted("No key yet."));
       return;
     }
-    show(list, table(["Name", "Key", "Models", "Created", "Last used", "Expires", "State", ""], keys.map((k) => {
+    show(list, table(["Name", "Key", "Models", "Limits", "Created", "Last used", "Expires", "State", ""], keys.map((k) => {
       const status = el("div", { "aria-live": "polite" });
+      const editBox = el("div", { class: "limits-edit" });
+      const edit = el("button", {
+        type: "button", "aria-label": "Edit the limits of " + k.name, "aria-expanded": "false", onclick: (ev) => {
+          const open = !editBox.firstChild;
+          ev.target.setAttribute("aria-expanded", String(open));
+          if (!open) {
+            show(editBox);
+            return;
+          }
+          const prefix = "limits-" + k.id + "-";
+          const editError = el("div", { tabindex: "-1", "aria-live": "polite" });
+          const save = el("button", { type: "submit", class: "primary" }, "Save limits");
+          const editForm = el("form", { novalidate: true, autocomplete: "off", "aria-label": "Limits of " + k.name },
+            field({ id: prefix + "requestsPerMinute", label: "Requests per minute", type: "number", min: 1, value: k.requestsPerMinute ?? "", help: "Empty: no limit." }),
+            field({ id: prefix + "tokensPerMinute", label: "Tokens per minute", type: "number", min: 1, value: k.tokensPerMinute ?? "", help: "Empty: no limit." }),
+            editError, save);
+          editForm.addEventListener("submit", async (submitted) => {
+            submitted.preventDefault();
+            clearFieldErrors(editForm);
+            show(editError);
+            // PUT replaces the settings: the expiry and allowed models go back as they are.
+            const update = {};
+            if (k.expiresAt) update.expiresAt = k.expiresAt;
+            if (k.allowedModels) update.allowedModels = k.allowedModels;
+            const errors = readLimits(prefix, update);
+            if (errors.length) {
+              showErrors(editForm, editError, errors, prefix);
+              return;
+            }
+            save.disabled = true;
+            try {
+              await api("PUT", API + "/gateway/keys/" + encodeURIComponent(k.id), update);
+              announce("Limits of " + k.name + " saved");
+              loadKeys();
+            } catch (e) {
+              save.disabled = false;
+              if (e instanceof ApiError && e.status === 400) showErrors(editForm, editError, fieldErrors(e.message), prefix);
+              else show(editError, errorBox(e, "Saving the limits of " + k.name));
+            }
+          });
+          show(editBox, editForm);
+          document.getElementById(prefix + "requestsPerMinute").focus();
+        },
+      }, "Edit limits");
       const revoke = el("button", {
         type: "button", class: "danger-outline", "aria-label": "Revoke " + k.name, onclick: async (ev) => {
           if (ev.target.dataset.armed !== "1") {
@@ -2254,11 +2330,12 @@ async function viewKeys() {
         el("th", { scope: "row" }, k.name),
         el("td", {}, el("code", {}, (k.prefix || "") + "…")),
         el("td", {}, (k.allowedModels || []).length ? k.allowedModels.join(", ") : "all"),
+        el("td", {}, limitsText(k)),
         el("td", {}, formatTime(k.createdAt)),
         el("td", {}, k.lastUsedAt ? formatTime(k.lastUsedAt) : "never"),
         el("td", {}, k.expiresAt ? formatTime(k.expiresAt) : "never"),
         el("td", {}, badge(k.expired ? "expired" : "active")),
-        el("td", {}, revoke, status));
+        el("td", {}, edit, " ", revoke, status, editBox));
     }), "API keys"));
   };
   form.addEventListener("submit", async (ev) => {
@@ -2281,6 +2358,11 @@ async function viewKeys() {
     }
     const allowed = [...modelsBox.querySelectorAll("input:checked")].map((i) => i.value);
     if (allowed.length) body.allowedModels = allowed;
+    const limitErrors = readLimits("key-", body);
+    if (limitErrors.length) {
+      showErrors(form, formError, limitErrors, "key-");
+      return;
+    }
     createButton.disabled = true;
     try {
       const key = await api("POST", API + "/gateway/keys", body);

@@ -71,7 +71,9 @@ const EXPECTED: &[&str] = &[
     "GET /api/v1/gateway/discovered",
     "GET /api/v1/gateway/keys",
     "POST /api/v1/gateway/keys",
+    "PUT /api/v1/gateway/keys/{id}",
     "DELETE /api/v1/gateway/keys/{id}",
+    "GET /api/v1/gateway/usage",
     "GET /api/v1/openapi.json",
 ];
 

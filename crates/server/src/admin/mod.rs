@@ -22,6 +22,7 @@
 //! - `discovered`: `/api/v1/gateway/discovered`.
 //! - `models`: `/api/v1/gateway/models`, applied to `/v1` at once.
 //! - `keys`: `/api/v1/gateway/keys`.
+//! - `usage`: `/api/v1/gateway/usage`, the gateway's daily usage per key and model.
 //! - `openapi`: the OpenAPI 3.1 document (`/api/v1/openapi.json`), collected from the handlers'
 //!   `#[utoipa::path]` by the same `OpenApiRouter` that builds the routes.
 
@@ -35,6 +36,7 @@ mod openapi;
 mod pipelines;
 mod runs;
 mod services;
+mod usage;
 mod validate;
 
 use std::sync::Arc;
@@ -122,7 +124,8 @@ pub fn routes(control: Arc<ControlPlane>) -> (Router, utoipa::openapi::OpenApi) 
         .routes(routes!(models::get, models::update, models::delete))
         .routes(routes!(models::check))
         .routes(routes!(keys::list, keys::create))
-        .routes(routes!(keys::delete))
+        .routes(routes!(keys::update, keys::delete))
+        .routes(routes!(usage::get))
         .with_state(state)
         .split_for_parts();
     openapi::describe_itself(&mut doc);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use sagebridge_catalog::{hash_api_key, ApiKeyEntry, ControlStore, SqliteCatalog};
-use sagebridge_gateway::{KeyGrant, KeyStore};
+use sagebridge_gateway::{KeyGrant, KeyLimits, KeyStore};
 
 /// The catalog's keys by digest.
 pub struct CatalogKeys {
@@ -73,7 +73,12 @@ impl KeyStore for CatalogKeys {
             });
         }
         Some(KeyGrant {
+            name: entry.name,
             allowed_models: entry.allowed_models,
+            limits: KeyLimits {
+                requests_per_minute: entry.requests_per_minute,
+                tokens_per_minute: entry.tokens_per_minute,
+            },
         })
     }
 }

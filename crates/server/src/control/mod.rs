@@ -12,6 +12,9 @@
 //!   while the pipeline still runs is recorded as `skipped`.
 //! - `models`: the gateway rebuilt from `sagebridge.yaml` plus the catalog's models.
 //! - `keys`: the catalog's API keys, cached in memory and compared by SHA-256 digest.
+//! - usage: [`ControlPlane::flush_usage`] adds the gateway's usage per key and model to the
+//!   catalog's daily aggregates, every few seconds in the background and at shutdown (never on
+//!   a request's path).
 
 mod keys;
 mod models;
@@ -22,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sagebridge_catalog::{ControlStore, SqliteCatalog};
+use sagebridge_catalog::{ControlStore, SqliteCatalog, UsageRecord};
 use sagebridge_gateway::{Gateway, GatewayConfig, GatewayHandle};
 use sagebridge_ingest::shutdown::{self, Shutdown, ShutdownTrigger};
 use serde_json::Value;
@@ -35,6 +38,9 @@ pub use scheduler::{system_clock, Clock};
 
 /// How long [`ControlPlane::shutdown`] waits for running ingestions to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How often the gateway's usage is written to the catalog (and once more at shutdown).
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 /// Shared by the admin routes, the scheduler and `serve`.
 pub struct ControlPlane {
@@ -52,6 +58,8 @@ pub struct ControlPlane {
     /// The last check of each gateway model (by name), as answered by the check route.
     pub(crate) last_checks: Mutex<HashMap<String, Value>>,
     clock: Clock,
+    /// Held while usage is written, so a reader that flushes first sees every earlier batch.
+    usage_flush: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -87,6 +95,7 @@ impl ControlPlane {
             schedules_changed: Notify::new(),
             last_checks: Mutex::new(HashMap::new()),
             clock,
+            usage_flush: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -125,8 +134,63 @@ impl ControlPlane {
             );
         }
         let me = Arc::clone(self);
-        tokio::spawn(async move { scheduler::run(me, shutdown).await });
+        let signal = shutdown.clone();
+        tokio::spawn(async move { scheduler::run(me, signal).await });
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.flush_usage_until(shutdown).await });
         Ok(())
+    }
+
+    /// Writes the gateway's usage to the catalog every [`USAGE_FLUSH_EVERY`] until `shutdown`
+    /// fires ([`ControlPlane::shutdown`] writes the rest).
+    async fn flush_usage_until(&self, mut shutdown: Shutdown) {
+        // Bounded by the shutdown signal; each turn waits USAGE_FLUSH_EVERY.
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(USAGE_FLUSH_EVERY) => {}
+                _ = shutdown.recv() => return,
+            }
+            if let Err(e) = self.flush_usage().await {
+                tracing::warn!(error = %format!("{e:#}"), "could not write the gateway's usage to the catalog; it is kept and retried");
+            }
+        }
+    }
+
+    /// Adds the usage the gateway counted since the last write to the catalog's daily
+    /// aggregates, in one transaction; on failure it is kept for the next write.
+    pub async fn flush_usage(&self) -> anyhow::Result<()> {
+        let _held = self.usage_flush.lock().await;
+        let usage = Arc::clone(self.gateway.usage());
+        let deltas = usage.take_pending();
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<UsageRecord> = deltas
+            .iter()
+            .map(|d| UsageRecord {
+                day: d.day.clone(),
+                key: d.key.clone(),
+                model: d.model.clone(),
+                requests: d.requests,
+                prompt_tokens: d.prompt_tokens,
+                completion_tokens: d.completion_tokens,
+                latency_ms: d.latency_ms,
+                errors: d.errors.clone(),
+            })
+            .collect();
+        let catalog = Arc::clone(&self.catalog);
+        let written = tokio::task::spawn_blocking(move || catalog.add_usage(&records)).await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                usage.restore_pending(deltas);
+                Err(e.into())
+            }
+            Err(e) => {
+                usage.restore_pending(deltas);
+                Err(anyhow::anyhow!("the usage write task failed: {e}"))
+            }
+        }
     }
 
     /// Tells running ingestions to stop at their next batch boundary (without waiting).
@@ -145,6 +209,9 @@ impl ControlPlane {
         .await;
         if drained.is_err() {
             tracing::warn!("ingestion runs did not stop within 30 s; they stay marked running and are marked interrupted at the next start");
+        }
+        if let Err(e) = self.flush_usage().await {
+            tracing::warn!(error = %format!("{e:#}"), "the gateway's last usage could not be written to the catalog");
         }
     }
 
