@@ -1,5 +1,7 @@
-//! One ingestion run, in its stages: **list** (ListModels) -> **plan** (filters; which models
-//! are unchanged since the last run) -> **gather** (describe with bounded concurrency, map) ->
+//! One ingestion run, in its stages: **list** (ListModels, ListModelPackageGroups) -> **plan**
+//! (filters; which models are unchanged since the last run) -> **gather** (describe with
+//! bounded concurrency, map; model package groups after the models, whose containers link
+//! them to the groups' versions) ->
 //! **write** (batches into the sink) -> **finish** (mark deleted, report, record the run).
 //!
 //! Where the run writes is a [`Sink`] built from the workflow's `sink:`; the runner never asks
