@@ -44,8 +44,45 @@ pub(crate) fn model_card(m: &MlModel) -> String {
     let _ = writeln!(out, "deleted:    {}", m.deleted);
     let _ = writeln!(out, "server:     {}", m.server.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "tags:       {}", m.tags.len());
+    registry_versions(m, &mut out);
     out.push_str("(--json for the whole MlModel document)\n");
     out
+}
+
+/// A model package group's versions, one line each: number, approval status, creation time
+/// and the models deployed from it (from the document's `extension`, where the mapping puts
+/// them).
+fn registry_versions(m: &MlModel, out: &mut String) {
+    let Some(ext) = m.extension.as_ref() else {
+        return;
+    };
+    if ext.get("modelPackageGroupArn").is_none() {
+        return;
+    }
+    let versions = ext["versions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let _ = writeln!(out, "kind:       model package group");
+    let _ = writeln!(out, "versions:   {}", versions.len());
+    for v in versions {
+        let text = |key: &str| v[key].as_str().unwrap_or("-").to_owned();
+        let deployed: Vec<&str> = v["deployedModels"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str()).collect())
+            .unwrap_or_default();
+        let deployed = if deployed.is_empty() {
+            "-".to_owned()
+        } else {
+            deployed.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<22} {:<25} deployed as: {deployed}",
+            v["version"]
+                .as_i64()
+                .map_or("-".to_owned(), |n| n.to_string()),
+            text("approvalStatus"),
+            text("creationTime"),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +136,45 @@ mod tests {
         );
         assert_eq!(lines[3], "2 model(s)");
         assert_eq!(models_table(&[]).lines().last(), Some("0 model(s)"));
+    }
+
+    #[test]
+    fn show_lists_a_model_package_groups_versions() {
+        let mut group = model("churn-group", None, false);
+        group.extension = Some(serde_json::json!({
+            "modelPackageGroupArn": "arn:aws:sagemaker:us-east-1:1:model-package-group/churn-group",
+            "versions": [
+                {"version": 1, "approvalStatus": "Approved",
+                 "creationTime": "2024-01-02T03:04:05Z", "deployedModels": ["a", "b"]},
+                {"version": 2, "creationTime": "2024-02-02T03:04:05Z", "deployedModels": []}
+            ]
+        }));
+        let text = model_card(&group);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"kind:       model package group"), "{text}");
+        assert!(lines.contains(&"versions:   2"), "{text}");
+        assert!(
+            lines.contains(
+                &format!(
+                    "  {:<4} {:<22} {:<25} deployed as: a, b",
+                    "1", "Approved", "2024-01-02T03:04:05Z"
+                )
+                .as_str()
+            ),
+            "{text}"
+        );
+        assert!(
+            lines.contains(
+                &format!(
+                    "  {:<4} {:<22} {:<25} deployed as: -",
+                    "2", "-", "2024-02-02T03:04:05Z"
+                )
+                .as_str()
+            ),
+            "{text}"
+        );
+        // A model has no registry lines.
+        assert!(!model_card(&model("m", None, false)).contains("versions:"));
     }
 
     #[test]

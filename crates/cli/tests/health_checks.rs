@@ -12,7 +12,7 @@ use sagebridge_testkit::{count, sagemaker_client, seed, MotoIam, MotoServer, See
 use serde_json::Value;
 
 /// Every call `test-connection` makes, allowed unless a case denies it.
-const ALL_ACTIONS: [&str; 11] = [
+const ALL_ACTIONS: [&str; 15] = [
     "sts:GetCallerIdentity",
     "sagemaker:ListModels",
     "sagemaker:DescribeModel",
@@ -24,6 +24,10 @@ const ALL_ACTIONS: [&str; 11] = [
     "sagemaker:ListEndpoints",
     "sagemaker:DescribeEndpoint",
     "sagemaker:DescribeEndpointConfig",
+    "sagemaker:ListModelPackageGroups",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListModelPackages",
+    "sagemaker:DescribeModelPackage",
 ];
 
 /// moto answers ListFeatureGroups with a 500, so the run (and the check) list feature groups
@@ -33,7 +37,10 @@ const FEATURE_LISTING: &str = "Search";
 /// The bulk-read step (one Search call per resource a run reads 100 a call).
 const BULK: &str = "Search (bulk reads)";
 
-const STEPS: [&str; 11] = [
+/// The model registry's Search step.
+const REGISTRY_BULK: &str = "Search (model registry)";
+
+const STEPS: [&str; 16] = [
     "GetCallerIdentity",
     "ListModels",
     "DescribeModel",
@@ -45,6 +52,11 @@ const STEPS: [&str; 11] = [
     "DescribeEndpoint",
     "DescribeEndpointConfig",
     BULK,
+    "ListModelPackageGroups",
+    "DescribeModelPackageGroup",
+    "ListModelPackages",
+    "DescribeModelPackage",
+    REGISTRY_BULK,
 ];
 
 const TRAINING: &str = "hyperparameters and algorithm from training jobs";
@@ -213,6 +225,30 @@ async fn each_denied_optional_api_is_a_warning_naming_the_action_and_the_enrichm
     let job = model.training_job.as_deref().expect("a training job");
     let endpoint = &seeded.endpoints[0];
     assert!(!seeded.feature_groups.is_empty());
+    // A model package group with one version, for the registry steps.
+    client
+        .create_model_package_group()
+        .model_package_group_name("hc-group")
+        .send()
+        .await
+        .unwrap();
+    client
+        .create_model_package()
+        .model_package_group_name("hc-group")
+        .inference_specification(
+            aws_sdk_sagemaker::types::InferenceSpecification::builder()
+                .containers(
+                    aws_sdk_sagemaker::types::ModelPackageContainerDefinition::builder()
+                        .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1")
+                        .build(),
+                )
+                .supported_content_types("text/csv")
+                .supported_response_mime_types("text/csv")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     // Every user exists before IAM enforcement starts.
     let iam = MotoIam::new(&moto.endpoint());
@@ -322,14 +358,16 @@ async fn each_denied_optional_api_is_a_warning_naming_the_action_and_the_enrichm
         // Without Search, the bulk reads warn too (and the run reads one by one).
         let search_denied = d.denied.contains(&"sagemaker:Search");
         if search_denied {
-            let bulk = step(&r, BULK);
-            assert_eq!(bulk["status"], "warning", "{case}: {bulk}");
-            assert_eq!(bulk["iamAction"], "sagemaker:Search", "{case}: {bulk}");
+            for name in [BULK, REGISTRY_BULK] {
+                let bulk = step(&r, name);
+                assert_eq!(bulk["status"], "warning", "{case}: {bulk}");
+                assert_eq!(bulk["iamAction"], "sagemaker:Search", "{case}: {bulk}");
+            }
         }
         for name in STEPS
             .iter()
             .filter(|n| **n != d.step && !d.skipped.contains(n))
-            .filter(|n| !(search_denied && **n == BULK))
+            .filter(|n| !(search_denied && (**n == BULK || **n == REGISTRY_BULK)))
         {
             assert_passed(&r, name);
         }

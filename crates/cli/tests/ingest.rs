@@ -303,13 +303,14 @@ async fn denied_training_jobs_still_ingest_every_model_with_a_warning() {
         .await
         .unwrap();
     // Everything the run uses except the training-job APIs (Search included: it would read the
-    // training jobs in bulk).
+    // training jobs in bulk). ListModelPackageGroups lists the model registry (empty here).
     let key = MotoIam::new(&moto.endpoint())
         .user_with_actions(
             "no-training",
             &[
                 "sts:GetCallerIdentity",
                 "sagemaker:ListModels",
+                "sagemaker:ListModelPackageGroups",
                 "sagemaker:DescribeModel",
                 "sagemaker:ListTags",
                 "sagemaker:ListEndpoints",

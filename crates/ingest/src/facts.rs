@@ -49,6 +49,64 @@ pub struct ModelFacts {
     /// facts, so granting the permission later fills the gap without `--full`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
+    /// Set when these are the facts of a model package group (the model registry), not of a
+    /// model: `arn` and the creation time are then the group's, and there are no containers.
+    /// Absent from a model's facts, so adding it changed no model's source hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_group: Option<PackageGroupFacts>,
+}
+
+impl ModelFacts {
+    /// Whether these are the facts of a model package group.
+    pub fn is_package_group(&self) -> bool {
+        self.package_group.is_some()
+    }
+}
+
+/// What the model registry tells about a model package group, beside what every entity has
+/// (name, ARN, creation time, tags).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PackageGroupFacts {
+    /// `ModelPackageGroupDescription`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `CreatedBy`: the Studio user profile name, else the IAM identity's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// The group's versioned model packages, by version number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<PackageFacts>,
+}
+
+/// One version (versioned model package) of a model package group.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PackageFacts {
+    /// `ModelPackageArn`.
+    pub arn: String,
+    /// `ModelPackageVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    /// `ModelApprovalStatus`: `Approved`, `Rejected` or `PendingManualApproval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_status: Option<String>,
+    /// `CreationTime` as RFC 3339.
+    pub creation_time_rfc3339: String,
+    /// `ModelPackageDescription`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `InferenceSpecification.Containers`: the images and artifacts of the version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerFacts>,
+    /// `ModelMetrics`: where each report lives, as (`section.report`, S3 URI), e.g.
+    /// (`modelQuality.statistics`, `s3://...`), in a fixed order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "metric_pairs")]
+    pub metrics: Vec<(String, String)>,
+    /// The SageMaker models created from this version (a container's `ModelPackageName`
+    /// names it), among those the run read, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployed_models: Vec<String>,
 }
 
 /// One container definition of a model.
@@ -142,6 +200,35 @@ impl EndpointFacts {
     /// Whether the endpoint accepts invocations.
     pub fn is_in_service(&self) -> bool {
         self.status == "InService"
+    }
+}
+
+/// Metric locations as a JSON list of `{"metric": ..., "s3Uri": ...}` objects.
+mod metric_pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Metric<S> {
+        metric: S,
+        s3_uri: S,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        metrics: &[(String, String)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(metrics.iter().map(|(metric, s3_uri)| Metric {
+            metric: metric.as_str(),
+            s3_uri: s3_uri.as_str(),
+        }))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(String, String)>, D::Error> {
+        let metrics = Vec::<Metric<String>>::deserialize(deserializer)?;
+        Ok(metrics.into_iter().map(|m| (m.metric, m.s3_uri)).collect())
     }
 }
 

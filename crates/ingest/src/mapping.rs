@@ -21,7 +21,10 @@ use sagebridge_catalog::{
 
 use sagebridge_aws::secret::{env_value_is_storable, is_secret_key, looks_like_credential};
 
-use crate::facts::{ContainerFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts};
+use crate::facts::{
+    ContainerFacts, FeatureFacts, FeatureType, ModelFacts, PackageFacts, PackageGroupFacts,
+    TrainingFacts,
+};
 
 /// Bumped whenever the mapping's output changes for the same facts, so that the next run
 /// rewrites every model instead of skipping it as unchanged.
@@ -59,14 +62,30 @@ pub struct ServiceRef {
 /// - `sourceUrl`: the SageMaker console page of the model.
 /// - `extension`: ARN, creation time, execution role, containers, endpoint names, training job.
 /// - `sourceHash`: see [`source_hash`].
+///
+/// A model package group (facts with [`ModelFacts::package_group`]) becomes a model the way
+/// OpenMetadata's connector makes it: named after the group, algorithm [`DEFAULT_ALGORITHM`],
+/// no `mlStore`; its description is the group's (else the `description` tag), it has no
+/// `sourceUrl`, and its `extension` holds the group ARN, creator and versions (see
+/// [`group_extension`]).
 pub fn to_ml_model(facts: &ModelFacts, service: &ServiceRef) -> MlModel {
     let description_tag = facts
         .tags
         .iter()
         .position(|(key, _)| key.eq_ignore_ascii_case("description"));
-    let description = description_tag
-        .map(|index| facts.tags[index].1.trim().to_owned())
-        .filter(|text| !text.is_empty());
+    let group = facts.package_group.as_ref();
+    // A group's own description wins; its `description` tag then stays a tag.
+    let group_description = group
+        .and_then(|g| g.description.as_deref())
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned);
+    let description_tag = description_tag.filter(|_| group_description.is_none());
+    let description = group_description.or_else(|| {
+        description_tag
+            .map(|index| facts.tags[index].1.trim().to_owned())
+            .filter(|text| !text.is_empty())
+    });
 
     MlModel {
         id: String::new(),
@@ -105,8 +124,14 @@ pub fn to_ml_model(facts: &ModelFacts, service: &ServiceRef) -> MlModel {
             .collect(),
         service: EntityReference::ml_model_service(&service.id, &service.name),
         service_type: MlModelServiceType::SageMaker,
-        source_url: Some(console_url(&facts.region, &facts.name)),
-        extension: Some(extension(facts)),
+        // The registry lives in SageMaker Studio, which has no stable page per group.
+        source_url: group
+            .is_none()
+            .then(|| console_url(&facts.region, &facts.name)),
+        extension: Some(match group {
+            Some(group) => group_extension(facts, group),
+            None => extension(facts),
+        }),
         deleted: false,
         version: None,
         updated_at: None,
@@ -207,6 +232,9 @@ pub fn build_fqn(parts: &[&str]) -> String {
 ///    way;
 /// 4. [`DEFAULT_ALGORITHM`].
 pub fn algorithm(facts: &ModelFacts) -> String {
+    if facts.is_package_group() {
+        return DEFAULT_ALGORITHM.to_owned();
+    }
     let training = facts.training_job.as_ref();
     let from_name = training
         .and_then(|job| job.algorithm_name.as_deref())
@@ -405,6 +433,17 @@ pub fn redact(facts: &ModelFacts) -> ModelFacts {
             *value = redact_env(key, value);
         }
     }
+    if let Some(group) = redacted.package_group.as_mut() {
+        for container in group
+            .versions
+            .iter_mut()
+            .flat_map(|v| v.containers.iter_mut())
+        {
+            for (key, value) in container.environment.iter_mut() {
+                *value = redact_env(key, value);
+            }
+        }
+    }
     if let Some(job) = redacted.training_job.as_mut() {
         for (key, value) in job.hyperparameters.iter_mut() {
             *value = redact_value(key, value);
@@ -432,6 +471,54 @@ fn container_json(container: &ContainerFacts) -> Value {
             .collect();
         object.insert("environment".into(), Value::Object(environment));
     }
+    Value::Object(object)
+}
+
+/// A model package group's attributes: `modelPackageGroupArn`, `creationTime`, `createdBy`,
+/// `accountId`, `region` and `versions`, by version number, each with `version`, `arn`,
+/// `approvalStatus`, `creationTime`, `description`, `containers` (inference images and
+/// artifacts), `metrics` (`{metric, s3Uri}`: where each model metrics report lives) and
+/// `deployedModels` (the SageMaker models created from it).
+pub fn group_extension(facts: &ModelFacts, group: &PackageGroupFacts) -> Value {
+    let mut object = Map::new();
+    object.insert("modelPackageGroupArn".into(), json!(facts.arn));
+    object.insert("creationTime".into(), json!(facts.creation_time_rfc3339));
+    if let Some(creator) = &group.created_by {
+        object.insert("createdBy".into(), json!(creator));
+    }
+    object.insert("accountId".into(), json!(facts.account_id));
+    object.insert("region".into(), json!(facts.region));
+    let versions: Vec<Value> = group.versions.iter().map(version_json).collect();
+    object.insert("versions".into(), Value::Array(versions));
+    Value::Object(object)
+}
+
+fn version_json(version: &PackageFacts) -> Value {
+    let mut object = Map::new();
+    if let Some(number) = version.version {
+        object.insert("version".into(), json!(number));
+    }
+    object.insert("arn".into(), json!(version.arn));
+    if let Some(status) = &version.approval_status {
+        object.insert("approvalStatus".into(), json!(status));
+    }
+    object.insert("creationTime".into(), json!(version.creation_time_rfc3339));
+    if let Some(description) = &version.description {
+        object.insert("description".into(), json!(description));
+    }
+    if !version.containers.is_empty() {
+        let containers: Vec<Value> = version.containers.iter().map(container_json).collect();
+        object.insert("containers".into(), Value::Array(containers));
+    }
+    if !version.metrics.is_empty() {
+        let metrics: Vec<Value> = version
+            .metrics
+            .iter()
+            .map(|(metric, uri)| json!({"metric": metric, "s3Uri": uri}))
+            .collect();
+        object.insert("metrics".into(), Value::Array(metrics));
+    }
+    object.insert("deployedModels".into(), json!(version.deployed_models));
     Value::Object(object)
 }
 

@@ -1,5 +1,7 @@
-//! One ingestion run, in its stages: **list** (ListModels) -> **plan** (filters; which models
-//! are unchanged since the last run) -> **gather** (describe with bounded concurrency, map) ->
+//! One ingestion run, in its stages: **list** (ListModels, ListModelPackageGroups) -> **plan**
+//! (filters; which models are unchanged since the last run) -> **gather** (describe with
+//! bounded concurrency, map; model package groups after the models, whose containers link
+//! them to the groups' versions) ->
 //! **write** (batches into the sink) -> **finish** (mark deleted, report, record the run).
 //!
 //! Where the run writes is a [`Sink`] built from the workflow's `sink:`; the runner never asks
@@ -24,13 +26,16 @@ use crate::facts::ModelFacts;
 use crate::mapping::{redact, to_ml_model, ServiceRef};
 use crate::shutdown::Shutdown;
 use crate::sink::{CatalogSink, OmError, Sink, SinkContext, SinkError};
-use crate::source::{ListedModel, ModelFailure, Source};
+use crate::source::{Deployments, ListedGroup, ListedModel, ModelFailure, Source};
 
 /// Models written to the sink per batch (one catalog transaction).
 const BATCH: usize = 200;
 
 /// The failure entry of a listing that stopped part way.
 const LISTING: &str = "(listing)";
+
+/// The failure entry of a model registry listing that stopped part way.
+const REGISTRY_LISTING: &str = "(model registry listing)";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -73,8 +78,11 @@ pub struct RunReport {
     pub retries: u64,
     pub duration_ms: u64,
     pub models_per_second: f64,
-    /// False when ListModels failed part way: nothing was marked deleted then.
+    /// False when ListModels or ListModelPackageGroups failed part way: nothing was marked
+    /// deleted then.
     pub listing_complete: bool,
+    /// Model package groups listed (they count in `counts.listed` too).
+    pub model_package_groups: usize,
     /// Models rebuilt from their stored facts (same ARN and creation time as last run), for
     /// which only the tags were read again. Zero with `--full`.
     pub incremental: usize,
@@ -245,7 +253,7 @@ pub async fn run_with(
     let result = async {
         let listed = run.list().await;
         let plan = run.plan(listed).await?;
-        run.gather_and_write(plan.todo).await?;
+        run.gather_and_write(plan.todo, plan.groups).await?;
         run.finish(plan.seen).await
     }
     .await;
@@ -262,10 +270,19 @@ struct Planned {
     unchanged: bool,
 }
 
+/// What the list stage found.
+struct Listed {
+    models: Vec<ListedModel>,
+    groups: Vec<ListedGroup>,
+}
+
 /// What the plan stage decided.
 #[derive(Default)]
 struct Plan {
     todo: Vec<Planned>,
+    /// Model package groups to read (always read again: versions come and go under the same
+    /// ARN), after the models, whose containers link them to the groups' versions.
+    groups: Vec<ListedGroup>,
     /// Names kept by the filters: what mark-deleted must not touch.
     seen: HashSet<String>,
 }
@@ -353,8 +370,27 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Stage 1: every model of the account (as far as ListModels got).
-    async fn list(&mut self) -> Vec<ListedModel> {
+    /// Stage 1: every model and model package group of the account (as far as ListModels and
+    /// ListModelPackageGroups got).
+    async fn list(&mut self) -> Listed {
+        let models = self.list_models().await;
+        let (mut groups, error) = self.source.list_model_package_groups().await;
+        let mut names = HashSet::new();
+        groups.retain(|g| names.insert(g.name.clone()));
+        self.report.model_package_groups = groups.len();
+        self.report.counts.listed += groups.len();
+        if let Some(e) = error {
+            self.report.listing_complete = false;
+            self.report.failures.push(Failure {
+                model: REGISTRY_LISTING.into(),
+                error: e.to_string(),
+                error_kind: e.kind().into(),
+            });
+        }
+        Listed { models, groups }
+    }
+
+    async fn list_models(&mut self) -> Vec<ListedModel> {
         let (mut listed, error) = self.source.list_models().await;
         // A name seen twice in paging (a listing that shifted under it) is read once.
         let mut names = HashSet::new();
@@ -379,7 +415,11 @@ impl<'a> Run<'a> {
     }
 
     /// Stage 2: the filters, and which models are unchanged since the sink last saw them.
-    async fn plan(&mut self, listed: Vec<ListedModel>) -> Result<Plan, RunError> {
+    async fn plan(&mut self, listed: Listed) -> Result<Plan, RunError> {
+        let Listed {
+            models: listed,
+            groups,
+        } = listed;
         let known = if self.opts.full {
             HashMap::new()
         } else {
@@ -400,20 +440,70 @@ impl<'a> Run<'a> {
                 unchanged,
             });
         }
+        for group in groups {
+            if !self.filter.keeps(&group.name) {
+                self.report.counts.filtered += 1;
+                continue;
+            }
+            // One FQN, two entities: the model keeps it (ListModels is authoritative, and
+            // OpenMetadata would take the second for an update of the first).
+            if plan.seen.contains(&group.name) {
+                self.report.warnings.push(format!(
+                    "model package group {} not ingested: a model has the same name, and so \
+                     the same fully qualified name",
+                    group.name
+                ));
+                continue;
+            }
+            plan.seen.insert(group.name.clone());
+            plan.groups.push(group);
+        }
         Ok(plan)
     }
 
     /// Stages 3 and 4: describe the planned models with bounded concurrency and write them in
     /// batches, until done or told to stop.
-    async fn gather_and_write(&mut self, todo: Vec<Planned>) -> Result<(), RunError> {
+    async fn gather_and_write(
+        &mut self,
+        todo: Vec<Planned>,
+        groups: Vec<ListedGroup>,
+    ) -> Result<(), RunError> {
         self.source.load_indexes().await;
-        self.progress(Progress::Listed(todo.len()));
+        self.progress(Progress::Listed(todo.len() + groups.len()));
         let (sink, source) = (self.sink, self.source.clone());
-        let mut gathered = futures::stream::iter(todo)
+        let concurrency = self.cfg.metadata().concurrency;
+        let gathered = futures::stream::iter(todo)
             .map(|planned| gather(sink, &source, planned))
-            .buffer_unordered(self.cfg.metadata().concurrency);
-        let mut shutdown = self.opts.shutdown.clone();
+            .buffer_unordered(concurrency);
         let mut batch = Vec::with_capacity(BATCH);
+        let mut deployed = Deployments::new();
+        self.drain(gathered, &mut batch, &mut deployed).await?;
+        if !self.report.interrupted && !groups.is_empty() {
+            let deployed = &deployed;
+            let source = &source;
+            let gathered = futures::stream::iter(groups)
+                .map(|group| async move { (source.group_facts(&group, deployed).await, false) })
+                .buffer_unordered(concurrency);
+            self.drain(gathered, &mut batch, &mut Deployments::new())
+                .await?;
+        }
+        if !batch.is_empty() && !self.stopping() {
+            self.write(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what `gathered` yields in batches (the last one, partial, stays in `batch`),
+    /// noting which model packages each model was created from in `deployed`; stops early
+    /// when told to.
+    async fn drain(
+        &mut self,
+        gathered: impl futures::Stream<Item = (Result<ModelFacts, ModelFailure>, bool)>,
+        batch: &mut Vec<ModelWrite>,
+        deployed: &mut Deployments,
+    ) -> Result<(), RunError> {
+        let mut gathered = std::pin::pin!(gathered);
+        let mut shutdown = self.opts.shutdown.clone();
         loop {
             let next = tokio::select! {
                 biased;
@@ -430,18 +520,28 @@ impl<'a> Run<'a> {
             self.progress(Progress::ModelDone);
             self.report.incremental += usize::from(incremental);
             match facts {
-                Ok(facts) => batch.push(self.model_write(&facts)),
+                Ok(facts) => {
+                    for package in facts
+                        .primary_container
+                        .iter()
+                        .chain(&facts.containers)
+                        .filter_map(|c| c.model_package_name.as_deref())
+                    {
+                        deployed
+                            .entry(package.to_ascii_lowercase())
+                            .or_default()
+                            .push(facts.name.clone());
+                    }
+                    batch.push(self.model_write(&facts));
+                }
                 Err(failure) => self.model_failed(failure),
             }
             if batch.len() >= BATCH {
                 if self.stopping() {
                     break;
                 }
-                self.write(std::mem::take(&mut batch)).await?;
+                self.write(std::mem::take(batch)).await?;
             }
-        }
-        if !batch.is_empty() && !self.stopping() {
-            self.write(batch).await?;
         }
         Ok(())
     }
@@ -544,7 +644,7 @@ impl<'a> Run<'a> {
             .report
             .failures
             .iter()
-            .filter(|f| f.model != LISTING)
+            .filter(|f| f.model != LISTING && f.model != REGISTRY_LISTING)
             .count();
         if self.cfg.metadata().mark_deleted_ml_models
             && self.report.listing_complete

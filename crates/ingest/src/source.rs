@@ -11,6 +11,9 @@
 //! With `sagemaker:Search`, models, training jobs and endpoints are read 100 a call instead
 //! (see [`search`]); what Search does not return is read as above.
 //!
+//! The model registry (model package groups and their versions) is listed and read by
+//! [`registry`], the same way: ListModelPackageGroups is authoritative, Search is the fast way.
+//!
 //! The enrichment calls go through their own client without SDK retries and are retried by
 //! [`OptionalRetry`]: patiently when throttled, but an API that keeps answering 5xx is given up
 //! within about two seconds, its enrichment skipped with one warning (moto answers 500 to
@@ -39,8 +42,12 @@ use aws_smithy_types::config_bag::ConfigBag;
 use sagebridge_aws::{classify, AwsError};
 use tokio::sync::OnceCell;
 
+mod registry;
 mod search;
 
+pub use self::registry::{Deployments, ListedGroup};
+
+use self::registry::SearchedGroup;
 use self::search::{training_facts, Described, ListedEndpoint, SearchedJob, SearchedModel};
 use crate::facts::{
     ContainerFacts, EndpointFacts, FeatureFacts, FeatureType, ModelFacts, TrainingFacts,
@@ -219,6 +226,9 @@ pub struct Source {
     /// Search's indexes (`None`: Search not usable for the resource this run).
     search_models: OnceCell<Option<HashMap<String, SearchedModel>>>,
     search_training: OnceCell<Option<HashMap<String, SearchedJob>>>,
+    search_groups: OnceCell<Option<HashMap<String, SearchedGroup>>>,
+    /// Versioned model packages by group name.
+    search_packages: OnceCell<Option<HashMap<String, Vec<crate::facts::PackageFacts>>>>,
     /// One line per resource read one by one because Search was not usable for it.
     notes: Mutex<Vec<String>>,
     /// Models whose facts came from Search (no DescribeModel, no ListTags).
@@ -284,6 +294,8 @@ impl Source {
             feature_groups: OnceCell::new(),
             search_models: OnceCell::new(),
             search_training: OnceCell::new(),
+            search_groups: OnceCell::new(),
+            search_packages: OnceCell::new(),
             notes: Mutex::new(Vec::new()),
             from_search: AtomicU64::new(0),
         }
@@ -788,6 +800,7 @@ impl Source {
             region: self.region.clone(),
             account_id,
             incomplete,
+            package_group: None,
         };
         self.link(&mut facts).await;
         Ok(facts)

@@ -11,7 +11,11 @@
 //! ListEndpoints, DescribeEndpoint and DescribeEndpointConfig on one endpoint, then
 //! `Search (bulk reads)`: one Search call per resource a run reads in bulk (`Model`,
 //! `TrainingJob`, `Endpoint`), saying which ones the run reads 100 a call and which one by one
-//! (a resource the API does not support is not a problem: it passes, and says so). A failed
+//! (a resource the API does not support is not a problem: it passes, and says so), then the
+//! optional model registry: ListModelPackageGroups, DescribeModelPackageGroup on one group,
+//! ListModelPackages and DescribeModelPackage on one of its versions, and `Search (model
+//! registry)` (`ModelPackageGroup`, `ModelPackage`). A denied ListModelPackageGroups warns that
+//! runs are incomplete (they cannot list the registry, so they mark nothing deleted). A failed
 //! optional step is a warning that names the enrichment the run goes without; a step with
 //! nothing to run on (no models, no endpoints) is skipped with the reason, never passed.
 
@@ -31,6 +35,12 @@ const TRAINING: &str = "hyperparameters and algorithm from training jobs";
 const FEATURES: &str = "ML features from Feature Store";
 const ENDPOINTS: &str = "the serving endpoints of models";
 const BULK: &str = "bulk reads (models, training jobs and endpoints 100 a call)";
+const REGISTRY: &str =
+    "the model registry (model package groups), and a run is incomplete: nothing is marked deleted";
+const REGISTRY_BULK: &str = "bulk reads of the model registry (groups and versions 100 a call)";
+
+/// The model registry's Search step (`ModelPackageGroup` and `ModelPackage`).
+pub const REGISTRY_SEARCH_STEP: &str = "Search (model registry)";
 
 /// The bulk-read step's name: the call is `Search`, but the feature-group listing's fallback
 /// step already bears that name.
@@ -48,7 +58,7 @@ const BULK_RESOURCES: [ResourceType; 3] = [
 const MODELS_SEARCHED_FOR_A_TRAINING_JOB: usize = 10;
 
 /// Every step after GetCallerIdentity, in order, with whether it is mandatory.
-const AWS_STEPS: [(&str, bool); 10] = [
+const AWS_STEPS: [(&str, bool); 15] = [
     ("ListModels", true),
     ("DescribeModel", true),
     ("ListTags", true),
@@ -59,12 +69,17 @@ const AWS_STEPS: [(&str, bool); 10] = [
     ("DescribeEndpoint", false),
     ("DescribeEndpointConfig", false),
     (BULK_STEP, false),
+    ("ListModelPackageGroups", false),
+    ("DescribeModelPackageGroup", false),
+    ("ListModelPackages", false),
+    ("DescribeModelPackage", false),
+    (REGISTRY_SEARCH_STEP, false),
 ];
 
 /// The IAM actions ingestion uses (every call the steps check, and `Search`, which reads
 /// models, training jobs and endpoints in bulk, and the feature groups when ListFeatureGroups
 /// is not allowed), for a policy that makes every step pass. GetCallerIdentity needs no permission.
-pub const IAM_ACTIONS: [&str; 10] = [
+pub const IAM_ACTIONS: [&str; 14] = [
     "sagemaker:ListModels",
     "sagemaker:DescribeModel",
     "sagemaker:ListTags",
@@ -75,6 +90,10 @@ pub const IAM_ACTIONS: [&str; 10] = [
     "sagemaker:ListEndpoints",
     "sagemaker:DescribeEndpoint",
     "sagemaker:DescribeEndpointConfig",
+    "sagemaker:ListModelPackageGroups",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListModelPackages",
+    "sagemaker:DescribeModelPackage",
 ];
 
 /// Runs one call as a step. `f` returns what later steps need and the step's detail.
@@ -193,6 +212,7 @@ async fn run_steps(
         true => bulk_step(sm).await,
         false => Step::skipped(BULK_STEP, false, "no model to read in bulk"),
     });
+    registry_steps(sm, &mut steps).await;
     steps.report()
 }
 
@@ -258,6 +278,120 @@ async fn model_steps(sm: &Client, steps: &mut Steps) -> bool {
 
     steps.push(training_job_step(sm, &name, &model).await);
     true
+}
+
+/// The model registry, optional: ListModelPackageGroups, DescribeModelPackageGroup on the
+/// first group, ListModelPackages of it and DescribeModelPackage on its first version, then
+/// one Search per registry resource.
+async fn registry_steps(sm: &Client, steps: &mut Steps) {
+    let (list, first) = optional("ListModelPackageGroups", REGISTRY, async {
+        let out = sm
+            .list_model_package_groups()
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| classify("sagemaker:ListModelPackageGroups", &e))?;
+        let first = out
+            .model_package_group_summary_list()
+            .first()
+            .and_then(|g| g.model_package_group_name().map(str::to_owned));
+        let detail = match &first {
+            Some(n) => format!("can list model package groups (first: {n})"),
+            None => "can list model package groups (the account has none in this region)".into(),
+        };
+        Ok((first, detail))
+    })
+    .await;
+    steps.push(list);
+    let rest = [
+        "DescribeModelPackageGroup",
+        "ListModelPackages",
+        "DescribeModelPackage",
+    ];
+    let group = match first {
+        None => return skip_registry(steps, &rest, "ListModelPackageGroups failed"),
+        Some(None) => {
+            skip_all(steps, &rest, "the account has no model package groups");
+            return steps.push(Step::skipped(
+                REGISTRY_SEARCH_STEP,
+                false,
+                "no model package group to read in bulk",
+            ));
+        }
+        Some(Some(group)) => group,
+    };
+    let (describe, _) = optional("DescribeModelPackageGroup", REGISTRY, async {
+        sm.describe_model_package_group()
+            .model_package_group_name(&group)
+            .send()
+            .await
+            .map_err(|e| classify("sagemaker:DescribeModelPackageGroup", &e))?;
+        Ok(((), format!("described model package group {group}")))
+    })
+    .await;
+    steps.push(describe);
+    let (list, version) = optional("ListModelPackages", REGISTRY, async {
+        let out = sm
+            .list_model_packages()
+            .model_package_group_name(&group)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| classify("sagemaker:ListModelPackages", &e))?;
+        let first = out
+            .model_package_summary_list()
+            .first()
+            .and_then(|p| p.model_package_arn().map(str::to_owned));
+        Ok((first, format!("can list the versions of {group}")))
+    })
+    .await;
+    steps.push(list);
+    match version {
+        None => steps.push(Step::skipped(
+            "DescribeModelPackage",
+            false,
+            "ListModelPackages failed",
+        )),
+        Some(None) => steps.push(Step::skipped(
+            "DescribeModelPackage",
+            false,
+            format!("model package group {group} has no versions"),
+        )),
+        Some(Some(arn)) => {
+            let (describe, _) = optional("DescribeModelPackage", REGISTRY, async {
+                sm.describe_model_package()
+                    .model_package_name(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| classify("sagemaker:DescribeModelPackage", &e))?;
+                Ok(((), format!("described a version of {group}")))
+            })
+            .await;
+            steps.push(describe);
+        }
+    }
+    steps.push(registry_search_step(sm).await);
+}
+
+fn skip_registry(steps: &mut Steps, rest: &[&str], reason: &str) {
+    skip_all(steps, rest, reason);
+    steps.push(Step::skipped(REGISTRY_SEARCH_STEP, false, reason));
+}
+
+/// One Search call each for `ModelPackageGroup` and `ModelPackage`.
+async fn registry_search_step(sm: &Client) -> Step {
+    let started = Instant::now();
+    for resource in [ResourceType::ModelPackageGroup, ResourceType::ModelPackage] {
+        if let Err(e) = sm.search().resource(resource).max_results(1).send().await {
+            let e = classify("sagemaker:Search", &e);
+            return warn_about(
+                Step::from_aws(REGISTRY_SEARCH_STEP, false, started, &e),
+                REGISTRY_BULK,
+            );
+        }
+    }
+    Step::ok(REGISTRY_SEARCH_STEP, false, started)
+        .with_detail("read 100 a call through Search: ModelPackageGroup, ModelPackage")
 }
 
 /// One Search call per resource a run reads in bulk. Passes when Search answers for any of

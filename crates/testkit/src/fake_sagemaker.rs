@@ -110,13 +110,16 @@ pub enum Operation {
     ListFeatureGroups,
     /// `DescribeFeatureGroup`
     DescribeFeatureGroup,
+    /// `ListModelPackageGroups`: the fake holds no model registry, so always an empty page
+    /// (what an account that never used the registry answers). moto serves the registry.
+    ListModelPackageGroups,
     /// Any other target: answered with `UnknownOperationException`.
     Unknown,
 }
 
 impl Operation {
     /// Every operation, in counter order.
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Operation::ListModels,
         Operation::DescribeModel,
         Operation::ListTags,
@@ -128,6 +131,7 @@ impl Operation {
         Operation::Search,
         Operation::ListFeatureGroups,
         Operation::DescribeFeatureGroup,
+        Operation::ListModelPackageGroups,
         Operation::Unknown,
     ];
 
@@ -145,6 +149,7 @@ impl Operation {
             Operation::Search => "Search",
             Operation::ListFeatureGroups => "ListFeatureGroups",
             Operation::DescribeFeatureGroup => "DescribeFeatureGroup",
+            Operation::ListModelPackageGroups => "ListModelPackageGroups",
             Operation::Unknown => "Unknown",
         }
     }
@@ -1151,6 +1156,14 @@ fn answer(shared: &Shared, op: Operation, request: &Request) -> Result<Bytes, Ap
                 request,
                 &page,
                 "FeatureGroupSummaries",
+            ))
+        }
+        Operation::ListModelPackageGroups => {
+            Page::parse(request, 10, 100)?;
+            Ok(page_body(
+                "ModelPackageGroupSummaryList",
+                std::iter::empty(),
+                None,
             ))
         }
         Operation::DescribeModel => {

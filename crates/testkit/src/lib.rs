@@ -50,7 +50,9 @@ pub mod iam;
 pub mod moto;
 pub mod seed;
 
-pub use aws::{sagemaker_client, sts_client, test_sdk_config, TestClientOptions};
+pub use aws::{
+    sagemaker_client, sagemaker_client_with, sts_client, test_sdk_config, TestClientOptions,
+};
 pub use fake_openmetadata::{FakeOpenMetadata, OmRequest, TEST_CA_PEM};
 pub use fake_sagemaker::{Failure, FakeHandle, FakeSageMaker, FakeSpec};
 pub use iam::{AccessKey, MotoIam};

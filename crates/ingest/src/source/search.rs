@@ -54,14 +54,23 @@ impl Described {
                 .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
                 .unwrap_or_default(),
             execution_role_arn: execution_role_arn.map(str::to_owned),
-            primary_container: primary.map(container).filter(|c| !c.is_empty()),
+            primary_container: primary.map(container).filter(worth_keeping),
             containers: containers
                 .iter()
                 .map(container)
-                .filter(|c| !c.is_empty())
+                .filter(worth_keeping)
                 .collect(),
         }
     }
+}
+
+/// Whether a container says anything: where the model lives, or the model package (registry
+/// version) it was created from, which links the model to its model package group.
+fn worth_keeping(c: &ContainerFacts) -> bool {
+    !c.is_empty()
+        || c.model_package_name
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty())
 }
 
 /// A model's Search record: what DescribeModel and ListTags would have answered.
@@ -159,7 +168,7 @@ impl Source {
 
     /// [`Source::search_all`] behind a pointer: a run's future nests the source's calls
     /// deeply enough for rustc's layout computation to hit its recursion limit otherwise.
-    fn search_all_boxed(
+    pub(super) fn search_all_boxed(
         &self,
         resource: ResourceType,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<SearchRecord>>> + Send + '_>>
