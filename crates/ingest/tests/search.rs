@@ -203,8 +203,14 @@ async fn search_and_classic_reads_build_the_same_documents_and_switching_version
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_missing_from_a_lagging_search_index_are_read_the_classic_way() {
+    // Both fakes hold the same account: the same creation second for the recent models.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let spec = FakeSpec {
         recent_models: 7,
+        recent_created_at: Some(now),
         ..FakeSpec::with_models(120)
     };
     let lagging = FakeSageMaker::start(spec.clone()).await.unwrap();

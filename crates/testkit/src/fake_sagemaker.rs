@@ -54,6 +54,9 @@ pub struct FakeSpec {
     /// starts instead of in 2023: with a `Search` index lag
     /// ([`FakeHandle::set_search_index_lag`]) they are missing from `Search`.
     pub recent_models: usize,
+    /// When the recent models were created (epoch seconds); the fake's start when `None`.
+    /// Two fakes meant to hold the same account set it to the same second.
+    pub recent_created_at: Option<u64>,
     /// Region in ARNs.
     pub region: String,
     /// Account in ARNs.
@@ -69,6 +72,7 @@ impl Default for FakeSpec {
             endpoints: 3,
             feature_groups: 2,
             recent_models: 0,
+            recent_created_at: None,
             region: crate::aws::DEFAULT_REGION.to_owned(),
             account_id: crate::aws::DEFAULT_ACCOUNT_ID.to_owned(),
         }
@@ -729,7 +733,7 @@ fn build_dataset(spec: FakeSpec) -> Dataset {
 
     let mut models = Table::default();
     let mut training_jobs = Table::default();
-    let now = now_epoch();
+    let now = spec.recent_created_at.unwrap_or_else(now_epoch);
     let first_recent = spec.models.saturating_sub(spec.recent_models);
     let mut training_job_search = Vec::new();
     let mut model_describes = Vec::new();
