@@ -20,7 +20,10 @@ fn cases() -> ProptestConfig {
     }
 }
 
-const CONFIG: &str = include_str!("../../../examples/sagebridge.yaml");
+const CONFIG: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/sagebridge.yaml"
+));
 
 /// Pieces that matter to YAML and to our loader.
 fn yaml_piece() -> impl Strategy<Value = String> {

@@ -18,7 +18,10 @@ fn cases() -> ProptestConfig {
     }
 }
 
-const WORKFLOW: &str = include_str!("../../../examples/local.yaml");
+const WORKFLOW: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/local.yaml"
+));
 
 fn yaml_piece() -> impl Strategy<Value = String> {
     prop_oneof![
