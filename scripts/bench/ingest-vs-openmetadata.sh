@@ -91,7 +91,9 @@ echo "seeding $MODELS models (two tags each) into moto..." >&2
 PROXY=$(start proxy "$BIN/sagebridge-fault-proxy" --upstream "$SAGEBRIDGE_MOTO_URL" --fault "*=latency:${LATENCY_MS}ms")
 TOKEN=bench-jwt-token
 OM_A=$(start om-a "$BIN/sagebridge-fake-openmetadata" --token "$TOKEN")
+OM_A_PID=${PIDS[-1]}
 OM_B=$(start om-b "$BIN/sagebridge-fake-openmetadata" --token "$TOKEN")
+OM_B_PID=${PIDS[-1]}
 
 # workflow FILE OM_URL: the OpenMetadata workflow both tools read, unchanged.
 workflow() {
@@ -174,8 +176,9 @@ with ThreadPoolExecutor(16) as pool:
 open(out, "w").write(f"{time.time() - t0:.2f}")
 PY
 
-kill -TERM "${PIDS[@]}" 2>/dev/null || true
-sleep 1
+# The stand-in servers print how many models they hold when they stop.
+kill -TERM "$OM_A_PID" "$OM_B_PID" 2>/dev/null || true
+wait "$OM_A_PID" "$OM_B_PID" 2>/dev/null || true
 python3 - "$WORK" "$MODELS" "$LATENCY_MS" <<'PY'
 import json, sys
 work, models, latency = sys.argv[1:]

@@ -323,6 +323,29 @@ async fn handle(
             StatusCode::OK,
             json!({"version": "2.0.7", "revision": "fake", "timestamp": 0}),
         ),
+        // What OpenMetadata's own ingestion client reads before it tests the connection.
+        ("GET", p) if p.starts_with("services/testConnectionDefinitions/name/") => {
+            let fqn = percent_decode(&p["services/testConnectionDefinitions/name/".len()..]);
+            if fqn != "SageMaker.testConnectionDefinition" {
+                return not_found("testConnectionDefinition", &fqn);
+            }
+            reply(
+                StatusCode::OK,
+                json!({
+                    "id": "7c6f1f4e-5d0a-4c59-9f57-3a0b7d4b2c11",
+                    "name": "SageMaker",
+                    "fullyQualifiedName": "SageMaker.testConnectionDefinition",
+                    "displayName": "SageMaker Test Connection",
+                    "steps": [{
+                        "name": "GetModels",
+                        "description": "List all the models available to the user.",
+                        "errorMessage": "Failed to fetch models, please validate the credentials",
+                        "shortCircuit": true,
+                        "mandatory": true
+                    }]
+                }),
+            )
+        }
         ("GET", p) if p.starts_with("services/mlmodelServices/name/") => {
             let name = percent_decode(&p["services/mlmodelServices/name/".len()..]);
             match store.services.get(&name) {
