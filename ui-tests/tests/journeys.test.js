@@ -362,7 +362,15 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await page.waitForFunction(() => /"segments"/.test((document.getElementById("tr-text") || {}).textContent || ""), null, { timeout: 20000 });
     const verbose = JSON.parse(await page.locator("#tr-text").innerText());
     assert.equal(verbose.text, "the quick brown fox (1.50 s)");
+    assert.equal(verbose.task, "transcribe");
     await browser.shot("09-transcription-verbose");
+    // The same file to /v1/audio/translations (its verbose_json names the task), sent from the keyboard.
+    await page.selectOption("#tr-task", "translations");
+    await page.selectOption("#tr-format", "verbose_json");
+    await page.focus("#tr-form button[type=submit]");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /"translate"/.test((document.getElementById("tr-text") || {}).textContent || ""), null, { timeout: 20000 });
+    assert.equal(JSON.parse(await page.locator("#tr-text").innerText()).task, "translate");
   });
 
   test("synthesize speech: the answer plays and downloads; a format the model lacks is refused", async () => {
