@@ -115,11 +115,12 @@ class Stack {
         (err, stdout, stderr) => (err ? reject(new Error(`seeding failed: ${err.message}\n${stderr}`)) : resolve(stdout)));
     });
 
-    // The fake SageMaker runtime (demo-llm-chat, demo-embeddings, demo-rerank).
+    // The fake SageMaker runtime (demo-llm-chat, demo-embeddings, demo-rerank, demo-transcribe,
+    // demo-speech).
     this.runtime = this.spawn("runtime", path.join(BIN, "sagebridge-fake-runtime"), ["--listen", "127.0.0.1:0", "--threads", "2"]);
     this.runtimeUrl = await this.lineOf("the fake runtime", this.runtime, "fake runtime listening on ", 30000);
 
-    // sagebridge serve: embedding and rerank models from the file; the chat endpoint is left
+    // sagebridge serve: embedding, rerank and audio models from the file; the chat endpoint is left
     // for the UI to serve (it is discovered by ingestion).
     const yaml = [
       "server:",
@@ -139,6 +140,14 @@ class Stack {
       "    kind: rerank",
       "    endpointName: demo-rerank",
       "    format: tei",
+      "  - name: demo-transcribe",
+      "    kind: transcription",
+      "    endpointName: demo-transcribe",
+      "    format: huggingface",
+      "  - name: demo-speech",
+      "    kind: speech",
+      "    endpointName: demo-speech",
+      "    format: openai",
       "",
     ].join("\n");
     const config = path.join(this.dir, "sagebridge.yaml");

@@ -1,5 +1,5 @@
 // The page script's pure helpers under node (no browser): cron fire times, ARN and region
-// checks, field-error paths, the ingestion filter, similarity and version diffs.
+// checks, field-error paths, the ingestion filter, similarity and version diffs, audio helpers.
 "use strict";
 
 const { test } = require("node:test");
@@ -80,4 +80,18 @@ test("named server-sent events are split across chunks and CRLF", () => {
     { event: "message", data: "x\ny" },
   ]);
   assert.deepEqual(p.push("event: report\ndata: {}"), []);
+});
+
+test("audio: formats named by the gateway's refusal, transcripts by format, download names", () => {
+  assert.deepEqual(m.producedFormats("model `tts` cannot produce `mp3` audio; it produces: wav, flac (the gateway does not transcode)"), ["wav", "flac"]);
+  // Words that are not speech formats are dropped; a message naming none gives null.
+  assert.deepEqual(m.producedFormats("it produces: wav, ogg"), ["wav"]);
+  assert.equal(m.producedFormats("response_format must be a string"), null);
+  assert.equal(m.producedFormats(undefined), null);
+  assert.equal(m.transcriptOf("json", '{"text":"hello there"}'), "hello there");
+  assert.equal(m.transcriptOf("json", "not json"), "not json");
+  assert.equal(m.transcriptOf("text", "hello\n"), "hello\n");
+  assert.equal(m.transcriptOf("verbose_json", '{"text":"a","segments":[]}'), '{\n  "text": "a",\n  "segments": []\n}');
+  assert.equal(m.audioFileName("wav"), "speech.wav");
+  assert.equal(m.audioFileName("../x"), "speech.audio");
 });

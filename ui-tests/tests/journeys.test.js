@@ -16,6 +16,26 @@ const PIPELINE = "demo-models";
 const CHAT_MODEL = "demo-chat";
 const CHAT_ENDPOINT = "demo-llm-chat";
 
+// A 16-bit mono PCM WAV file of a 440 Hz tone lasting `seconds`.
+function wavTone(seconds, rate = 16000) {
+  const n = Math.round(seconds * rate);
+  const b = Buffer.alloc(44 + n * 2);
+  b.write("RIFF", 0);
+  b.writeUInt32LE(36 + n * 2, 4);
+  b.write("WAVEfmt ", 8);
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write("data", 36);
+  b.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(Math.sin((2 * Math.PI * 440 * i) / rate) * 8000), 44 + i * 2);
+  return b;
+}
+
 function curl(args) {
   return new Promise((resolve, reject) => {
     execFile("curl", ["-sS", "--max-time", "30", "-w", "\n%{http_code}", ...args], { timeout: 40000 }, (err, stdout, stderr) => {
@@ -318,6 +338,79 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await browser.shot("09-rerank");
   });
 
+  test("transcribe an uploaded WAV file, as text and as subtitles", async () => {
+    await go("#/playground/transcription");
+    await page.locator("#tr-form").waitFor();
+    assert.equal(await page.inputValue("#tr-model"), "demo-transcribe");
+    // Sending without a file says so next to the file input.
+    await page.click("#tr-form button[type=submit]");
+    assert.match(await page.locator("#tr-file-error").innerText(), /Choose an audio file/);
+    await page.setInputFiles("#tr-file", { name: "tone.wav", mimeType: "audio/wav", buffer: wavTone(1.5) });
+    await page.fill("#tr-language", "en");
+    await page.click("#tr-form button[type=submit]");
+    await page.locator("#tr-text").waitFor({ timeout: 20000 });
+    // The fake container hears its fixed words and the file's duration.
+    assert.equal((await page.locator("#tr-text").innerText()).trim(), "the quick brown fox (1.50 s)");
+    await browser.shot("09-transcription");
+    await page.selectOption("#tr-format", "srt");
+    await page.click("#tr-form button[type=submit]");
+    await page.waitForFunction(() => /-->/.test((document.getElementById("tr-text") || {}).textContent || ""), null, { timeout: 20000 });
+    const srt = await page.locator("#tr-text").innerText();
+    assert.match(srt, /^1\n00:00:00,000 --> 00:00:01,500\nthe quick brown fox \(1\.50 s\)/, srt);
+    await page.selectOption("#tr-format", "verbose_json");
+    await page.click("#tr-form button[type=submit]");
+    await page.waitForFunction(() => /"segments"/.test((document.getElementById("tr-text") || {}).textContent || ""), null, { timeout: 20000 });
+    const verbose = JSON.parse(await page.locator("#tr-text").innerText());
+    assert.equal(verbose.text, "the quick brown fox (1.50 s)");
+    assert.equal(verbose.task, "transcribe");
+    await browser.shot("09-transcription-verbose");
+    // The same file to /v1/audio/translations (its verbose_json names the task), sent from the keyboard.
+    await page.selectOption("#tr-task", "translations");
+    await page.selectOption("#tr-format", "verbose_json");
+    await page.focus("#tr-form button[type=submit]");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /"translate"/.test((document.getElementById("tr-text") || {}).textContent || ""), null, { timeout: 20000 });
+    assert.equal(JSON.parse(await page.locator("#tr-text").innerText()).task, "translate");
+  });
+
+  test("synthesize speech: the answer plays and downloads; a format the model lacks is refused", async () => {
+    await go("#/playground/speech");
+    await page.locator("#sp-form").waitFor();
+    assert.equal(await page.inputValue("#sp-model"), "demo-speech");
+    // mp3 is not what the model produces: the gateway's 400 names what it does, and the select
+    // keeps only those.
+    await page.selectOption("#sp-format", "mp3");
+    await page.click("#sp-form button[type=submit]");
+    await page.locator("#sp-result .error").waitFor({ timeout: 20000 });
+    const refusal = await page.locator("#sp-result .error").innerText();
+    assert.match(refusal, /HTTP 400/);
+    assert.match(refusal, /cannot produce `mp3` audio; it produces: wav/);
+    assert.deepEqual(await page.locator("#sp-format option").evaluateAll((os) => os.map((o) => o.value)), ["wav"]);
+    assert.match(await page.locator("#sp-format-error").innerText(), /produces wav only/);
+    await browser.shot("09-speech-refused");
+    // The produced format: the audio element gets a blob source it can play.
+    await page.fill("#sp-input", "one two three four five six seven eight nine ten");
+    await page.click("#sp-form button[type=submit]");
+    await page.locator("#sp-audio").waitFor({ timeout: 20000 });
+    assert.match(await page.getAttribute("#sp-audio", "src"), /^blob:/);
+    // Ten words of the fake's 0.1 s each: the browser decoded a second of audio.
+    const duration = await page.waitForFunction(() => {
+      const a = document.getElementById("sp-audio");
+      return a && a.readyState >= 1 && Number.isFinite(a.duration) ? a.duration : null;
+    }, null, { timeout: 20000 });
+    assert.ok(Math.abs((await duration.jsonValue()) - 1) < 0.01, String(await duration.jsonValue()));
+    assert.equal(await page.evaluate(() => document.getElementById("sp-audio").error), null);
+    assert.match(await page.locator("#sp-summary").innerText(), /audio\/wav/);
+    assert.equal(await page.getAttribute("#sp-download", "href"), await page.getAttribute("#sp-audio", "src"));
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#sp-download")]);
+    assert.equal(download.suggestedFilename(), "speech.wav");
+    const saved = await download.path();
+    const bytes = require("node:fs").readFileSync(saved);
+    assert.equal(bytes.subarray(0, 4).toString(), "RIFF");
+    assert.deepEqual(await browser.axe(), []);
+    await browser.shot("09-speech");
+  });
+
   test("create an API key and use it with curl; revoke it", async () => {
     await go("#/keys");
     await settled();
@@ -386,6 +479,8 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
       ["playground-chat", "#/playground/chat"],
       ["playground-embeddings", "#/playground/embeddings"],
       ["playground-rerank", "#/playground/rerank"],
+      ["playground-transcription", "#/playground/transcription"],
+      ["playground-speech", "#/playground/speech"],
     ];
     const first = await stack.admin("GET", "/api/v1/mlmodels?limit=1");
     if (first.status === 200 && first.json.data.length) routes.push(["model", "#/models/" + encodeURIComponent(first.json.data[0].fullyQualifiedName)]);

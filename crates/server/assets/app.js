@@ -2399,7 +2399,8 @@ async function playgroundModels(kind) {
 
 function playgroundTabs(current) {
   const tab = (id, label) => el("a", { href: "#/playground/" + id, "aria-current": current === id ? "page" : null }, label);
-  return el("nav", { class: "tabs", "aria-label": "Playground modes" }, tab("chat", "Chat"), tab("embeddings", "Embeddings"), tab("rerank", "Rerank"));
+  return el("nav", { class: "tabs", "aria-label": "Playground modes" }, tab("chat", "Chat"), tab("embeddings", "Embeddings"), tab("rerank", "Rerank"),
+    tab("transcription", "Transcription"), tab("speech", "Speech"));
 }
 
 async function modelPicker(kind, id) {
@@ -2416,14 +2417,19 @@ async function modelPicker(kind, id) {
   return wrap;
 }
 
+// The playground's tabs; a gateway model's kind names its tab, but for `embedding`.
+const PLAYGROUND_MODES = ["chat", "embeddings", "rerank", "transcription", "speech"];
+
 async function viewPlayground(mode) {
-  mode = ["chat", "embeddings", "rerank"].includes(mode) ? mode : "chat";
+  mode = PLAYGROUND_MODES.includes(mode) ? mode : "chat";
   const p = page("Playground");
   const holder = el("div", {}, loading());
   append(p.main, playgroundTabs(mode), holder);
   if (mode === "chat") await chatPanel(p, holder);
   else if (mode === "embeddings") await embeddingsPanel(p, holder);
-  else await rerankPanel(p, holder);
+  else if (mode === "rerank") await rerankPanel(p, holder);
+  else if (mode === "transcription") await transcriptionPanel(p, holder);
+  else await speechPanel(p, holder);
 }
 
 async function chatPanel(p, holder) {
@@ -2639,6 +2645,181 @@ async function rerankPanel(p, holder) {
   });
 }
 
+// The `response_format` values of OpenAI's /v1/audio/transcriptions and /v1/audio/speech.
+const TRANSCRIPTION_FORMATS = [["json", "json (the text)"], ["text", "text"], ["srt", "srt (subtitles)"], ["vtt", "vtt (WebVTT subtitles)"], ["verbose_json", "verbose_json (segments)"]];
+const SPEECH_FORMATS = ["wav", "mp3", "opus", "aac", "flac", "pcm"];
+const SPEECH_VOICES = ["alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"];
+
+// The formats a speech model produces, read from the gateway's 400 for a format it cannot
+// produce ("... it produces: wav, mp3 (the gateway does not transcode)"); null when the message
+// names none. /v1/models does not list them, so the select learns them from that answer.
+function producedFormats(message) {
+  const m = /produces: ([a-z0-9, ]+)/.exec(String(message || ""));
+  if (!m) return null;
+  const formats = m[1].split(",").map((f) => f.trim()).filter((f) => SPEECH_FORMATS.includes(f));
+  return formats.length ? formats : null;
+}
+
+// What a transcription answer shows: the text of `json`, the body of `text`/`srt`/`vtt`, the
+// indented document of `verbose_json`.
+function transcriptOf(format, body) {
+  if (format === "json") {
+    try {
+      const v = JSON.parse(body);
+      if (v && typeof v.text === "string") return v.text;
+    } catch (_) {
+      // Shown as it came below.
+    }
+    return body;
+  }
+  if (format === "verbose_json") {
+    try {
+      return JSON.stringify(JSON.parse(body), null, 2);
+    } catch (_) {
+      return body;
+    }
+  }
+  return body;
+}
+
+// A file name for downloaded audio, from the format asked for.
+function audioFileName(format) {
+  return "speech." + (SPEECH_FORMATS.includes(format) ? format : "audio");
+}
+
+async function transcriptionPanel(p, holder) {
+  const picker = await modelPicker("transcription", "tr-model");
+  if (!p.alive()) return;
+  const out = el("div", { id: "tr-result", "aria-live": "polite" });
+  const run = el("button", { type: "submit", class: "primary" }, "Transcribe");
+  const form = el("form", { id: "tr-form", novalidate: true, autocomplete: "off" },
+    el("div", { class: "grid" }, picker,
+      field({ id: "tr-task", label: "Task", type: "select", value: "transcriptions",
+        options: [["transcriptions", "Transcribe (same language)"], ["translations", "Translate to English"]] }),
+      field({ id: "tr-format", label: "Response format", type: "select", value: "json", options: TRANSCRIPTION_FORMATS }),
+      field({ id: "tr-language", label: "Language (optional)", placeholder: "en", help: "ISO-639-1 code, e.g. en, de, fr." })),
+    el("div", { class: "field" },
+      el("label", { for: "tr-file" }, "Audio file", el("span", { class: "req" }, " (required)")),
+      el("input", { id: "tr-file", name: "tr-file", type: "file", accept: "audio/*,.wav,.mp3,.flac,.ogg,.webm,.m4a", required: true, "aria-describedby": "tr-file-help tr-file-error" }),
+      el("p", { class: "help", id: "tr-file-help" }, "Sent as is; the server's request size limit applies."),
+      el("p", { class: "field-error", id: "tr-file-error", "aria-live": "polite" })),
+    field({ id: "tr-prompt", label: "Prompt (optional)", type: "textarea", rows: 2 }),
+    el("div", { class: "actions" }, run), out);
+  show(holder, form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const input = document.getElementById("tr-file");
+    const file = input.files && input.files[0];
+    const model = valueOf("tr-model");
+    if (!model) return setFieldError("tr-model", "Pick a transcription model first.");
+    if (!file) {
+      setFieldError("tr-file", "Choose an audio file.");
+      input.focus();
+      return;
+    }
+    const format = valueOf("tr-format") || "json";
+    const data = new FormData();
+    data.append("file", file, file.name);
+    data.append("model", model);
+    data.append("response_format", format);
+    if (valueOf("tr-language")) data.append("language", valueOf("tr-language"));
+    if (valueOf("tr-prompt")) data.append("prompt", valueOf("tr-prompt"));
+    const path = "/v1/audio/" + (valueOf("tr-task") === "translations" ? "translations" : "transcriptions");
+    run.disabled = true;
+    show(out, loading("Transcribing…"));
+    try {
+      let res;
+      try {
+        // No Content-Type: the browser writes the multipart boundary.
+        res = await apiFetch(path, { method: "POST", body: data });
+      } catch (e) {
+        throw new ApiError(0, { message: "cannot reach the server: " + e.message, type: "network_error" });
+      }
+      const text = await res.text();
+      if (!res.ok) throw errorOf(res.status, text);
+      show(out, el("h3", {}, "Transcript (" + format + ")"),
+        el("pre", { id: "tr-text", class: format === "json" || format === "text" ? "transcript" : "json", tabindex: "0", "aria-label": "Transcript" },
+          transcriptOf(format, text)));
+    } catch (e) {
+      show(out, errorBox(e, "The transcription request"));
+    } finally {
+      run.disabled = false;
+    }
+  });
+}
+
+async function speechPanel(p, holder) {
+  const picker = await modelPicker("speech", "sp-model");
+  if (!p.alive()) return;
+  const out = el("div", { id: "sp-result", "aria-live": "polite" });
+  const run = el("button", { type: "submit", class: "primary" }, "Speak");
+  const formatOptions = (formats) => formats.map((f) => [f, f]);
+  const form = el("form", { id: "sp-form", novalidate: true, autocomplete: "off" },
+    el("div", { class: "grid" }, picker,
+      field({ id: "sp-voice", label: "Voice", type: "select", value: "alloy", options: SPEECH_VOICES.map((v) => [v, v]) }),
+      field({ id: "sp-format", label: "Audio format", type: "select", value: "wav", options: formatOptions(SPEECH_FORMATS),
+        help: "The gateway does not transcode: a format the model does not produce is refused." }),
+      field({ id: "sp-speed", label: "Speed", type: "number", min: 0.25, max: 4, step: 0.25, value: 1 })),
+    field({ id: "sp-input", label: "Text", type: "textarea", rows: 3, required: true, value: "Hello from the sagebridge playground." }),
+    el("div", { class: "actions" }, run), out);
+  show(holder, form);
+  // The blob URL of the audio shown, revoked when the next answer replaces it.
+  let url = null;
+  const release = () => {
+    if (url) URL.revokeObjectURL(url);
+    url = null;
+  };
+  // A refused format narrows the select to what the model produces, for this model only.
+  document.getElementById("sp-model").addEventListener("change", () => {
+    const select = document.getElementById("sp-format");
+    const current = select.value;
+    show(select, formatOptions(SPEECH_FORMATS).map(([v, t]) => el("option", { value: v, selected: v === current }, t)));
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const model = valueOf("sp-model");
+    const input = valueOf("sp-input");
+    if (!model) return setFieldError("sp-model", "Pick a speech model first.");
+    if (!input) return setFieldError("sp-input", "Enter the text to speak.");
+    const format = valueOf("sp-format");
+    const request = { model, input, voice: valueOf("sp-voice"), response_format: format };
+    const speed = Number(valueOf("sp-speed"));
+    if (speed > 0 && speed !== 1) request.speed = speed;
+    run.disabled = true;
+    show(out, loading("Synthesizing…"));
+    release();
+    try {
+      let res;
+      try {
+        res = await apiFetch("/v1/audio/speech", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
+      } catch (e) {
+        throw new ApiError(0, { message: "cannot reach the server: " + e.message, type: "network_error" });
+      }
+      if (!res.ok) throw errorOf(res.status, await res.text());
+      const blob = await res.blob();
+      url = URL.createObjectURL(blob);
+      const type = blob.type || "audio/" + format;
+      show(out,
+        el("p", { id: "sp-summary" }, el("strong", {}, (blob.size / 1024).toFixed(1) + " KiB of " + type)),
+        el("audio", { id: "sp-audio", controls: true, src: url, preload: "metadata", "aria-label": "Synthesized speech" }),
+        el("p", {}, el("a", { id: "sp-download", class: "button", href: url, download: audioFileName(format) }, "Download " + audioFileName(format))));
+    } catch (e) {
+      const formats = e instanceof ApiError && e.status === 400 && e.error && e.error.param === "response_format" ? producedFormats(e.error.message) : null;
+      if (formats) {
+        const select = document.getElementById("sp-format");
+        show(select, formatOptions(formats).map(([v, t]) => el("option", { value: v }, t)));
+        setFieldError("sp-format", "This model produces " + formats.join(", ") + " only: pick one of them.");
+        select.focus();
+      }
+      show(out, errorBox(e, "The speech request"));
+    } finally {
+      run.disabled = false;
+    }
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routing
 
@@ -2766,6 +2947,6 @@ if (typeof module !== "undefined") {
   module.exports = {
     el, escapeHtml, safeUrl, SseParser, SseEventParser, servedBy, endpointsOf, modelMatches, errorOf, tokenFromHash, changesState,
     isRegion, roleArnProblem, fieldErrors, fieldKey, parseCron, nextFireTimes, compileFilter, lines, cosine,
-    similarityMatrix, diffValues, formatDuration, parseRoute,
+    similarityMatrix, diffValues, formatDuration, parseRoute, producedFormats, transcriptOf, audioFileName,
   };
 }

@@ -2,7 +2,7 @@
 //!
 //! The page is a single-page app with hash routes (`#/services`, `#/ingestion`,
 //! `#/pipelines/<id>`, `#/models[/<fqn>]`, `#/gateway[/discovered|/new|/edit/<name>]`, `#/keys`,
-//! `#/playground/<chat|embeddings|rerank>`) over the admin API (`/api/v1/*`, with the session
+//! `#/playground/<chat|embeddings|rerank|transcription|speech>`) over the admin API (`/api/v1/*`, with the session
 //! cookie and its CSRF header) and the gateway (`/v1/*`, which a signed-in session may call for
 //! the playground). There is no build step and nothing is fetched from another origin.
 //!
@@ -21,9 +21,11 @@ pub(crate) const INDEX_HTML: &str = include_str!("../assets/index.html");
 pub(crate) const APP_JS: &str = include_str!("../assets/app.js");
 pub(crate) const APP_CSS: &str = include_str!("../assets/app.css");
 
-/// Same-origin only: no inline script, no third-party anything, no framing.
+/// Same-origin only: no inline script, no third-party anything, no framing. Media from `blob:`
+/// only: the playground's speech tab plays the audio it fetched from `/v1/audio/speech`.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                   img-src 'self'; media-src blob:; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (

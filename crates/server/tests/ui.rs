@@ -246,6 +246,8 @@ async fn assets(s: &Stack) -> (String, String, String) {
         let csp = headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
         assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
+        // The speech playground plays a blob URL; no other media source.
+        assert!(csp.contains("media-src blob:;"), "{path}: {csp}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         bodies.push(body);
     }
@@ -298,6 +300,8 @@ async fn the_page_has_its_pages_and_only_local_assets() {
         r#""/gateway/keys""#,
         "/v1/models",
         "/v1/chat/completions",
+        "/v1/audio/",
+        "/v1/audio/speech",
         "/v1/embeddings",
         "/v1/rerank",
         "stream: true",

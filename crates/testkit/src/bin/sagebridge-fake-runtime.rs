@@ -13,7 +13,9 @@
 //!   for holding many streams open at once;
 //! - the demo account's endpoints (`scripts/demo.sh`, `examples/demo-gateway.yaml`):
 //!   `demo-llm-chat` (the seeded LLM's endpoint, a TGI container), `demo-embeddings` (TEI,
-//!   384 dimensions, unit length) and `demo-rerank` (a TEI reranker).
+//!   384 dimensions, unit length), `demo-rerank` (a TEI reranker), `demo-transcribe` (a Hugging
+//!   Face speech recognition container reading WAV) and `demo-speech` (an OpenAI-compatible
+//!   text-to-speech container answering WAV).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -115,4 +117,12 @@ fn set_demo_endpoints(fake: &FakeRuntime) {
             .normalized(),
     );
     fake.set("demo-rerank", EndpointBehaviour::new(Behaviour::TeiRerank));
+    fake.set(
+        "demo-transcribe",
+        EndpointBehaviour::new(Behaviour::HfTranscribe),
+    );
+    fake.set(
+        "demo-speech",
+        EndpointBehaviour::new(Behaviour::OpenAiSpeech),
+    );
 }
