@@ -68,14 +68,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME CMD... : starts a process whose first stdout line ends with its URL.
+# start NAME CMD... : starts a process that prints `... listening on URL`; sets URL and PID
+# (not in a command substitution: the PID must reach this shell so that cleanup stops it).
 start() {
   local name=$1; shift
   "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  PIDS+=($!)
+  PID=$!
+  PIDS+=("$PID")
   for _ in $(seq 1 300); do
     if grep -qE 'listening on http://' "$WORK/$name.out" 2>/dev/null; then
-      sed -nE 's/.*listening on (http:\/\/[^ ]+).*/\1/p' "$WORK/$name.out" | head -1
+      URL=$(sed -nE 's/.*listening on (http:\/\/[^ ]+).*/\1/p' "$WORK/$name.out" | head -1)
       return 0
     fi
     sleep 0.1
@@ -88,12 +90,13 @@ PIDS+=("$MOTO_PID")
 echo "seeding $MODELS models (two tags each) into moto..." >&2
 "$BIN/sagebridge-seed" --endpoint "$SAGEBRIDGE_MOTO_URL" --preset bulk --models "$MODELS" \
   --tags-per-model 2 --no-training-jobs >&2
-PROXY=$(start proxy "$BIN/sagebridge-fault-proxy" --upstream "$SAGEBRIDGE_MOTO_URL" --fault "*=latency:${LATENCY_MS}ms")
+start proxy "$BIN/sagebridge-fault-proxy" --upstream "$SAGEBRIDGE_MOTO_URL" --fault "*=latency:${LATENCY_MS}ms"
+PROXY=$URL
 TOKEN=bench-jwt-token
-OM_A=$(start om-a "$BIN/sagebridge-fake-openmetadata" --token "$TOKEN")
-OM_A_PID=${PIDS[-1]}
-OM_B=$(start om-b "$BIN/sagebridge-fake-openmetadata" --token "$TOKEN")
-OM_B_PID=${PIDS[-1]}
+start om-a "$BIN/sagebridge-fake-openmetadata" --token "$TOKEN"
+OM_A=$URL OM_A_PID=$PID
+start om-b "$BIN/sagebridge-fake-openmetadata" --token "$TOKEN"
+OM_B=$URL OM_B_PID=$PID
 
 # workflow FILE OM_URL: the OpenMetadata workflow both tools read, unchanged.
 workflow() {
