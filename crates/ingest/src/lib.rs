@@ -15,9 +15,12 @@
 //! - [`schedule`]: cron schedules for `sagebridge ingest --schedule`.
 //! - [`shutdown`]: the one shutdown signal shared by the server, the schedule loop and runs.
 //! - [`mapping`]: `to_ml_model()`, the pure mapping from facts to OpenMetadata's `MlModel`.
+//! - [`fingerprint`]: the `sourceHash` of the `metadata-rest` sink, which lets an incremental
+//!   run prove a model unchanged from OpenMetadata's answer and the listing.
 
 pub mod config;
 pub mod facts;
+pub mod fingerprint;
 pub mod mapping;
 pub mod pacing;
 pub mod runner;

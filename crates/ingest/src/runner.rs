@@ -23,9 +23,10 @@ use serde::Serialize;
 
 use crate::config::{ModelFilter, WorkflowConfig};
 use crate::facts::ModelFacts;
+use crate::fingerprint;
 use crate::mapping::{redact, to_ml_model, ServiceRef};
 use crate::shutdown::Shutdown;
-use crate::sink::{CatalogSink, OmError, Sink, SinkContext, SinkError};
+use crate::sink::{CatalogSink, Incremental, OmError, Sink, SinkContext, SinkError};
 use crate::source::{Deployments, ListedGroup, ListedModel, ModelFailure, Source};
 
 /// Models written to the sink per batch (one catalog transaction).
@@ -83,8 +84,10 @@ pub struct RunReport {
     pub listing_complete: bool,
     /// Model package groups listed (they count in `counts.listed` too).
     pub model_package_groups: usize,
-    /// Models rebuilt from their stored facts (same ARN and creation time as last run), for
-    /// which only the tags were read again. Zero with `--full`.
+    /// Models found unchanged since the sink last saw them, for which only the tags were read
+    /// again (no DescribeModel, no training job): rebuilt from their stored facts (catalog),
+    /// or proven unchanged by their `sourceHash` and not written (`metadata-rest`). Zero with
+    /// `--full`.
     pub incremental: usize,
     /// The run was told to stop ([`RunOptions::shutdown`]) and did, between batches: the
     /// batches written are in the sink, the rest of the models were not written and nothing
@@ -254,7 +257,7 @@ pub async fn run_with(
         let listed = run.list().await;
         let plan = run.plan(listed).await?;
         run.gather_and_write(plan.todo, plan.groups).await?;
-        run.finish(plan.seen).await
+        run.finish(plan.seen, plan.known).await
     }
     .await;
     // Released whatever happened; a failed release only leaves a lock that goes stale.
@@ -267,7 +270,27 @@ pub async fn run_with(
 /// A model to read, and whether it is unchanged since the last run.
 struct Planned {
     listed: ListedModel,
-    unchanged: bool,
+    reuse: Reuse,
+}
+
+/// What an incremental run may skip for one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reuse {
+    /// Read it in full.
+    Nothing,
+    /// Same ARN and creation time as the facts the sink stored: rebuild from them.
+    StoredFacts,
+    /// The identity half of the stored `sourceHash` matches the listing: unchanged if its
+    /// surroundings still hash to this (the other half), else read in full.
+    Surroundings(String),
+}
+
+/// What gathering one model gave.
+enum Gathered {
+    /// Its facts (`true`: rebuilt from stored facts), or why it could not be read.
+    Facts(Box<Result<ModelFacts, ModelFailure>>, bool),
+    /// Proven unchanged by its `sourceHash`: nothing to write.
+    Unchanged,
 }
 
 /// What the list stage found.
@@ -285,6 +308,19 @@ struct Plan {
     groups: Vec<ListedGroup>,
     /// Names kept by the filters: what mark-deleted must not touch.
     seen: HashSet<String>,
+    /// The sink's models when the run began.
+    known: KnownModels,
+}
+
+/// What the plan stage learnt of the sink's models.
+#[derive(Default)]
+enum KnownModels {
+    /// Not asked (`--full`).
+    #[default]
+    NotRead,
+    /// The sink could not list them: the run was a full run, and marks nothing deleted.
+    Failed,
+    Read(HashMap<String, KnownModel>),
 }
 
 /// One run in progress.
@@ -420,11 +456,30 @@ impl<'a> Run<'a> {
             models: listed,
             groups,
         } = listed;
+        let mode = self.sink.incremental();
         let known = if self.opts.full {
-            HashMap::new()
+            KnownModels::NotRead
         } else {
-            self.sink.known_models().await?
+            match self.sink.known_models().await {
+                Ok(known) => KnownModels::Read(known),
+                // Never a reason to stop, nor to delete: every model is read and written as
+                // with `--full`, and mark-deleted is skipped (what the sink holds is unknown).
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the sink's models");
+                    self.report.warnings.push(format!(
+                        "could not read the models the sink holds ({e}): every model was read \
+                         again and nothing was marked deleted"
+                    ));
+                    KnownModels::Failed
+                }
+            }
         };
+        let empty = HashMap::new();
+        let known_map = match &known {
+            KnownModels::Read(k) => k,
+            _ => &empty,
+        };
+        let service = self.service.name.clone();
         let mut plan = Plan::default();
         for model in listed {
             if !self.filter.keeps(&model.name) {
@@ -432,12 +487,18 @@ impl<'a> Run<'a> {
                 continue;
             }
             plan.seen.insert(model.name.clone());
-            let unchanged = known
-                .get(&model.name)
-                .is_some_and(|k| same_model(k, &model));
+            let reuse = match (known_map.get(&model.name), mode) {
+                (Some(k), Incremental::StoredFacts) if same_model(k, &model) => Reuse::StoredFacts,
+                (Some(k), Incremental::SourceHash) if !k.deleted => k
+                    .source_hash
+                    .as_deref()
+                    .and_then(|h| fingerprint::stored_surroundings(h, &service, &model))
+                    .map_or(Reuse::Nothing, |rest| Reuse::Surroundings(rest.to_owned())),
+                _ => Reuse::Nothing,
+            };
             plan.todo.push(Planned {
                 listed: model,
-                unchanged,
+                reuse,
             });
         }
         for group in groups {
@@ -458,6 +519,7 @@ impl<'a> Run<'a> {
             plan.seen.insert(group.name.clone());
             plan.groups.push(group);
         }
+        plan.known = known;
         Ok(plan)
     }
 
@@ -472,8 +534,10 @@ impl<'a> Run<'a> {
         self.progress(Progress::Listed(todo.len() + groups.len()));
         let (sink, source) = (self.sink, self.source.clone());
         let concurrency = self.cfg.metadata().concurrency;
+        let feature_index = source.feature_index_digest();
+        let feature_index = feature_index.as_str();
         let gathered = futures::stream::iter(todo)
-            .map(|planned| gather(sink, &source, planned))
+            .map(|planned| gather(sink, &source, planned, feature_index))
             .buffer_unordered(concurrency);
         let mut batch = Vec::with_capacity(BATCH);
         let mut deployed = Deployments::new();
@@ -482,7 +546,9 @@ impl<'a> Run<'a> {
             let deployed = &deployed;
             let source = &source;
             let gathered = futures::stream::iter(groups)
-                .map(|group| async move { (source.group_facts(&group, deployed).await, false) })
+                .map(|group| async move {
+                    Gathered::Facts(Box::new(source.group_facts(&group, deployed).await), false)
+                })
                 .buffer_unordered(concurrency);
             self.drain(gathered, &mut batch, &mut Deployments::new())
                 .await?;
@@ -498,7 +564,7 @@ impl<'a> Run<'a> {
     /// when told to.
     async fn drain(
         &mut self,
-        gathered: impl futures::Stream<Item = (Result<ModelFacts, ModelFailure>, bool)>,
+        gathered: impl futures::Stream<Item = Gathered>,
         batch: &mut Vec<ModelWrite>,
         deployed: &mut Deployments,
     ) -> Result<(), RunError> {
@@ -514,10 +580,18 @@ impl<'a> Run<'a> {
                 self.report.interrupted = true;
                 break;
             };
-            let Some((facts, incremental)) = next else {
+            let Some(next) = next else {
                 break;
             };
             self.progress(Progress::ModelDone);
+            let (facts, incremental) = match next {
+                Gathered::Facts(facts, incremental) => (*facts, incremental),
+                Gathered::Unchanged => {
+                    self.report.incremental += 1;
+                    self.outcome.unchanged += 1;
+                    continue;
+                }
+            };
             self.report.incremental += usize::from(incremental);
             match facts {
                 Ok(facts) => {
@@ -560,8 +634,16 @@ impl<'a> Run<'a> {
     }
 
     fn model_write(&self, facts: &ModelFacts) -> ModelWrite {
+        let mut model = to_ml_model(facts, &self.service);
+        if self.sink.incremental() == Incremental::SourceHash {
+            model.source_hash = Some(fingerprint::source_hash(
+                facts,
+                &self.service,
+                &self.source.feature_index_digest(),
+            ));
+        }
         ModelWrite {
-            model: to_ml_model(facts, &self.service),
+            model,
             arn: Some(facts.arn.clone()),
             creation_time: Some(facts.creation_time),
             // Stored for incremental runs by sinks that keep facts, secrets redacted like
@@ -605,15 +687,25 @@ impl<'a> Run<'a> {
 
     /// Why marking the unseen models deleted would be implausible: more than one model and more
     /// than `markDeletedMaxFraction` of the service's live models would go (unless the run was
-    /// told to allow it). A sink that keeps no known models (OpenMetadata) is not checked here.
+    /// told to allow it). The sink's models as the plan stage read them serve when there (the
+    /// run only wrote models it saw); with `--full`, a sink that keeps facts is asked again,
+    /// and a `sourceHash` sink (OpenMetadata) is not checked (as before it had incremental
+    /// runs: that would cost another paging through all its models).
     async fn mass_delete_problem(
         &self,
         seen: &HashSet<String>,
+        known: KnownModels,
     ) -> Result<Option<String>, RunError> {
         if self.opts.allow_mass_delete {
             return Ok(None);
         }
-        let known = self.sink.known_models().await?;
+        let known = match known {
+            KnownModels::Read(known) => known,
+            _ if self.sink.incremental() == Incremental::StoredFacts => {
+                self.sink.known_models().await?
+            }
+            _ => return Ok(None),
+        };
         let live: Vec<&String> = known
             .iter()
             .filter(|(_, k)| !k.deleted)
@@ -635,7 +727,11 @@ impl<'a> Run<'a> {
 
     /// Stage 5: mark deleted (only after a complete, uninterrupted run), the report, the run
     /// recorded as finished.
-    async fn finish(mut self, seen: HashSet<String>) -> Result<RunReport, RunError> {
+    async fn finish(
+        mut self,
+        seen: HashSet<String>,
+        known: KnownModels,
+    ) -> Result<RunReport, RunError> {
         let counts = &mut self.report.counts;
         counts.created = self.outcome.created;
         counts.updated = self.outcome.updated;
@@ -650,8 +746,9 @@ impl<'a> Run<'a> {
             && self.report.listing_complete
             && self.report.writes_complete
             && !self.report.interrupted
+            && !matches!(known, KnownModels::Failed)
         {
-            match self.mass_delete_problem(&seen).await? {
+            match self.mass_delete_problem(&seen, known).await? {
                 Some(why) => {
                     tracing::warn!("mark-deleted refused: {why}");
                     self.report.mass_delete_refused = Some(why);
@@ -702,20 +799,27 @@ fn same_model(known: &KnownModel, listed: &ListedModel) -> bool {
 }
 
 /// The facts of one planned model: rebuilt from the facts the sink stored (only the tags are
-/// read again) when it is unchanged and they are complete, else described. The flag says
-/// whether stored facts were used.
-async fn gather(
-    sink: &dyn Sink,
-    source: &Source,
-    model: Planned,
-) -> (Result<ModelFacts, ModelFailure>, bool) {
-    if model.unchanged {
-        let stored = sink.stored_facts(model.listed.name.clone()).await;
-        if let Some(stored) = stored.filter(|f| f.incomplete.is_empty()) {
-            return (source.refresh_facts(stored).await, true);
+/// read again) when it is unchanged and they are complete; nothing when its `sourceHash`
+/// proves it unchanged (only the tags are read); else described.
+async fn gather(sink: &dyn Sink, source: &Source, model: Planned, feature_index: &str) -> Gathered {
+    match &model.reuse {
+        Reuse::Nothing => {}
+        Reuse::StoredFacts => {
+            let stored = sink.stored_facts(model.listed.name.clone()).await;
+            if let Some(stored) = stored.filter(|f| f.incomplete.is_empty()) {
+                return Gathered::Facts(Box::new(source.refresh_facts(stored).await), true);
+            }
         }
+        Reuse::Surroundings(stored) => match source.surroundings(&model.listed).await {
+            Ok((tags, endpoints)) => {
+                if fingerprint::surroundings(&tags, &endpoints, feature_index) == *stored {
+                    return Gathered::Unchanged;
+                }
+            }
+            Err(failure) => return Gathered::Facts(Box::new(Err(failure)), false),
+        },
     }
-    (source.model_facts(&model.listed).await, false)
+    Gathered::Facts(Box::new(source.model_facts(&model.listed).await), false)
 }
 
 /// Resolves when the shutdown signal fires; never without one.

@@ -844,6 +844,54 @@ impl Source {
         Ok(facts)
     }
 
+    /// What can change around a listed model that is otherwise unchanged: its tags (from
+    /// Search, else ListTags) and the endpoints serving it. No DescribeModel, no training job.
+    pub async fn surroundings(
+        &self,
+        listed: &ListedModel,
+    ) -> Result<(Vec<(String, String)>, Vec<EndpointFacts>), ModelFailure> {
+        let tags = match self.searched(listed).await {
+            Some(found) => {
+                self.from_search.fetch_add(1, Ordering::Relaxed);
+                found.tags
+            }
+            None => {
+                let arn = listed.arn.as_deref().unwrap_or_default();
+                self.tags(arn).await.map_err(|error| ModelFailure {
+                    model: listed.name.clone(),
+                    error,
+                })?
+            }
+        };
+        self.load_indexes().await;
+        let endpoints = self
+            .endpoints
+            .get()
+            .and_then(|m| m.get(&listed.name))
+            .cloned()
+            .unwrap_or_default();
+        Ok((tags, endpoints))
+    }
+
+    /// A digest of this run's feature group index (names, ARNs, offline stores, features), in
+    /// name order; the same when the groups are the same. Call after [`Source::load_indexes`].
+    pub fn feature_index_digest(&self) -> String {
+        let mut groups: Vec<_> = self
+            .feature_groups
+            .get()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| (&g.name, &g.arn, &g.offline_uri, &g.features))
+                    .collect()
+            })
+            .unwrap_or_default();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
+        let loaded = self.feature_groups.get().is_some();
+        let bytes = serde_json::to_vec(&(loaded, groups)).unwrap_or_default();
+        hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..8])
+    }
+
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
         let mut out = Vec::new();
         self.pacer.ready("ListTags").await;

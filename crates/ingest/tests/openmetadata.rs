@@ -96,9 +96,10 @@ async fn ingest_into_openmetadata_speaks_its_rest_api() {
         .iter()
         .position(|(_, p)| *p == "/api/v1/mlmodels/bulk")
         .expect("a bulk PUT");
-    assert!(seq[3..first_bulk]
-        .iter()
-        .all(|(m, p)| m == "PUT" && (*p == "/api/v1/classifications" || *p == "/api/v1/tags")));
+    // (and, for incremental runs, the listing of the service's models already there: none).
+    assert!(seq[3..first_bulk].iter().all(|(m, p)| (m == "PUT"
+        && (*p == "/api/v1/classifications" || *p == "/api/v1/tags"))
+        || (m == "GET" && *p == "/api/v1/mlmodels")));
     assert_eq!(
         seq.last().unwrap(),
         &("DELETE".to_string(), "/api/v1/mlmodels/deleteStale")
@@ -208,7 +209,9 @@ async fn ingest_into_openmetadata_speaks_its_rest_api() {
     let report = run(&cfg, &RunOptions::default()).await.unwrap();
     assert_eq!(report.counts.deleted, 1, "{report:?}");
     assert_eq!(report.counts.created, 0, "{report:?}");
-    assert_eq!(report.counts.updated, n - 1, "{report:?}");
+    // Incremental: the others are proven unchanged by their sourceHash and not written.
+    assert_eq!(report.counts.unchanged, n - 1, "{report:?}");
+    assert_eq!(report.counts.updated, 0, "{report:?}");
     assert!(!om
         .requests()
         .iter()
@@ -391,8 +394,9 @@ fn shape(method: &str, path: &str, service: &str) -> String {
 }
 
 /// The distinct shapes in the order they first appear, without what only one side sends: the
-/// 2.0.7 client's own test-connection lookup (`testConnectionDefinitions`) and our tag
-/// creation (the client sends no tags; a real server needs them before a label uses them).
+/// 2.0.7 client's own test-connection lookup (`testConnectionDefinitions`), our tag
+/// creation (the client sends no tags; a real server needs them before a label uses them) and
+/// our listing of the service's models for incremental runs (`GET /api/v1/mlmodels`).
 fn first_seen<'a>(
     requests: impl IntoIterator<Item = (&'a str, &'a str)>,
     service: &str,
@@ -406,7 +410,8 @@ fn first_seen<'a>(
             "/api/v1/tags",
         ]
         .iter()
-        .any(|p| s.contains(p));
+        .any(|p| s.contains(p))
+            || s == "GET /api/v1/mlmodels";
         if !one_sided && !out.contains(&s) {
             out.push(s);
         }
@@ -465,10 +470,15 @@ async fn bulk_requests_follow_the_recorded_client() {
         }
     }
 
-    // The re-run: the service is found, every model written again (OpenMetadata skips the
-    // unchanged ones by sourceHash), then deleteStale.
+    // The full re-run (`--full`, as the client always does): the service is found, every
+    // model written again (OpenMetadata skips the unchanged ones by sourceHash), then
+    // deleteStale.
     om.clear_requests();
-    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
+    let report = run(&cfg, &full).await.unwrap();
     assert_eq!(report.counts.updated, 251, "{report:?}");
     let requests = om.requests();
     let ours = first_seen(
@@ -617,10 +627,14 @@ async fn overloaded_servers_are_retried_and_a_lost_batch_deletes_nothing() {
     );
 
     // Always 429 on the bulk write: every row fails, the run goes on to its report, exit 3,
-    // and deleteStale is not called.
+    // and deleteStale is not called (a full run: an incremental one would write nothing).
     om.clear_requests();
     om.fail_requests("mlmodels/bulk", 429, u64::MAX);
-    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
+    let report = run(&cfg, &full).await.unwrap();
     assert_eq!(report.counts.failed, 150, "{report:?}");
     assert!(!report.writes_complete);
     assert_eq!(report.exit_code(), 3);
@@ -666,4 +680,209 @@ async fn the_service_connection_is_not_stored_when_told_not_to() {
         service.get("connection").is_none_or(Value::is_null),
         "{service}"
     );
+}
+
+/// The calls of one API in a report (0 when absent).
+fn calls(report: &sagebridge_ingest::runner::RunReport, api: &str) -> u64 {
+    report.aws_calls.get(api).copied().unwrap_or(0)
+}
+
+/// Incremental runs: the first run creates every model; a re-run reads the service's models
+/// and their sourceHash back from OpenMetadata, reads only the tags of each model (no
+/// DescribeModel, no DescribeTrainingJob), writes nothing and reports them unchanged; a model
+/// whose tags changed in SageMaker is read in full and updated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_skip_unchanged_models() {
+    let moto = MotoServer::start().await.unwrap();
+    let client = sagemaker_client(&moto.endpoint(), None);
+    let summary = seed(&client, &SeedSpec::demo()).await.unwrap();
+    let n = summary.models.len();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow(&moto.endpoint(), &om.url(), TOKEN);
+
+    let first = run(&cfg, &RunOptions::default()).await.unwrap();
+    let groups = first.model_package_groups;
+    assert_eq!(first.counts.created, n + groups, "{first:?}");
+    assert_eq!(first.incremental, 0);
+    assert!(calls(&first, "DescribeModel") > 0, "{:?}", first.aws_calls);
+    let versions: Vec<Value> = om.models().values().map(|m| m["version"].clone()).collect();
+
+    om.clear_requests();
+    let again = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(again.exit_code(), 0, "{again:?}");
+    assert_eq!(again.counts.unchanged, n, "{again:?}");
+    assert_eq!(again.incremental, n, "{again:?}");
+    assert_eq!(again.counts.created, 0, "{again:?}");
+    // Model package groups are always read again.
+    assert_eq!(again.counts.updated, groups, "{again:?}");
+    for api in ["DescribeModel", "DescribeTrainingJob"] {
+        assert_eq!(calls(&again, api), 0, "{api}: {:?}", again.aws_calls);
+    }
+    let requests = om.requests();
+    let listing: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.method == "GET" && path_of(r) == "/api/v1/mlmodels")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(listing, ["/api/v1/mlmodels?service=sm_prod&limit=100"]);
+    let rows: usize = requests
+        .iter()
+        .filter(|r| path_of(r) == "/api/v1/mlmodels/bulk")
+        .map(|r| {
+            r.body
+                .as_ref()
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(rows, groups, "only the groups are written again");
+    let after: Vec<Value> = om.models().values().map(|m| m["version"].clone()).collect();
+    assert_eq!(versions, after, "nothing changed in OpenMetadata");
+    assert_eq!(again.counts.deleted, 0);
+
+    // A tag added in SageMaker: that model (only) is described again and updated.
+    let changed = &summary.models[1].name;
+    let arn = client
+        .describe_model()
+        .model_name(changed)
+        .send()
+        .await
+        .unwrap()
+        .model_arn()
+        .unwrap()
+        .to_owned();
+    client
+        .add_tags()
+        .resource_arn(&arn)
+        .tags(
+            aws_sdk_sagemaker::types::Tag::builder()
+                .key("stage")
+                .value("canary")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fqn = format!("sm_prod.{changed}");
+    let before = om.model(&fqn).unwrap();
+    let third = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(third.exit_code(), 0, "{third:?}");
+    assert_eq!(third.counts.updated, groups + 1, "{third:?}");
+    assert_eq!(third.counts.unchanged, n - 1, "{third:?}");
+    assert_eq!(calls(&third, "DescribeModel"), 1, "{:?}", third.aws_calls);
+    let stored = om.model(&fqn).unwrap();
+    assert_ne!(stored["sourceHash"], before["sourceHash"]);
+    assert_ne!(stored["version"], before["version"]);
+    assert!(
+        stored["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["tagFQN"] == "stage.canary"),
+        "{stored}"
+    );
+
+    // `--full` reads every model again, whatever the hashes say.
+    let full = RunOptions {
+        full: true,
+        ..RunOptions::default()
+    };
+    let full = run(&cfg, &full).await.unwrap();
+    assert_eq!(full.incremental, 0, "{full:?}");
+    assert_eq!(full.counts.updated, n + groups, "{full:?}");
+    assert!(
+        calls(&full, "DescribeModel") >= n as u64,
+        "{:?}",
+        full.aws_calls
+    );
+}
+
+/// More existing models than one page: the listing follows `paging.after` to the end, and
+/// every model is known (none described again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_existing_models_are_read_in_pages() {
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+    let sagemaker = FakeSageMaker::start(FakeSpec::with_models(230))
+        .await
+        .unwrap();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow(&sagemaker.endpoint(), &om.url(), TOKEN);
+    let first = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(first.counts.created, 230, "{first:?}");
+
+    om.clear_requests();
+    let again = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(again.counts.unchanged, 230, "{again:?}");
+    assert_eq!(calls(&again, "DescribeModel"), 0, "{:?}", again.aws_calls);
+    let pages: Vec<String> = om
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && path_of(r) == "/api/v1/mlmodels")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(!pages[0].contains("after="), "{pages:?}");
+    assert!(
+        pages[1..].iter().all(|p| p.contains("&after=")),
+        "{pages:?}"
+    );
+    assert!(!om
+        .requests()
+        .iter()
+        .any(|r| path_of(r) == "/api/v1/mlmodels/bulk"));
+}
+
+/// OpenMetadata fails the listing of the existing models: the run reads and writes every
+/// model as a full run does, says so, and marks nothing deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listing_of_existing_models_falls_back_to_a_full_run() {
+    let moto = MotoServer::start().await.unwrap();
+    let client = sagemaker_client(&moto.endpoint(), None);
+    let summary = seed(&client, &SeedSpec::demo()).await.unwrap();
+    let n = summary.models.len();
+    let om = FakeOpenMetadata::start(TOKEN).await.unwrap();
+    let cfg = workflow(&moto.endpoint(), &om.url(), TOKEN);
+    let first = run(&cfg, &RunOptions::default()).await.unwrap();
+    let groups = first.model_package_groups;
+
+    // A model gone from SageMaker would be marked deleted by a normal run.
+    let gone = &summary.models[2].name;
+    client.delete_model().model_name(gone).send().await.unwrap();
+    // Every attempt of the listing (the first request under `mlmodels`) answers 503.
+    om.fail_requests("mlmodels", 503, 4);
+    om.clear_requests();
+    let report = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(report.incremental, 0, "{report:?}");
+    assert_eq!(report.counts.updated, n - 1 + groups, "{report:?}");
+    assert_eq!(report.counts.deleted, 0, "{report:?}");
+    assert!(calls(&report, "DescribeModel") >= (n - 1) as u64);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not read the models the sink holds")),
+        "{report:?}"
+    );
+    let requests = om.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.method == "GET" && path_of(r) == "/api/v1/mlmodels")
+            .count(),
+        4,
+        "the listing was tried 4 times"
+    );
+    assert!(
+        !requests.iter().any(|r| r.method == "DELETE"),
+        "nothing deleted"
+    );
+    assert_eq!(
+        om.model(&format!("sm_prod.{gone}")).unwrap()["deleted"],
+        false
+    );
+
+    // The next run lists again, and the model gone is marked deleted then.
+    let next = run(&cfg, &RunOptions::default()).await.unwrap();
+    assert_eq!(next.counts.deleted, 1, "{next:?}");
+    assert_eq!(next.counts.unchanged, n - 1, "{next:?}");
 }

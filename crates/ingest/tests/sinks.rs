@@ -10,7 +10,7 @@ use sagebridge_catalog::{Catalog, IngestionRun, ModelWrite, RunStatus, SqliteCat
 use sagebridge_ingest::config::{SinkConfig, WorkflowConfig};
 use sagebridge_ingest::facts::ModelFacts;
 use sagebridge_ingest::mapping::{to_ml_model, ServiceRef};
-use sagebridge_ingest::sink::{Sink, SinkContext};
+use sagebridge_ingest::sink::{Incremental, Sink, SinkContext};
 use sagebridge_testkit::FakeOpenMetadata;
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.sink-test-jwt.signature";
@@ -218,9 +218,18 @@ async fn metadata_rest_sink_writes_to_openmetadata_and_keeps_no_facts() {
         }
     }
 
-    // No facts and no run history: incremental runs rest on OpenMetadata's sourceHash.
+    // No facts and no run history: incremental runs rest on OpenMetadata's sourceHash, read
+    // back with the live models.
     assert!(!sink.keeps_facts());
-    assert!(sink.known_models().await.unwrap().is_empty());
+    assert_eq!(sink.incremental(), Incremental::SourceHash);
+    let known = sink.known_models().await.unwrap();
+    assert_eq!(known.len(), 1, "{known:?}");
+    assert_eq!(
+        known[&facts[1].name].source_hash,
+        om.model(&format!("sm_sinks.{}", facts[1].name)).unwrap()["sourceHash"]
+            .as_str()
+            .map(str::to_owned)
+    );
     assert_eq!(sink.stored_facts(facts[1].name.clone()).await, None);
     let before = om.requests().len();
     let run = IngestionRun {

@@ -227,6 +227,22 @@ impl FakeOpenMetadata {
     }
 }
 
+/// The relationship fields `GET /api/v1/mlmodels` accepts in `fields` (those the `mlmodel.json`
+/// schema has; the server answers 400 to any other name).
+const MLMODEL_FIELDS: [&str; 11] = [
+    "owners",
+    "dashboard",
+    "followers",
+    "tags",
+    "usageSummary",
+    "extension",
+    "domains",
+    "dataProducts",
+    "votes",
+    "lifeCycle",
+    "certification",
+];
+
 fn reply(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -482,10 +498,32 @@ async fn handle(
         }
         ("GET", "mlmodels") => {
             let service = query.get("service").map(|s| percent_decode(s));
-            let limit: usize = query
-                .get("limit")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(10);
+            // As the server validates them: `limit` within 0..=1000000, and only the
+            // relationship fields an MlModel has in `fields`. Plain attributes (`sourceHash`
+            // among them) are in every answer, as stored.
+            let limit: usize = match query.get("limit").map(|l| l.parse::<usize>()) {
+                None => 10,
+                Some(Ok(l)) if l <= 1_000_000 => l,
+                Some(_) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"code": 400, "message": "query param limit must be less than or equal to 1000000"}),
+                    )
+                }
+            };
+            if let Some(fields) = query.get("fields") {
+                let fields = percent_decode(fields);
+                if let Some(bad) = fields
+                    .split(',')
+                    .map(str::trim)
+                    .find(|f| !MLMODEL_FIELDS.contains(f))
+                {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"code": 400, "message": format!("Invalid field name {bad}")}),
+                    );
+                }
+            }
             let after = query.get("after").map(|a| percent_decode(a));
             let include_deleted = query.get("include").map(String::as_str) == Some("all");
             let matching: Vec<(&String, &Value)> = store

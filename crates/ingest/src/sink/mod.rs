@@ -6,7 +6,9 @@
 //!   history and the facts incremental runs rebuild unchanged models from; its blocking calls
 //!   run on `spawn_blocking` inside the sink.
 //! - [`openmetadata`]: an OpenMetadata server over its REST API (`type: metadata-rest`). It
-//!   keeps neither (OpenMetadata skips unchanged models by `sourceHash` itself).
+//!   keeps neither: its incremental runs read the service's models and their `sourceHash`
+//!   back from OpenMetadata and prove a model unchanged from that hash
+//!   ([`crate::fingerprint`]).
 
 pub mod catalog;
 pub mod openmetadata;
@@ -87,6 +89,18 @@ pub struct Written {
     pub incomplete: bool,
 }
 
+/// How a sink lets an incremental run prove a model unchanged since it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incremental {
+    /// The sink keeps each model's ARN, creation time and facts ([`Sink::stored_facts`]): an
+    /// unchanged model is rebuilt from them (tags and links read again) and written.
+    StoredFacts,
+    /// The sink gives back each model's `sourceHash` only ([`KnownModel::source_hash`], made by
+    /// [`crate::fingerprint::source_hash`]): a model whose hash proves it unchanged is not
+    /// described and not written at all; any other model is read in full.
+    SourceHash,
+}
+
 /// The operations one run needs from where it writes. All of them are scoped to the service
 /// of the [`SinkContext`] the sink was built with.
 pub trait Sink: Send + Sync {
@@ -96,8 +110,8 @@ pub trait Sink: Send + Sync {
     /// Creates or updates the service; its reference goes into every model.
     fn open_service(&self) -> BoxFuture<'_, Result<ServiceRef, SinkError>>;
 
-    /// What the sink knows of the service's models (for incremental runs); empty for a sink
-    /// that keeps no facts.
+    /// What the sink knows of the service's live models (for incremental runs and the
+    /// mass-delete check).
     fn known_models(&self) -> BoxFuture<'_, Result<HashMap<String, KnownModel>, SinkError>>;
 
     /// The facts an earlier run stored with a model; `None` when there are none or they
@@ -106,6 +120,11 @@ pub trait Sink: Send + Sync {
 
     /// Whether [`ModelWrite::facts`] is kept (and so worth filling in).
     fn keeps_facts(&self) -> bool;
+
+    /// How an incremental run decides that a model is unchanged.
+    fn incremental(&self) -> Incremental {
+        Incremental::StoredFacts
+    }
 
     /// Writes one batch (the catalog in one transaction; OpenMetadata in bulk requests).
     fn write(&self, batch: Vec<ModelWrite>) -> BoxFuture<'_, Result<Written, SinkError>>;

@@ -7,6 +7,9 @@
 //!    `PUT /api/v1/services/mlmodelServices` (the connection is sent **without** the secret key
 //!    and session token: OpenMetadata does not need them to show the service, and secrets never
 //!    leave sagebridge);
+//!    Then, on an incremental run (not `--full`), `GET /api/v1/mlmodels?service=..` page
+//!    by page: the service's live models and their `sourceHash`, which proves a model
+//!    unchanged (then it is neither described nor written; see [`crate::fingerprint`]);
 //! 3. `PUT /api/v1/classifications` and `PUT /api/v1/tags` for every tag key and value the
 //!    batch uses (the 2.0.7 client sends no tags at all; a real server rejects a tag label whose
 //!    tag does not exist);
@@ -40,7 +43,7 @@ use sagebridge_aws::{AwsConfig, Secret};
 use sagebridge_catalog::{IngestionRun, KnownModel, MlModel, ModelWrite, WriteOutcome};
 use serde_json::{json, Value};
 
-use super::{Rejected, Sink, SinkContext, SinkError, Written};
+use super::{Incremental, Rejected, Sink, SinkContext, SinkError, Written};
 use crate::config::{OpenMetadataServerConfig, VerifySsl};
 use crate::facts::ModelFacts;
 use crate::mapping::{quote_name, to_create_ml_model, ServiceRef};
@@ -86,6 +89,12 @@ fn is_loopback_url(base: &str) -> bool {
 
 /// Rows per bulk request (as the OpenMetadata client sends).
 pub const BULK_ROWS: usize = 100;
+
+/// Models per page when listing the service's models.
+pub const LIST_PAGE: usize = 100;
+/// The most pages one listing reads (a million models): a server whose cursor never ends
+/// does not hold the run forever.
+const MAX_LIST_PAGES: usize = 10_000;
 
 /// A failure talking to OpenMetadata, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -573,6 +582,56 @@ impl OpenMetadata {
         Ok(out)
     }
 
+    /// The service's live models and their `sourceHash`, by name, read page by page
+    /// (`GET /api/v1/mlmodels?service=..&limit=..&after=..`). A failed page fails the whole
+    /// listing: the caller then knows nothing (it must not take a partial list for the
+    /// service's models).
+    pub async fn existing_models(
+        &self,
+        service: &str,
+    ) -> Result<HashMap<String, KnownModel>, OmError> {
+        let mut out = HashMap::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut path = format!("mlmodels?service={}&limit={LIST_PAGE}", encode(service));
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={}", encode(a)));
+            }
+            let (status, page) = self.call(Method::GET, &path, None).await?;
+            if !status.is_success() {
+                return Err(Self::fail(status, "GET /api/v1/mlmodels", &page));
+            }
+            let Some(data) = page["data"].as_array() else {
+                return Err(OmError::Status {
+                    status: status.as_u16(),
+                    what: "GET /api/v1/mlmodels".into(),
+                    message: "the answer has no `data` list".into(),
+                });
+            };
+            for m in data {
+                let (Some(name), false) = (m["name"].as_str(), m["deleted"] == json!(true)) else {
+                    continue;
+                };
+                out.insert(
+                    name.to_owned(),
+                    KnownModel {
+                        source_hash: m["sourceHash"].as_str().map(str::to_owned),
+                        ..KnownModel::default()
+                    },
+                );
+            }
+            match page["paging"]["after"].as_str() {
+                Some(a) if after.as_deref() != Some(a) => after = Some(a.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+        Err(OmError::Status {
+            status: 200,
+            what: "GET /api/v1/mlmodels".into(),
+            message: format!("still more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE}"),
+        })
+    }
+
     /// Soft-deletes the service's models not in `seen` (names); returns how many.
     pub async fn mark_deleted(
         &self,
@@ -682,8 +741,10 @@ impl Sink for MetadataRestSink {
         .boxed()
     }
 
+    /// The service's live models as OpenMetadata lists them: names and `sourceHash` only
+    /// (no ARN, no creation time: those are not sent).
     fn known_models(&self) -> BoxFuture<'_, Result<HashMap<String, KnownModel>, SinkError>> {
-        async { Ok(HashMap::new()) }.boxed()
+        async move { Ok(self.client.existing_models(&self.service).await?) }.boxed()
     }
 
     fn stored_facts(&self, _name: String) -> BoxFuture<'_, Option<ModelFacts>> {
@@ -692,6 +753,10 @@ impl Sink for MetadataRestSink {
 
     fn keeps_facts(&self) -> bool {
         false
+    }
+
+    fn incremental(&self) -> Incremental {
+        Incremental::SourceHash
     }
 
     fn write(&self, batch: Vec<ModelWrite>) -> BoxFuture<'_, Result<Written, SinkError>> {
