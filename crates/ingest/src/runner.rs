@@ -407,10 +407,16 @@ impl<'a> Run<'a> {
     }
 
     /// Stage 1: every model and model package group of the account (as far as ListModels and
-    /// ListModelPackageGroups got).
+    /// ListModelPackageGroups got). The per-run indexes (endpoints, feature groups, Search's
+    /// pages) load at the same time, so a slow or failing optional API costs the run only what
+    /// outlasts the listing.
     async fn list(&mut self) -> Listed {
-        let models = self.list_models().await;
-        let (mut groups, error) = self.source.list_model_package_groups().await;
+        let source = Arc::clone(&self.source);
+        let (models, (mut groups, error), ()) = tokio::join!(
+            self.list_models(),
+            source.list_model_package_groups(),
+            source.load_indexes()
+        );
         let mut names = HashSet::new();
         groups.retain(|g| names.insert(g.name.clone()));
         self.report.model_package_groups = groups.len();
