@@ -411,6 +411,28 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await browser.shot("09-speech");
   });
 
+  test("serve a transcription endpoint from the gateway form", async () => {
+    await go("#/gateway/new");
+    await page.locator("#gateway-form").waitFor();
+    await page.fill("#gw-name", "ui-whisper");
+    await page.selectOption("#gw-kind", "transcription");
+    await page.fill("#gw-endpointName", "demo-transcribe");
+    await page.selectOption("#gw-format", "huggingface");
+    await page.check("#gw-cred-own");
+    await page.fill("#gw-awsRegion", "us-east-1");
+    await page.fill("#gw-awsAccessKeyId", "testing");
+    await page.fill("#gw-awsSecretAccessKey", "testing");
+    await page.fill("#gw-endPointURL", stack.runtimeUrl);
+    await page.click("#gateway-form button[type=submit]");
+    await page.locator("#gateway-form-error .notice").waitFor({ timeout: 20000 });
+    assert.match(await page.locator("#gateway-form-error").innerText(), /served on \/v1 now/);
+    const stored = await stack.admin("GET", "/api/v1/gateway/models/ui-whisper");
+    assert.equal(stored.status, 200);
+    assert.equal(stored.json.kind, "transcription", JSON.stringify(stored.json));
+    assert.equal(stored.json.format, "huggingface", JSON.stringify(stored.json));
+    await browser.shot("10-gateway-transcription-served");
+  });
+
   test("create an API key and use it with curl; revoke it", async () => {
     await go("#/keys");
     await settled();

@@ -2058,9 +2058,11 @@ async function viewDiscovered() {
   }), "Discovered endpoints"));
 }
 
-const KINDS = [["chat", "chat (/v1/chat/completions)"], ["embedding", "embedding (/v1/embeddings)"], ["rerank", "rerank (/v1/rerank)"]];
-const FORMATS = [["", "default for the kind"], ["openai", "openai: vLLM, TGI Messages API, LMI, SGLang"], ["tgi", "tgi: Text Generation Inference"],
-  ["lmi", "lmi: DJL Large Model Inference"], ["tei", "tei: Text Embeddings Inference"], ["jumpstart", "jumpstart: JumpStart embeddings"], ["dify", "dify: Dify's SageMaker shapes"]];
+const KINDS = [["chat", "chat (/v1/chat/completions)"], ["embedding", "embedding (/v1/embeddings)"], ["rerank", "rerank (/v1/rerank)"],
+  ["transcription", "transcription (/v1/audio/transcriptions, /translations)"], ["speech", "speech (/v1/audio/speech)"]];
+const FORMATS = [["", "default for the kind"], ["openai", "openai: vLLM, TGI Messages API, LMI, SGLang; OpenAI-compatible TTS"], ["tgi", "tgi: Text Generation Inference"],
+  ["lmi", "lmi: DJL Large Model Inference"], ["tei", "tei: Text Embeddings Inference"], ["jumpstart", "jumpstart: JumpStart embeddings or Whisper"],
+  ["huggingface", "huggingface: Hugging Face toolkit, raw audio (Whisper)"], ["dify", "dify: Dify's SageMaker shapes"]];
 const GW_AWS = ["awsRegion", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken", "endPointURL", "profileName", "assumeRoleArn", "assumeRoleSessionName", "assumeRoleSourceIdentity", "assumeRoleExternalId", "runtimeEndPointURL", "stsEndPointURL"];
 
 async function viewGatewayForm(name) {
