@@ -3,7 +3,7 @@
 # 1. ingestion: moto seeded with a realistic SageMaker account -> test-connection -> ingest
 #    into the embedded catalog -> list the models;
 # 2. the gateway: the testkit's fake SageMaker runtime serves the demo account's endpoints
-#    (chat, embeddings, rerank), and `sagebridge serve` puts examples/demo-gateway.yaml in
+#    (chat, embeddings, rerank, transcription, speech), and `sagebridge serve` puts examples/demo-gateway.yaml in
 #    front of it, with the catalog in the web UI, until Ctrl-C.
 # Every process it starts is stopped by its PID on exit (Ctrl-C included).
 # SAGEBRIDGE_DEMO_NO_SERVE=1 stops after the ingestion half; SAGEBRIDGE_LISTEN sets the
