@@ -154,11 +154,18 @@ pub async fn serve_on(
         }
     }
     announce(&bound, &auth);
+    // Only a server waiting for its catalog swaps its app later; the others keep the per-request
+    // dispatch off the hot path.
+    let served = if retry.is_some() {
+        dispatch(routes)
+    } else {
+        routes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    };
     let stopping = Arc::clone(&control);
     let mut signal = shutdown;
     listen::run(
         listener,
-        dispatch(routes),
+        served,
         listen::ServerLimits::from_config(&cfg.server),
         async move {
             signal.recv().await;
