@@ -176,6 +176,52 @@ impl Source {
         Box::pin(self.search_all(resource))
     }
 
+    /// Every record of `resource` handed to `each` page by page, so a page's SDK records are
+    /// dropped as soon as `each` has taken what it keeps (10,000 models' records held at once
+    /// cost about 200 MiB); `None` (with one note) when Search is not usable for it this run.
+    async fn search_each(
+        &self,
+        resource: ResourceType,
+        each: &mut (dyn FnMut(&SearchRecord) + Send),
+    ) -> Option<()> {
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .optional("Search", || {
+                    self.optional_client
+                        .search()
+                        .resource(resource.clone())
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await;
+            match page {
+                Ok(p) => {
+                    p.results().iter().for_each(&mut *each);
+                    token = p.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+                    if token.is_none() {
+                        return Some(());
+                    }
+                }
+                Err(e) => {
+                    self.search_unavailable(resource.as_str(), &e);
+                    return None;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// [`Source::search_each`] behind a pointer (see [`Source::search_all_boxed`]).
+    fn search_each_boxed<'a>(
+        &'a self,
+        resource: ResourceType,
+        each: &'a mut (dyn FnMut(&SearchRecord) + Send),
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<()>> + Send + 'a>> {
+        Box::pin(self.search_each(resource, each))
+    }
+
     fn search_unavailable(&self, resource: &str, e: &OptionalError) {
         // moto's validation error lists every object it holds: the note keeps the start.
         let mut why = e.to_string();
@@ -194,14 +240,13 @@ impl Source {
     pub(super) async fn searched_models(&self) -> Option<&HashMap<String, SearchedModel>> {
         self.search_models
             .get_or_init(|| async {
-                let records = self.search_all_boxed(ResourceType::Model).await?;
                 let mut by_name = HashMap::new();
-                for r in &records {
+                let mut keep = |r: &SearchRecord| {
                     let Some(m) = r.model().and_then(|d| d.model()) else {
-                        continue;
+                        return;
                     };
                     let Some(name) = m.model_name() else {
-                        continue;
+                        return;
                     };
                     by_name.insert(
                         name.to_owned(),
@@ -216,7 +261,9 @@ impl Source {
                             tags: tag_pairs(m.tags()),
                         },
                     );
-                }
+                };
+                self.search_each_boxed(ResourceType::Model, &mut keep)
+                    .await?;
                 Some(by_name)
             })
             .await
@@ -227,12 +274,11 @@ impl Source {
     pub(super) async fn searched_training_jobs(&self) -> Option<&HashMap<String, SearchedJob>> {
         self.search_training
             .get_or_init(|| async {
-                let records = self.search_all_boxed(ResourceType::TrainingJob).await?;
                 let mut by_name = HashMap::new();
-                for r in &records {
-                    let Some(t) = r.training_job() else { continue };
+                let mut keep = |r: &SearchRecord| {
+                    let Some(t) = r.training_job() else { return };
                     let Some(name) = t.training_job_name() else {
-                        continue;
+                        return;
                     };
                     by_name.insert(
                         name.to_owned(),
@@ -249,7 +295,9 @@ impl Source {
                             ),
                         },
                     );
-                }
+                };
+                self.search_each_boxed(ResourceType::TrainingJob, &mut keep)
+                    .await?;
                 Some(by_name)
             })
             .await
