@@ -6,12 +6,20 @@
 #     at one connection (no queueing) and under load;
 #   - time to first token of streams through the gateway vs directly;
 #   - RSS of the gateway while it holds 1,000 streams open (VmRSS/VmHWM from /proc).
+#   - side by side with a fixed-reply upstream (issue 13): nginx from Debian (one worker)
+#     answering every POST with a fixed chat completion, loaded by `hey -c 16` directly and
+#     through sagebridge (whose SageMaker endpoint URL is that nginx): the rates, p50 latency,
+#     and the CPU time per request of each server process (utime + stime from /proc/PID/stat).
 # Targets (issue 4): added p50 < 0.5 ms, >= 5,000 non-streaming req/s on 2 cores,
-# 1,000 concurrent streams < 150 MiB RSS. This is a benchmark, not a test: it prints figures
-# and a verdict per target and exits 0 unless something failed to run.
+# 1,000 concurrent streams < 150 MiB RSS. Targets (issue 13): through sagebridge >= 40% of
+# nginx's direct rate, <= 0.12 ms CPU per proxied request, added p50 < 0.3 ms, 1,000 open
+# streams < 100 MiB. This is a benchmark, not a test: it prints figures and a verdict per
+# target and exits 0 unless something failed to run.
 #
 # Usage: scripts/bench/gateway.sh      (env: BENCH_SECONDS=10 BENCH_CONNECTIONS=64
-#                                             BENCH_STREAMS=1000 BENCH_OUT=path.json)
+#                                             BENCH_STREAMS=1000 BENCH_OUT=path.json
+#                                             BENCH_PROFILE=release|release-lto
+#                                             BENCH_ONLY=nginx: the side-by-side case only)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,21 +33,33 @@ streams="${BENCH_STREAMS:-1000}"
 out="${BENCH_OUT:-$CARGO_TARGET_DIR/bench/gateway.json}"
 key="bench-key-0123456789"
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "wrk is missing: installing it from Debian" >&2
-  apt-get install -y wrk >/dev/null
-fi
+profile="${BENCH_PROFILE:-release}"
+only="${BENCH_ONLY:-}"
 
-echo "== building (release)" >&2
-(cd "$root" && cargo build --release --workspace --quiet)
-bin="$CARGO_TARGET_DIR/release"
+for tool in wrk:wrk hey:hey nginx:nginx-light; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1 && ! [ -x "/usr/sbin/${tool%%:*}" ]; then
+    echo "${tool%%:*} is missing: installing ${tool#*:} from Debian" >&2
+    apt-get install -y "${tool#*:}" >/dev/null
+  fi
+done
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+
+echo "== building ($profile)" >&2
+if [ "$profile" = release ]; then
+  (cd "$root" && cargo build --release --workspace --quiet)
+else
+  (cd "$root" && cargo build --profile "$profile" --workspace --quiet)
+fi
+bin="$CARGO_TARGET_DIR/$profile"
 
 work="$(mktemp -d)"
 fake_pid=""
 gw_pid=""
+nginx_pid=""
+gwn_pid=""
 cleanup() {
-  # Only the processes this script started, by PID.
-  for pid in $gw_pid $fake_pid; do
+  # Only the processes this script started, by PID (nginx's master ends its worker).
+  for pid in $gwn_pid $nginx_pid $gw_pid $fake_pid; do
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -71,6 +91,125 @@ wait_for_line() {
   echo "no \"$prefix\" line in $file after 30 s" >&2
   return 1
 }
+
+verdict() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo "met"; else echo "MISSED"; fi; }
+
+# ---- side by side with nginx (issue 13) ----
+# A free port on 127.0.0.1 for nginx (its config needs a number).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# CPU time (utime + stime, in clock ticks) of a process so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+tick_hz=$(getconf CLK_TCK)
+
+# run_hey NAME URL BODY KEY SERVER_PID: hey -c 16 for $seconds s; sets NAME_rps, NAME_p50 (ms),
+# NAME_ok and NAME_cpu (ms of SERVER_PID's CPU per answered request).
+run_hey() {
+  local name=$1 url=$2 body=$3 k=$4 spid=$5 log c0 c1 ok
+  log="$work/hey-$name.txt"
+  local auth=()
+  if [ -n "$k" ]; then auth=(-H "Authorization: Bearer $k"); fi
+  c0=$(cpu_ticks "$spid")
+  hey -z "${seconds}s" -c 16 -t 5 -m POST -T application/json "${auth[@]}" -d "$body" "$url" >"$log"
+  c1=$(cpu_ticks "$spid")
+  ok=$(awk '/\[200\]/ { print $2 }' "$log")
+  if [ -z "$ok" ] || awk '/^  \[[0-9]+\]/ && $1 != "[200]" { bad = 1 } END { exit !bad }' "$log"; then
+    echo "hey $name: some answers were not 200:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+  printf -v "${name}_rps" '%.0f' "$(awk '/Requests\/sec:/ { print $2 }' "$log")"
+  printf -v "${name}_p50" '%s' "$(awk '/ 50% in / { printf "%.3f", $3 * 1000 }' "$log")"
+  printf -v "${name}_ok" '%s' "$ok"
+  printf -v "${name}_cpu" '%s' "$(awk -v a="$c0" -v b="$c1" -v n="$ok" -v hz="$tick_hz" \
+    'BEGIN { printf "%.4f", (b - a) / hz * 1000 / n }')"
+}
+
+# nginx (one worker) answering every request with a fixed chat completion; sagebridge in front
+# of it (nginx is its "SageMaker runtime" endpoint URL); hey -c 16 on each.
+nginx_side_by_side() {
+  local port answer worker="" gwn_url
+  port=$(free_port)
+  mkdir -p "$work/nginx"
+  answer='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}'
+  cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      default_type application/json;
+      return 200 '$answer';
+    }
+  }
+}
+NGINX
+  "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out" 2>&1 &
+  nginx_pid=$!
+  for _ in $(seq 1 100); do
+    worker=$(pgrep -P "$nginx_pid" | head -1 || true)
+    if [ -n "$worker" ]; then break; fi
+    sleep 0.1
+  done
+  if [ -z "$worker" ]; then
+    echo "nginx did not start:" >&2
+    cat "$work/nginx/out" >&2
+    return 1
+  fi
+
+  cat >"$work/gw-nginx.yaml" <<YAML
+server:
+  apiKeys: ["$key"]
+awsConfig:
+  awsRegion: us-east-1
+  awsAccessKeyId: bench
+  awsSecretAccessKey: bench-secret
+  endPointURL: http://127.0.0.1:$port
+models:
+  - {name: bench-chat, kind: chat, endpointName: chat, format: openai}
+YAML
+  SAGEBRIDGE_LOG=warn "$bin/sagebridge" serve -c "$work/gw-nginx.yaml" --listen 127.0.0.1:0 \
+    --catalog "$work/nginx-catalog.db" >"$work/gwn.out" 2>"$work/gwn.out.err" &
+  gwn_pid=$!
+  gwn_url=$(wait_for_line "$work/gwn.out" "sagebridge listening on " "$gwn_pid")
+  local body='{"model":"bench-chat","messages":[{"role":"user","content":"Say hello"}]}'
+  echo "== side by side: nginx (worker pid $worker) direct, then through sagebridge (pid $gwn_pid); hey -c 16, ${seconds} s each after a warm-up" >&2
+  run_hey nwarm "$gwn_url/v1/chat/completions" "$body" "$key" "$gwn_pid"
+  run_hey ndirect "http://127.0.0.1:$port/endpoints/chat/invocations" "$body" "" "$worker"
+  run_hey nthrough "$gwn_url/v1/chat/completions" "$body" "$key" "$gwn_pid"
+  local ratio added
+  ratio=$(awk -v a="$nthrough_rps" -v b="$ndirect_rps" 'BEGIN { printf "%.1f", 100 * a / b }')
+  added=$(awk -v a="$nthrough_p50" -v b="$ndirect_p50" 'BEGIN { printf "%.3f", a - b }')
+  cat <<REPORT
+
+side by side with a fixed-reply nginx ($(nproc) cores, profile $profile, hey -c 16, ${seconds} s each)
+                                     nginx direct   through sagebridge
+rate (req/s)                         $ndirect_rps          $nthrough_rps   ($ratio% of direct)
+latency p50 at 16 connections (ms)   $ndirect_p50          $nthrough_p50   (added $added)
+server CPU per request (ms)          $ndirect_cpu (nginx)   $nthrough_cpu (sagebridge)
+binary: $(du -m "$bin/sagebridge" | cut -f1) MB ($bin/sagebridge)
+targets (issue 13):
+  through sagebridge >= 40% of nginx's direct rate:   $ratio%   $(verdict "$ratio >= 40")
+  <= 0.12 ms CPU per proxied request:                  $nthrough_cpu ms   $(verdict "$nthrough_cpu <= 0.12")
+REPORT
+}
+
+if [ "$only" = "nginx" ]; then
+  nginx_side_by_side
+  exit 0
+fi
 
 echo "== starting the fake runtime and the gateway" >&2
 "$bin/sagebridge-fake-runtime" --listen 127.0.0.1:0 --slow-tokens 60 --slow-part-delay-ms 500 \
@@ -168,7 +307,6 @@ held=$("$py" "$here/stream_client.py" hold --url "$gw_url" --path /v1/chat/compl
 
 field() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
-verdict() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo "met"; else echo "MISSED"; fi; }
 
 added_p50=$(sub "$lat_gw_p50" "$lat_direct_p50")
 added_p99=$(sub "$lat_gw_p99" "$lat_direct_p99")
@@ -197,10 +335,12 @@ $streams open streams: RSS $rss_open MiB (idle before: $rss_idle MiB), peak VmHW
   details: $held
 
 targets:
-  added p50 latency < 0.5 ms:          $added_p50 ms   $(verdict "$added_p50 < 0.5")
+  added p50 latency < 0.5 ms (issue 4), < 0.3 ms (issue 13):   $added_p50 ms   $(verdict "$added_p50 < 0.5") / $(verdict "$added_p50 < 0.3")
   >= 5,000 non-streaming req/s:         $tp_gw_rps   $(verdict "$tp_gw_rps >= 5000")
-  1,000 open streams < 150 MiB RSS:     $hwm MiB (VmHWM)   $(verdict "$hwm < 150")
+  1,000 open streams < 150 MiB RSS (issue 4), < 100 MiB (issue 13):   $hwm MiB (VmHWM)   $(verdict "$hwm < 150") / $(verdict "$hwm < 100")
 EOF
+
+nginx_side_by_side
 
 mkdir -p "$(dirname "$out")"
 cat >"$out" <<EOF

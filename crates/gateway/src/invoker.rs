@@ -26,6 +26,7 @@ use sagebridge_aws::secret::scrub;
 use sagebridge_aws::{classify, AwsConfig, AwsError, ClientOptions};
 use tokio::sync::OnceCell;
 
+use crate::direct::{Call, DirectInvoke};
 use crate::error::GatewayError;
 
 /// The IAM action of both invocations.
@@ -107,11 +108,13 @@ struct Slot {
     client: OnceCell<SlotClients>,
 }
 
-/// The runtime client, and the control-plane client that tells which resource a refused
+/// The runtime client (streams), the direct InvokeEndpoint client (buffered calls, see
+/// [`crate::direct`]), and the control-plane client that tells which resource a refused
 /// invocation addressed does not exist.
 #[derive(Debug)]
 struct SlotClients {
     runtime: aws_sdk_sagemakerruntime::Client,
+    direct: DirectInvoke,
     sagemaker: aws_sdk_sagemaker::Client,
 }
 
@@ -160,8 +163,17 @@ impl Invoker {
                 let sdk = sagebridge_aws::sdk_config(&slot.config, &self.options)
                     .await
                     .map_err(|e| from_aws(e, t, &slot.config))?;
+                let endpoint = sagebridge_aws::clients::runtime_endpoint(&slot.config);
+                let direct =
+                    DirectInvoke::new(&sdk, endpoint.as_deref())
+                        .await
+                        .map_err(|message| GatewayError::Upstream {
+                            message: scrub(&message, &slot.config.secrets()),
+                            code: "aws_config",
+                        })?;
                 Ok(SlotClients {
                     runtime: sagebridge_aws::clients::runtime_client(&sdk, &slot.config),
+                    direct,
                     sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
                 })
             })
@@ -176,16 +188,17 @@ impl Invoker {
     }
 
     /// InvokeEndpoint: the container's whole answer.
-    pub async fn invoke(&self, t: &InvokeTarget, body: Vec<u8>) -> Result<Bytes, GatewayError> {
-        let client = self.client(t).await?;
-        let call = addressed!(client.invoke_endpoint(), t, body)
-            .set_target_model(t.target_model.clone())
-            .send();
-        let out = self.send(t, call).await?;
-        Ok(out
-            .body
-            .map(|b| Bytes::from(b.into_inner()))
-            .unwrap_or_default())
+    pub async fn invoke(
+        &self,
+        t: &InvokeTarget,
+        body: impl Into<Bytes>,
+    ) -> Result<Bytes, GatewayError> {
+        let direct = &self.clients(t).await?.direct;
+        let call = direct.invoke(
+            direct_call(t, "application/json", "application/json"),
+            body.into(),
+        );
+        Ok(self.send(t, call).await?.body)
     }
 
     /// InvokeEndpoint with the body's own content types (audio): the container's answer and
@@ -195,24 +208,13 @@ impl Invoker {
         t: &InvokeTarget,
         call: crate::adapter::audio::Invocation,
     ) -> Result<(Bytes, Option<String>), GatewayError> {
-        let client = self.client(t).await?;
-        let send = addressed!(
-            client.invoke_endpoint(),
-            t,
-            call.body,
-            call.content_type,
-            call.accept
-        )
-        .set_target_model(t.target_model.clone())
-        .send();
+        let direct = &self.clients(t).await?.direct;
+        let send = direct.invoke(
+            direct_call(t, &call.content_type, &call.accept),
+            Bytes::from(call.body),
+        );
         let out = self.send(t, send).await?;
-        let content_type = out.content_type().map(str::to_owned);
-        Ok((
-            out.body
-                .map(|b| Bytes::from(b.into_inner()))
-                .unwrap_or_default(),
-            content_type,
-        ))
+        Ok((out.body, out.content_type))
     }
 
     /// InvokeEndpointWithResponseStream: the event receiver once SageMaker has accepted the
@@ -402,6 +404,19 @@ impl Invoker {
                 code: "stream_error",
             },
         }
+    }
+}
+
+/// What InvokeEndpoint sends for `t` besides its body.
+fn direct_call<'a>(t: &'a InvokeTarget, content_type: &'a str, accept: &'a str) -> Call<'a> {
+    Call {
+        endpoint_name: &t.endpoint_name,
+        content_type,
+        accept,
+        inference_component: t.inference_component.as_deref(),
+        target_variant: t.target_variant.as_deref(),
+        target_model: t.target_model.as_deref(),
+        custom_attributes: t.custom_attributes.as_deref(),
     }
 }
 

@@ -40,6 +40,7 @@ pub mod audio;
 pub mod checks;
 pub mod coldstart;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod gateway;
 pub mod handle;

@@ -330,6 +330,8 @@ async fn chat_inner(
         )));
     }
     mm.request(Route::Chat);
+    // Shared, not copied, by each attempt of a cold-start wait.
+    let payload = Bytes::from(payload);
     let answer = gw
         .invoke_warm(model.shared(), warm_since(started), || {
             gw.invoker.invoke(&model.target, payload.clone())
