@@ -2336,3 +2336,87 @@ async fn held_requests_share_one_probe_and_all_go_when_a_copy_runs() {
     assert_eq!(v["data"][1]["embedding"].as_array().unwrap().len(), 8);
     eventually("the probes ended", || s.gw.cold_start_probes() == 0).await;
 }
+
+/// Buffered invocations are signed by the gateway itself (`gateway::direct`, aws-sigv4): with
+/// IAM enforcement on, moto checks each request's SigV4 signature and the caller's policy, as
+/// SageMaker does. A key allowed to invoke gets the answer; a wrong secret (a signature that
+/// does not match) and a user without `sagemaker:InvokeEndpoint` are refused with errors that
+/// say so, and the secret appears in neither.
+#[tokio::test]
+async fn moto_checks_the_signature_and_policy_of_each_invocation() {
+    let moto = sagebridge_testkit::MotoServer::start().await.unwrap();
+    let canned = sagebridge_testkit::CannedInvokeResult::json(
+        &json!([{"generated_text": "signed", "details": {"finish_reason": "stop", "generated_tokens": 1}}]),
+    );
+    moto.set_endpoint_results(None, "us-east-1", &[canned.clone(), canned])
+        .await
+        .unwrap();
+    let iam = sagebridge_testkit::iam::MotoIam::new(&moto.endpoint());
+    let allowed = iam
+        .user_with_actions("invoker", &["sagemaker:InvokeEndpoint"])
+        .await
+        .unwrap();
+    let other = iam
+        .user_with_actions("reader", &["sagemaker:ListModels"])
+        .await
+        .unwrap();
+    moto.reset_auth(0).await.unwrap();
+
+    let call = |key: String, secret: String| {
+        let endpoint = moto.endpoint();
+        async move {
+            let yaml = format!(
+                "awsConfig: {{awsRegion: us-east-1, awsAccessKeyId: '{key}', awsSecretAccessKey: '{secret}', endPointURL: '{endpoint}'}}\nmodels:\n  - {{name: m, kind: chat, endpointName: moto-ep, format: tgi}}\n"
+            );
+            let env = |_: &str| None;
+            let cfg = config::load_str("moto.yaml", &yaml, &env).unwrap();
+            let gw = Arc::new(
+                Gateway::with_options(
+                    &cfg,
+                    GatewayOptions {
+                        client: ClientOptions::no_retries(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let app = router(GatewayHandle::shared(gw));
+            let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            let r = reqwest::Client::new()
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&chat("m", false))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            server.abort();
+            (status, body)
+        }
+    };
+
+    let (status, body) = call(
+        allowed.access_key_id.clone(),
+        allowed.secret_access_key.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "signed", "{v}");
+
+    let wrong_secret = format!("{}x", allowed.secret_access_key);
+    let (status, body) = call(allowed.access_key_id.clone(), wrong_secret.clone()).await;
+    assert_ne!(status, 200, "a bad signature must be refused: {body}");
+    assert!(
+        body.contains("signature") || body.contains("Signature") || body.contains("credentials"),
+        "{body}"
+    );
+    assert!(!body.contains(&wrong_secret), "{body}");
+
+    let (status, body) = call(other.access_key_id.clone(), other.secret_access_key.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("sagemaker:InvokeEndpoint"), "{body}");
+    assert!(!body.contains(&other.secret_access_key), "{body}");
+}
