@@ -18,8 +18,9 @@
 #
 # Usage: scripts/bench/gateway.sh      (env: BENCH_SECONDS=10 BENCH_CONNECTIONS=64
 #                                             BENCH_STREAMS=1000 BENCH_OUT=path.json
-#                                             BENCH_PROFILE=release|release-lto
-#                                             BENCH_ONLY=nginx: the side-by-side case only)
+#                                             BENCH_PROFILE=dist|release (default dist)
+#                                             BENCH_ONLY=nginx: the side-by-side case only
+#                                             BENCH_BIN=path/to/sagebridge: a binary already built)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +34,7 @@ streams="${BENCH_STREAMS:-1000}"
 out="${BENCH_OUT:-$CARGO_TARGET_DIR/bench/gateway.json}"
 key="bench-key-0123456789"
 
-profile="${BENCH_PROFILE:-release}"
+profile="${BENCH_PROFILE:-dist}"
 only="${BENCH_ONLY:-}"
 
 for tool in wrk:wrk hey:hey nginx:nginx-light; do
@@ -44,13 +45,19 @@ for tool in wrk:wrk hey:hey nginx:nginx-light; do
 done
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
-echo "== building ($profile)" >&2
-if [ "$profile" = release ]; then
-  (cd "$root" && cargo build --release --workspace --quiet)
-else
-  (cd "$root" && cargo build --profile "$profile" --workspace --quiet)
-fi
+echo "== building (release; sagebridge itself with profile $profile)" >&2
+(cd "$root" && cargo build --release --workspace --quiet)
+# The fakes come from `release`; the binary under test from $profile (`dist`: fat LTO, one
+# codegen unit, stripped; only `sagebridge` is built with it).
+fakes="$CARGO_TARGET_DIR/release"
 bin="$CARGO_TARGET_DIR/$profile"
+if [ -n "${BENCH_BIN:-}" ]; then
+  # A sagebridge binary built elsewhere (another target dir, another machine's build).
+  bin="$(cd "$(dirname "$BENCH_BIN")" && pwd)"
+  profile="$profile ($BENCH_BIN)"
+elif [ "$profile" != release ]; then
+  (cd "$root" && cargo build --profile "$profile" -p sagebridge --bin sagebridge --quiet)
+fi
 
 work="$(mktemp -d)"
 fake_pid=""
@@ -92,7 +99,9 @@ wait_for_line() {
   return 1
 }
 
-verdict() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo "met"; else echo "MISSED"; fi; }
+# verdict "EXPR": "met" when the awk expression EXPR (numbers and a comparison) holds. (Passed
+# as a -v variable it would be a non-empty string, always true.)
+verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "MISSED"; fi; }
 
 # ---- side by side with nginx (issue 13) ----
 # A free port on 127.0.0.1 for nginx (its config needs a number).
@@ -212,7 +221,7 @@ if [ "$only" = "nginx" ]; then
 fi
 
 echo "== starting the fake runtime and the gateway" >&2
-"$bin/sagebridge-fake-runtime" --listen 127.0.0.1:0 --slow-tokens 60 --slow-part-delay-ms 500 \
+"$fakes/sagebridge-fake-runtime" --listen 127.0.0.1:0 --slow-tokens 60 --slow-part-delay-ms 500 \
   >"$work/fake.out" 2>"$work/fake.out.err" &
 fake_pid=$!
 fake_url=$(wait_for_line "$work/fake.out" "fake runtime listening on " "$fake_pid")
