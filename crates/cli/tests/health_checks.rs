@@ -12,7 +12,7 @@ use sagebridge_testkit::{count, sagemaker_client, seed, MotoIam, MotoServer, See
 use serde_json::Value;
 
 /// Every call `test-connection` makes, allowed unless a case denies it.
-const ALL_ACTIONS: [&str; 15] = [
+const ALL_ACTIONS: [&str; 16] = [
     "sts:GetCallerIdentity",
     "sagemaker:ListModels",
     "sagemaker:DescribeModel",
@@ -28,6 +28,9 @@ const ALL_ACTIONS: [&str; 15] = [
     "sagemaker:DescribeModelPackageGroup",
     "sagemaker:ListModelPackages",
     "sagemaker:DescribeModelPackage",
+    // AWS calls this action `tag:GetResources`; moto names actions after the SigV4 signing
+    // name of the service, `tagging`.
+    "tagging:GetResources",
 ];
 
 /// moto answers ListFeatureGroups with a 500, so the run (and the check) list feature groups
@@ -37,10 +40,13 @@ const FEATURE_LISTING: &str = "Search";
 /// The bulk-read step (one Search call per resource a run reads 100 a call).
 const BULK: &str = "Search (bulk reads)";
 
+/// The bulk-tags step (the tagging API's GetResources).
+const BULK_TAGS: &str = "GetResources (bulk tags)";
+
 /// The model registry's Search step.
 const REGISTRY_BULK: &str = "Search (model registry)";
 
-const STEPS: [&str; 16] = [
+const STEPS: [&str; 17] = [
     "GetCallerIdentity",
     "ListModels",
     "DescribeModel",
@@ -52,6 +58,7 @@ const STEPS: [&str; 16] = [
     "DescribeEndpoint",
     "DescribeEndpointConfig",
     BULK,
+    BULK_TAGS,
     "ListModelPackageGroups",
     "DescribeModelPackageGroup",
     "ListModelPackages",
@@ -74,6 +81,14 @@ struct Denial {
 }
 
 const DENIALS: &[Denial] = &[
+    Denial {
+        denied: &["tagging:GetResources"],
+        step: BULK_TAGS,
+        action: "tagging:GetResources",
+        enrichment:
+            "reading tags 100 a call where Search cannot read models (ListTags per model instead)",
+        skipped: &[],
+    },
     Denial {
         denied: &["sagemaker:DescribeTrainingJob"],
         step: "DescribeTrainingJob",

@@ -174,7 +174,8 @@ async fn ingest_and_models_keep_their_field_names() {
     // Calls are counted per API, by the API's name.
     assert_eq!(r["awsCalls"]["ListModels"], 1, "{r}");
     assert_eq!(r["awsCalls"]["DescribeModel"], 3, "{r}");
-    assert_eq!(r["awsCalls"]["ListTags"], 3, "{r}");
+    assert_eq!(r["awsCalls"]["GetResources"], 1, "{r}");
+    assert_eq!(r["tagsFromIndex"], 3, "{r}");
 
     let (code, models) = json(&["models", "list", "--json", "--catalog", db]).await;
     assert_eq!(code, 0, "{models}");

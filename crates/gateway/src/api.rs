@@ -479,7 +479,12 @@ pub struct Usage {
 impl Usage {
     /// The `usage` of an OpenAI answer or chunk (`v.usage`), if it has one. Missing counts are 0.
     pub fn from_openai(v: &Value) -> Option<Self> {
-        let u = v.get("usage").filter(|u| u.is_object())?;
+        Self::from_object(v.get("usage")?)
+    }
+
+    /// The counts of an OpenAI `usage` object; `None` for anything but an object.
+    pub fn from_object(u: &Value) -> Option<Self> {
+        let u = Some(u).filter(|u| u.is_object())?;
         let count = |field: &str| u.get(field).and_then(Value::as_u64).unwrap_or(0);
         Some(Usage {
             prompt_tokens: count("prompt_tokens"),

@@ -353,11 +353,14 @@ async fn chat_inner(
     if let Some(t) = ticket {
         match completion.usage {
             Some(u) => t.add_tokens(u.prompt_tokens, u.completion_tokens),
-            None => t.add_tokens(prompt_estimate(&req), answer_estimate(&completion.body)),
+            None => t.add_tokens(
+                prompt_estimate(&req),
+                answer_estimate(&completion.body.to_value()),
+            ),
         }
     }
     tracing::debug!(model = %model.name, ms = started.elapsed().as_millis() as u64, "chat completion");
-    Ok(Json(completion.body).into_response())
+    Ok(completion.body.into_response())
 }
 
 /// An estimate of the tokens of a chat request's messages, when the container gives no count.

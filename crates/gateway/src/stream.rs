@@ -1094,7 +1094,10 @@ mod tests {
                 .iter()
                 .filter_map(|v| v["choices"][0]["delta"]["content"].as_str())
                 .collect();
-            assert_eq!(text, buffered.body["choices"][0]["message"]["content"]);
+            assert_eq!(
+                text,
+                buffered.body.to_value()["choices"][0]["message"]["content"]
+            );
             let want = Usage {
                 prompt_tokens,
                 completion_tokens: 2,
@@ -1105,7 +1108,8 @@ mod tests {
                 values.iter().filter(|v| v.get("usage").is_some()).collect();
             assert_eq!(usage_frames.len(), 1, "{values:?}");
             assert_eq!(
-                usage_frames[0]["usage"], buffered.body["usage"],
+                usage_frames[0]["usage"],
+                buffered.body.to_value()["usage"],
                 "{details}"
             );
             assert_eq!(usage_frames[0]["usage"]["total_tokens"], prompt_tokens + 2);
@@ -1115,7 +1119,10 @@ mod tests {
                 .filter(|f| !f.is_null())
                 .collect();
             assert_eq!(finish, vec![&json!(reason)], "{details}");
-            assert_eq!(buffered.body["choices"][0]["finish_reason"], reason);
+            assert_eq!(
+                buffered.body.to_value()["choices"][0]["finish_reason"],
+                reason
+            );
         }
     }
 
@@ -1243,10 +1250,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            buffered.body["choices"][0]["message"]["reasoning_content"],
+            buffered.body.to_value()["choices"][0]["message"]["reasoning_content"],
             "2+2 is 4"
         );
-        assert_eq!(buffered.body["choices"][0]["message"]["content"], "Four.");
+        assert_eq!(
+            buffered.body.to_value()["choices"][0]["message"]["content"],
+            "Four."
+        );
 
         // Format openai: the container's chunks are rewritten only while a tag may come.
         let openai = crate::adapter::chat::OpenAiChat;
@@ -1281,11 +1291,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            buffered.body["choices"][0]["message"]["reasoning_content"],
+            buffered.body.to_value()["choices"][0]["message"]["reasoning_content"],
             "hmm"
         );
         assert_eq!(
-            buffered.body["choices"][0]["message"]["content"],
+            buffered.body.to_value()["choices"][0]["message"]["content"],
             "Yes indeed"
         );
 

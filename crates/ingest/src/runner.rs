@@ -73,8 +73,10 @@ pub struct RunReport {
     /// Models whose facts (or, when unchanged, whose tags) came from `Search` pages instead of
     /// DescribeModel and ListTags.
     pub models_from_search: u64,
-    /// One line per resource read one by one because `Search` was denied or not supported
-    /// for it (not a problem: the run is complete, only slower).
+    /// Models whose tags came from the tagging API's `GetResources` pages instead of ListTags.
+    pub tags_from_index: u64,
+    /// One line per resource read one by one because `Search` (or the tagging API, for tags)
+    /// was denied or not supported for it (not a problem: the run is complete, only slower).
     pub notes: Vec<String>,
     pub retries: u64,
     pub duration_ms: u64,
@@ -767,6 +769,7 @@ impl<'a> Run<'a> {
         report.notes = self.source.notes();
         report.aws_calls = self.source.stats.calls();
         report.models_from_search = self.source.models_from_search();
+        report.tags_from_index = self.source.tags_from_index();
         let models = report.counts.listed - report.counts.filtered;
         report.calls_per_model = if models > 0 {
             self.source.stats.total_calls() as f64 / models as f64

@@ -44,6 +44,7 @@ use tokio::sync::OnceCell;
 
 mod registry;
 mod search;
+mod tagging;
 
 pub use self::registry::{Deployments, ListedGroup};
 
@@ -180,6 +181,14 @@ impl fmt::Display for OptionalError {
     }
 }
 
+/// The IAM action of an API an optional call uses.
+fn iam_action(api: &str) -> String {
+    match api {
+        "GetResources" => "tag:GetResources".to_owned(),
+        _ => format!("sagemaker:{api}"),
+    }
+}
+
 /// How one failed attempt was answered, for [`OptionalRetry`].
 fn failure_of<E>(err: &SdkError<E, HttpResponse>) -> Failure {
     let answered = |r: &HttpResponse| {
@@ -211,6 +220,9 @@ pub struct Source {
     /// [`Source::optional`]).
     optional_client: aws_sdk_sagemaker::Client,
     optional_retry: OptionalRetry,
+    /// The Resource Groups Tagging API, for bulk tags (see [`tagging`]); like
+    /// `optional_client`, without SDK retries.
+    tagging_client: aws_sdk_resourcegroupstagging::Client,
     pub stats: Arc<CallStats>,
     pub pacer: Arc<Pacer>,
     pub region: String,
@@ -229,10 +241,14 @@ pub struct Source {
     search_groups: OnceCell<Option<HashMap<String, SearchedGroup>>>,
     /// Versioned model packages by group name.
     search_packages: OnceCell<Option<HashMap<String, Vec<crate::facts::PackageFacts>>>>,
+    /// The tagging API's tags (`None`: not used this run).
+    tag_index: OnceCell<Option<tagging::TagIndex>>,
     /// One line per resource read one by one because Search was not usable for it.
     notes: Mutex<Vec<String>>,
     /// Models whose facts came from Search (no DescribeModel, no ListTags).
     from_search: AtomicU64,
+    /// Models whose tags came from the tagging API (no ListTags).
+    from_tag_index: AtomicU64,
 }
 
 /// One entry of ListModels.
@@ -278,10 +294,14 @@ impl Source {
         let optional_conf = conf
             .clone()
             .retry_config(aws_config::retry::RetryConfig::disabled());
+        let tagging_conf = aws_sdk_resourcegroupstagging::config::Builder::from(sdk_config)
+            .interceptor(CallCounter(stats.clone(), pacer.clone()))
+            .retry_config(aws_config::retry::RetryConfig::disabled());
         Self {
             client: aws_sdk_sagemaker::Client::from_conf(conf.build()),
             optional_client: aws_sdk_sagemaker::Client::from_conf(optional_conf.build()),
             optional_retry: OptionalRetry::default(),
+            tagging_client: aws_sdk_resourcegroupstagging::Client::from_conf(tagging_conf.build()),
             stats,
             pacer,
             region: region.to_owned(),
@@ -296,8 +316,10 @@ impl Source {
             search_training: OnceCell::new(),
             search_groups: OnceCell::new(),
             search_packages: OnceCell::new(),
+            tag_index: OnceCell::new(),
             notes: Mutex::new(Vec::new()),
             from_search: AtomicU64::new(0),
+            from_tag_index: AtomicU64::new(0),
         }
     }
 
@@ -335,7 +357,7 @@ impl Source {
                     tokio::time::sleep(delay).await;
                 }
                 None => {
-                    let error = classify(&format!("sagemaker:{api}"), &err);
+                    let error = classify(&iam_action(api), &err);
                     return Err(match failure {
                         Failure::Transient => OptionalError::GaveUp { error, attempts },
                         Failure::Throttled | Failure::Permanent => OptionalError::Failed(error),
@@ -357,6 +379,11 @@ impl Source {
     /// Models whose facts (or, unchanged, whose tags) came from Search this run.
     pub fn models_from_search(&self) -> u64 {
         self.from_search.load(Ordering::Relaxed)
+    }
+
+    /// Models whose tags came from the tagging API this run.
+    pub fn tags_from_index(&self) -> u64 {
+        self.from_tag_index.load(Ordering::Relaxed)
     }
 
     fn warn(&self, w: String) {
@@ -401,6 +428,7 @@ impl Source {
             self.feature_groups
                 .get_or_init(|| self.load_feature_groups()),
             self.searched_models(),
+            self.tag_index(),
         );
     }
 
@@ -748,7 +776,10 @@ impl Source {
                     d.primary_container(),
                     d.containers(),
                 );
-                let tags = self.tags(&described.arn).await.map_err(fail)?;
+                let tags = self
+                    .tags(&described.arn, Some(described.creation_time))
+                    .await
+                    .map_err(fail)?;
                 (described, tags)
             }
         };
@@ -835,10 +866,13 @@ impl Source {
                 self.from_search.fetch_add(1, Ordering::Relaxed);
                 found.tags
             }
-            None => self.tags(&facts.arn).await.map_err(|error| ModelFailure {
-                model: facts.name.clone(),
-                error,
-            })?,
+            None => self
+                .tags(&facts.arn, Some(facts.creation_time))
+                .await
+                .map_err(|error| ModelFailure {
+                    model: facts.name.clone(),
+                    error,
+                })?,
         };
         self.link(&mut facts).await;
         Ok(facts)
@@ -857,10 +891,12 @@ impl Source {
             }
             None => {
                 let arn = listed.arn.as_deref().unwrap_or_default();
-                self.tags(arn).await.map_err(|error| ModelFailure {
-                    model: listed.name.clone(),
-                    error,
-                })?
+                self.tags(arn, listed.creation_time)
+                    .await
+                    .map_err(|error| ModelFailure {
+                        model: listed.name.clone(),
+                        error,
+                    })?
             }
         };
         self.load_indexes().await;
@@ -892,7 +928,20 @@ impl Source {
         hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..8])
     }
 
-    async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
+    /// A model's tags in key order: from the tagging index when it can answer, else ListTags.
+    async fn tags(
+        &self,
+        arn: &str,
+        creation_time: Option<i64>,
+    ) -> Result<Vec<(String, String)>, AwsError> {
+        if let Some(tags) = self.indexed_tags(arn, creation_time).await {
+            self.from_tag_index.fetch_add(1, Ordering::Relaxed);
+            return Ok(tags);
+        }
+        self.list_tags(arn).await
+    }
+
+    async fn list_tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
         let mut out = Vec::new();
         self.pacer.ready("ListTags").await;
         let mut pages = self
@@ -911,7 +960,7 @@ impl Source {
                 ));
             }
         }
-        Ok(out)
+        Ok(tagging::sorted(out))
     }
 
     fn features_for(

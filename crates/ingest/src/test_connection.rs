@@ -11,8 +11,9 @@
 //! ListEndpoints, DescribeEndpoint and DescribeEndpointConfig on one endpoint, then
 //! `Search (bulk reads)`: one Search call per resource a run reads in bulk (`Model`,
 //! `TrainingJob`, `Endpoint`), saying which ones the run reads 100 a call and which one by one
-//! (a resource the API does not support is not a problem: it passes, and says so), then the
-//! optional model registry: ListModelPackageGroups, DescribeModelPackageGroup on one group,
+//! (a resource the API does not support is not a problem: it passes, and says so), then
+//! `GetResources (bulk tags)`, the tagging API's call that reads tags 100 a call where Search
+//! cannot read models, then the optional model registry: ListModelPackageGroups, DescribeModelPackageGroup on one group,
 //! ListModelPackages and DescribeModelPackage on one of its versions, and `Search (model
 //! registry)` (`ModelPackageGroup`, `ModelPackage`). A denied ListModelPackageGroups warns that
 //! runs are incomplete (they cannot list the registry, so they mark nothing deleted). A failed
@@ -46,6 +47,11 @@ pub const REGISTRY_SEARCH_STEP: &str = "Search (model registry)";
 /// step already bears that name.
 pub const BULK_STEP: &str = "Search (bulk reads)";
 
+/// The bulk-tags step: the tagging API's GetResources, used when Search cannot read models.
+pub const BULK_TAGS_STEP: &str = "GetResources (bulk tags)";
+const BULK_TAGS: &str =
+    "reading tags 100 a call where Search cannot read models (ListTags per model instead)";
+
 /// The resources a run reads through Search when it can.
 const BULK_RESOURCES: [ResourceType; 3] = [
     ResourceType::Model,
@@ -58,7 +64,7 @@ const BULK_RESOURCES: [ResourceType; 3] = [
 const MODELS_SEARCHED_FOR_A_TRAINING_JOB: usize = 10;
 
 /// Every step after GetCallerIdentity, in order, with whether it is mandatory.
-const AWS_STEPS: [(&str, bool); 15] = [
+const AWS_STEPS: [(&str, bool); 16] = [
     ("ListModels", true),
     ("DescribeModel", true),
     ("ListTags", true),
@@ -69,6 +75,7 @@ const AWS_STEPS: [(&str, bool); 15] = [
     ("DescribeEndpoint", false),
     ("DescribeEndpointConfig", false),
     (BULK_STEP, false),
+    (BULK_TAGS_STEP, false),
     ("ListModelPackageGroups", false),
     ("DescribeModelPackageGroup", false),
     ("ListModelPackages", false),
@@ -78,8 +85,9 @@ const AWS_STEPS: [(&str, bool); 15] = [
 
 /// The IAM actions ingestion uses (every call the steps check, and `Search`, which reads
 /// models, training jobs and endpoints in bulk, and the feature groups when ListFeatureGroups
-/// is not allowed), for a policy that makes every step pass. GetCallerIdentity needs no permission.
-pub const IAM_ACTIONS: [&str; 14] = [
+/// is not allowed, and `tag:GetResources`, which reads tags in bulk where Search cannot), for a
+/// policy that makes every step pass. GetCallerIdentity needs no permission.
+pub const IAM_ACTIONS: [&str; 15] = [
     "sagemaker:ListModels",
     "sagemaker:DescribeModel",
     "sagemaker:ListTags",
@@ -94,6 +102,7 @@ pub const IAM_ACTIONS: [&str; 14] = [
     "sagemaker:DescribeModelPackageGroup",
     "sagemaker:ListModelPackages",
     "sagemaker:DescribeModelPackage",
+    "tag:GetResources",
 ];
 
 /// Runs one call as a step. `f` returns what later steps need and the step's detail.
@@ -211,6 +220,10 @@ async fn run_steps(
     steps.push(match has_models {
         true => bulk_step(sm).await,
         false => Step::skipped(BULK_STEP, false, "no model to read in bulk"),
+    });
+    steps.push(match has_models {
+        true => bulk_tags_step(&clients.sdk_config).await,
+        false => Step::skipped(BULK_TAGS_STEP, false, "no model to read tags of"),
     });
     registry_steps(sm, &mut steps).await;
     steps.report()
@@ -430,6 +443,31 @@ async fn bulk_step(sm: &Client) -> Step {
                 detail.push_str(&format!("; read one by one: {}", one_by_one.join(", ")));
             }
             Step::ok(BULK_STEP, false, started).with_detail(detail)
+        }
+    }
+}
+
+/// One GetResources call for tagged SageMaker models (the tagging API's own endpoint, which
+/// `endPointURL` also sets).
+async fn bulk_tags_step(sdk: &aws_config::SdkConfig) -> Step {
+    let started = Instant::now();
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(sdk);
+    match tagging
+        .get_resources()
+        .resource_type_filters("sagemaker:model")
+        .resources_per_page(1)
+        .send()
+        .await
+    {
+        Ok(_) => Step::ok(BULK_TAGS_STEP, false, started).with_detail(
+            "tags read 100 a call through the tagging API where Search cannot read models",
+        ),
+        Err(e) => {
+            let e = classify("tag:GetResources", &e);
+            warn_about(
+                Step::from_aws(BULK_TAGS_STEP, false, started, &e),
+                BULK_TAGS,
+            )
         }
     }
 }

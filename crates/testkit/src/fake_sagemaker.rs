@@ -117,13 +117,17 @@ pub enum Operation {
     /// `ListModelPackageGroups`: the fake holds no model registry, so always an empty page
     /// (what an account that never used the registry answers). moto serves the registry.
     ListModelPackageGroups,
+    /// The Resource Groups Tagging API's `GetResources` (target
+    /// `ResourceGroupsTaggingAPI_20170126.GetResources`), for `sagemaker:model`: the tagged
+    /// models with their tags, in creation order, `ResourcesPerPage` up to 100.
+    GetResources,
     /// Any other target: answered with `UnknownOperationException`.
     Unknown,
 }
 
 impl Operation {
     /// Every operation, in counter order.
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 14] = [
         Operation::ListModels,
         Operation::DescribeModel,
         Operation::ListTags,
@@ -136,6 +140,7 @@ impl Operation {
         Operation::ListFeatureGroups,
         Operation::DescribeFeatureGroup,
         Operation::ListModelPackageGroups,
+        Operation::GetResources,
         Operation::Unknown,
     ];
 
@@ -154,13 +159,18 @@ impl Operation {
             Operation::ListFeatureGroups => "ListFeatureGroups",
             Operation::DescribeFeatureGroup => "DescribeFeatureGroup",
             Operation::ListModelPackageGroups => "ListModelPackageGroups",
+            Operation::GetResources => "GetResources",
             Operation::Unknown => "Unknown",
         }
     }
 
-    /// The operation named `name` (`DescribeModel` or `SageMaker.DescribeModel`).
+    /// The operation named `name` (`DescribeModel` or `SageMaker.DescribeModel`, and
+    /// `ResourceGroupsTaggingAPI_20170126.GetResources`).
     pub fn from_name(name: &str) -> Option<Self> {
-        let name = name.strip_prefix("SageMaker.").unwrap_or(name);
+        let name = name
+            .strip_prefix("SageMaker.")
+            .or_else(|| name.strip_prefix("ResourceGroupsTaggingAPI_20170126."))
+            .unwrap_or(name);
         Self::ALL.into_iter().find(|op| op.name() == name)
     }
 
@@ -978,6 +988,9 @@ struct Request {
     endpoint_config_name: Option<String>,
     feature_group_name: Option<String>,
     resource: Option<String>,
+    resources_per_page: Option<i64>,
+    pagination_token: Option<String>,
+    resource_type_filters: Option<Vec<String>>,
 }
 
 struct ApiError {
@@ -1229,12 +1242,73 @@ fn answer(shared: &Shared, op: Operation, request: &Request) -> Result<Bytes, Ap
             ))
         }
         Operation::Search => search(shared, request),
+        Operation::GetResources => get_resources(data, request),
         Operation::Unknown => Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             error_type: "UnknownOperationException".to_owned(),
             message: "the fake does not implement this operation".to_owned(),
         }),
     }
+}
+
+/// The tagging API's GetResources over the fake's models (the only resources it tags).
+fn get_resources(data: &Dataset, request: &Request) -> Result<Bytes, ApiError> {
+    let size = match request.resources_per_page {
+        None => 50,
+        Some(n @ 1..=100) => n as usize,
+        Some(n) => {
+            return Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                error_type: "InvalidParameterException".to_owned(),
+                message: format!("ResourcesPerPage must be between 1 and 100, got {n}"),
+            })
+        }
+    };
+    let offset = match request.pagination_token.as_deref() {
+        None | Some("") => 0,
+        Some(t) => t.parse().map_err(|_| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error_type: "PaginationTokenExpiredException".to_owned(),
+            message: "Token does not exist".to_owned(),
+        })?,
+    };
+    let filters = request.resource_type_filters.as_deref().unwrap_or_default();
+    let models = filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| f == "sagemaker" || f == "sagemaker:model");
+    let tagged: Vec<(String, &Vec<String>)> = if models {
+        data.models
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let a = arn(&data.spec, "model", &r.name);
+                let tags = data.tags.get(&a).filter(|t| !t.is_empty())?;
+                Some((a, tags))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let end = (offset + size).min(tagged.len());
+    let items: Vec<Value> = tagged[offset.min(end)..end]
+        .iter()
+        .map(|(a, tags)| {
+            let tags: Vec<Value> = tags
+                .iter()
+                .filter_map(|t| serde_json::from_str(t).ok())
+                .collect();
+            json!({ "ResourceARN": a, "Tags": tags })
+        })
+        .collect();
+    let token = if end < tagged.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    Ok(Bytes::from(
+        json!({ "ResourceTagMappingList": items, "PaginationToken": token }).to_string(),
+    ))
 }
 
 /// The values of `Search`'s `Resource` enum.

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::template::ChatTemplate;
-use super::{bad_upstream, ChatAdapter, Completion, Defaults, ResponseCtx};
+use super::{bad_upstream, AnswerBody, ChatAdapter, Completion, Defaults, ResponseCtx};
 use crate::api::{ChatRequest, Usage};
 use crate::config::Format;
 use crate::error::GatewayError;
@@ -43,48 +43,154 @@ impl ChatAdapter for OpenAiChat {
         stream: bool,
     ) -> Result<Vec<u8>, GatewayError> {
         check_context(req.max_tokens, defaults)?;
-        let mut body: Map<String, Value> = req.raw.clone();
+        // The request as sent with a few keys set or removed, serialized from the parsed body
+        // without copying it.
+        let mut set: Vec<(&'static str, Value)> = Vec::with_capacity(3);
         if req.max_tokens.is_none() {
             if let Some(m) = defaults.max_tokens {
-                body.insert("max_tokens".into(), m.into());
+                set.push(("max_tokens", m.into()));
             }
         }
         if req.temperature.is_none() {
             if let Some(t) = defaults.temperature {
-                body.insert("temperature".into(), f64::from(t).into());
+                set.push(("temperature", f64::from(t).into()));
             }
         }
-        body.insert("stream".into(), stream.into());
-        if !stream {
-            body.remove("stream_options");
-        }
-        serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(e.to_string()))
+        set.push(("stream", stream.into()));
+        let remove: &[&str] = if stream { &[] } else { &["stream_options"] };
+        serde_json::to_vec(&Overridden {
+            raw: &req.raw,
+            set: &set,
+            remove,
+        })
+        .map_err(|e| GatewayError::Internal(e.to_string()))
     }
 
     fn decode(&self, body: &[u8], ctx: &ResponseCtx<'_>) -> Result<Completion, GatewayError> {
-        let mut v: Value = serde_json::from_slice(body)
-            .map_err(|_| bad_upstream("an OpenAI chat completion", body))?;
-        let Some(obj) = v.as_object_mut() else {
-            return Err(bad_upstream("an OpenAI chat completion", body));
-        };
-        if !obj.get("choices").is_some_and(Value::is_array) {
-            return Err(bad_upstream("an OpenAI chat completion", body));
+        match passthrough(body, ctx) {
+            Some(fast) => Ok(fast),
+            None => decode_tree(body, ctx),
         }
-        obj.insert("model".into(), ctx.model.into());
-        if let Some(choices) = obj.get_mut("choices").and_then(Value::as_array_mut) {
-            for choice in choices {
-                if let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) {
-                    surface_reasoning(message);
-                }
+    }
+}
+
+/// An `openai` answer decoded as a JSON tree: what [`passthrough`] cannot take, and the wording
+/// of every error.
+fn decode_tree(body: &[u8], ctx: &ResponseCtx<'_>) -> Result<Completion, GatewayError> {
+    let mut v: Value = serde_json::from_slice(body)
+        .map_err(|_| bad_upstream("an OpenAI chat completion", body))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(bad_upstream("an OpenAI chat completion", body));
+    };
+    if !obj.get("choices").is_some_and(Value::is_array) {
+        return Err(bad_upstream("an OpenAI chat completion", body));
+    }
+    obj.insert("model".into(), ctx.model.into());
+    if let Some(choices) = obj.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices {
+            if let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) {
+                surface_reasoning(message);
             }
         }
-        obj.entry("object")
-            .or_insert_with(|| "chat.completion".into());
-        obj.entry("id").or_insert_with(|| ctx.id.into());
-        obj.entry("created").or_insert_with(|| ctx.created.into());
-        let usage = Usage::from_openai(&v);
-        Ok(Completion { body: v, usage })
     }
+    obj.entry("object")
+        .or_insert_with(|| "chat.completion".into());
+    obj.entry("id").or_insert_with(|| ctx.id.into());
+    obj.entry("created").or_insert_with(|| ctx.created.into());
+    let usage = Usage::from_openai(&v);
+    Ok(Completion {
+        body: AnswerBody::Json(v),
+        usage,
+    })
+}
+
+/// A JSON object whose keys `set` replace (or add) and `remove` drop, serialized straight from
+/// the parsed request.
+struct Overridden<'a> {
+    raw: &'a Map<String, Value>,
+    set: &'a [(&'static str, Value)],
+    remove: &'a [&'a str],
+}
+
+impl serde::Serialize for Overridden<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.raw {
+            let k = k.as_str();
+            if !self.remove.contains(&k) && !self.set.iter().any(|(s, _)| *s == k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.set {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The fast path of an `openai` answer: when nothing below the top level needs a change (no
+/// reasoning to surface), the answer is checked and re-serialized with its `choices`, `usage`
+/// and every other value copied as raw JSON, setting only `model` (and `object`, `id`,
+/// `created` when the container leaves them out). `None` sends the answer down the tree path,
+/// which also words the errors.
+fn passthrough(body: &[u8], ctx: &ResponseCtx<'_>) -> Option<Completion> {
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    // `reasoning` (vLLM's field, and `reasoning_content`) and `<think>` are what
+    // `surface_reasoning` looks for; either one anywhere takes the tree path.
+    let finder = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    if finder(b"reasoning") || finder(b"think>") {
+        return None;
+    }
+    // Duplicate keys keep the last, as `Value` does.
+    let top: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(body).ok()?;
+    if !top.get("choices")?.get().starts_with('[') {
+        return None;
+    }
+    let usage = match top.get("usage") {
+        Some(raw) => Usage::from_object(&serde_json::from_str(raw.get()).ok()?),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(body.len() + ctx.model.len() + 64);
+    out.push(b'{');
+    let mut first = true;
+    let mut entry = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, key).expect("a string serializes");
+        out.push(b':');
+        out.extend_from_slice(value);
+    };
+    let json = |s: &str| serde_json::to_vec(s).expect("a string serializes");
+    for (k, v) in &top {
+        if k == "model" {
+            entry(&mut out, k, &json(ctx.model));
+        } else {
+            entry(&mut out, k, v.get().as_bytes());
+        }
+    }
+    if !top.contains_key("model") {
+        entry(&mut out, "model", &json(ctx.model));
+    }
+    if !top.contains_key("object") {
+        entry(&mut out, "object", b"\"chat.completion\"");
+    }
+    if !top.contains_key("id") {
+        entry(&mut out, "id", &json(ctx.id));
+    }
+    if !top.contains_key("created") {
+        entry(&mut out, "created", ctx.created.to_string().as_bytes());
+    }
+    out.push(b'}');
+    Some(Completion {
+        body: AnswerBody::Serialized(out),
+        usage,
+    })
 }
 
 /// Puts a message's (or a delta's) reasoning where OpenAI clients read it, `reasoning_content`:
@@ -250,7 +356,10 @@ impl ChatAdapter for PromptChat {
         if let Some(u) = usage {
             out["usage"] = u.to_json();
         }
-        Ok(Completion { body: out, usage })
+        Ok(Completion {
+            body: AnswerBody::Json(out),
+            usage,
+        })
     }
 }
 
@@ -290,8 +399,8 @@ mod tests {
         let c = OpenAiChat
             .decode(br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"x"}}],"model":"/opt/ml/model","usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#, &ctx())
             .unwrap();
-        assert_eq!(c.body["model"], "m");
-        assert_eq!(c.body["object"], "chat.completion");
+        assert_eq!(c.body.to_value()["model"], "m");
+        assert_eq!(c.body.to_value()["object"], "chat.completion");
         assert_eq!(
             c.usage,
             Some(Usage {
@@ -300,6 +409,43 @@ mod tests {
             })
         );
         assert!(OpenAiChat.decode(b"[1]", &ctx()).is_err());
+    }
+
+    #[test]
+    fn openai_answers_passed_through_equal_the_tree_path() {
+        let answers: &[&[u8]] = &[
+            br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"x"}}],"model":"/opt/ml/model","usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+            br#"{"id":"cmpl-9","object":"chat.completion","created":5,"model":"x","choices":[{"message":{"content":"a \"quoted\" \u00e9 text","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}}],"usage":null,"system_fingerprint":"fp"}"#,
+            br#"{"choices":[],"model":"a","model":"b","usage":{"prompt_tokens":1},"k\u0065y":1.5e3}"#,
+            br#"  {"choices":[{"message":{"content":"no usage"}}]}  "#,
+        ];
+        for a in answers {
+            let fast = passthrough(a, &ctx()).expect("takes the fast path");
+            assert!(matches!(fast.body, AnswerBody::Serialized(_)));
+            let tree = decode_tree(a, &ctx()).unwrap();
+            assert_eq!(
+                fast.body.to_value(),
+                tree.body.to_value(),
+                "{}",
+                String::from_utf8_lossy(a)
+            );
+            assert_eq!(fast.usage, tree.usage);
+        }
+        // What needs a change below the top level, or is no answer at all, takes the tree path.
+        for a in [
+            &br#"{"choices":[{"message":{"content":"<think>hm</think>Four."}}]}"#[..],
+            br#"{"choices":[{"message":{"content":"4","reasoning":"2+2"}}]}"#,
+            br#"{"choices":{}}"#,
+            br#"{"object":"x"}"#,
+            b"[1]",
+            b"{\"choices\":[",
+        ] {
+            assert!(
+                passthrough(a, &ctx()).is_none(),
+                "{}",
+                String::from_utf8_lossy(a)
+            );
+        }
     }
 
     #[test]
@@ -356,12 +502,15 @@ mod tests {
         let c = tgi
             .decode(br#"[{"generated_text":"Hello!","details":{"finish_reason":"length","generated_tokens":2}}]"#, &ctx())
             .unwrap();
-        assert_eq!(c.body["choices"][0]["message"]["content"], "Hello!");
-        assert_eq!(c.body["choices"][0]["finish_reason"], "length");
-        assert_eq!(c.body["usage"]["completion_tokens"], 2);
+        assert_eq!(
+            c.body.to_value()["choices"][0]["message"]["content"],
+            "Hello!"
+        );
+        assert_eq!(c.body.to_value()["choices"][0]["finish_reason"], "length");
+        assert_eq!(c.body.to_value()["usage"]["completion_tokens"], 2);
         let c = tgi.decode(br#"{"generated_text":"Hi"}"#, &ctx()).unwrap();
-        assert_eq!(c.body["choices"][0]["finish_reason"], "stop");
-        assert!(c.body.get("usage").is_none());
+        assert_eq!(c.body.to_value()["choices"][0]["finish_reason"], "stop");
+        assert!(c.body.to_value().get("usage").is_none());
         let e = tgi.decode(b"<html>", &ctx()).unwrap_err();
         assert!(e.to_string().contains("check the model's `format`"), "{e}");
     }

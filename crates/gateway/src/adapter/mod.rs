@@ -34,8 +34,42 @@ pub struct Defaults {
 /// A whole chat answer: the OpenAI `chat.completion` object and the token counts, if known.
 #[derive(Debug, Clone)]
 pub struct Completion {
-    pub body: Value,
+    pub body: AnswerBody,
     pub usage: Option<Usage>,
+}
+
+/// A chat answer's JSON: built as a tree, or (the fast path of `openai` containers whose answer
+/// needs no change below the top level) the answer serialized once, its `choices` and `usage`
+/// copied byte for byte from the container's.
+#[derive(Debug, Clone)]
+pub enum AnswerBody {
+    Json(Value),
+    Serialized(Vec<u8>),
+}
+
+impl AnswerBody {
+    /// The answer as a JSON tree (for token estimates and tests; the response never needs it).
+    pub fn to_value(&self) -> Value {
+        match self {
+            AnswerBody::Json(v) => v.clone(),
+            AnswerBody::Serialized(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        }
+    }
+
+    pub fn into_response(self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match self {
+            AnswerBody::Json(v) => axum::Json(v).into_response(),
+            AnswerBody::Serialized(b) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                b,
+            )
+                .into_response(),
+        }
+    }
 }
 
 /// What the gateway needs to answer in the client's terms.

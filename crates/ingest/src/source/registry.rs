@@ -300,7 +300,7 @@ impl Source {
                     .await
                     .map_err(|e| fail(classify("sagemaker:DescribeModelPackageGroup", &e)))?;
                 let arn = g.model_package_group_arn().unwrap_or_default().to_owned();
-                let tags = self.tags(&arn).await.map_err(fail)?;
+                let tags = self.list_tags(&arn).await.map_err(fail)?;
                 SearchedGroup {
                     arn,
                     creation_time: millis(g.creation_time()),

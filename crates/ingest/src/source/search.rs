@@ -121,15 +121,29 @@ pub(super) fn training_facts(
     }
 }
 
+/// The cause of an optional read's failure, for a report note: moto's validation error lists
+/// every object it holds, so the note keeps the start.
+pub(super) fn short_cause(e: &OptionalError) -> String {
+    let mut why = e.to_string();
+    if let Some((cut, _)) = why.char_indices().nth(NOTE_CAUSE_CHARS) {
+        why.truncate(cut);
+        why.push_str("...");
+    }
+    why
+}
+
+/// A Search record's tags, in key order (see [`super::tagging::sorted`]).
 pub(super) fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
+    super::tagging::sorted(
+        tags.iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    )
 }
 
 impl Source {
@@ -223,12 +237,7 @@ impl Source {
     }
 
     fn search_unavailable(&self, resource: &str, e: &OptionalError) {
-        // moto's validation error lists every object it holds: the note keeps the start.
-        let mut why = e.to_string();
-        if let Some((cut, _)) = why.char_indices().nth(NOTE_CAUSE_CHARS) {
-            why.truncate(cut);
-            why.push_str("...");
-        }
+        let why = short_cause(e);
         let note = format!(
             "bulk reads through Search not used for {resource} ({why}): read one by one instead"
         );
