@@ -85,8 +85,7 @@ const DENIALS: &[Denial] = &[
         denied: &["tagging:GetResources"],
         step: BULK_TAGS,
         action: "tagging:GetResources",
-        enrichment:
-            "reading tags 100 a call where Search cannot read models (ListTags per model instead)",
+        enrichment: "reading tags 100 a call where Search cannot read models",
         skipped: &[],
     },
     Denial {
