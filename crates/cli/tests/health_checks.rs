@@ -82,13 +82,6 @@ struct Denial {
 
 const DENIALS: &[Denial] = &[
     Denial {
-        denied: &["tagging:GetResources"],
-        step: BULK_TAGS,
-        action: "tagging:GetResources",
-        enrichment: "reading tags 100 a call where Search cannot read models",
-        skipped: &[],
-    },
-    Denial {
         denied: &["sagemaker:DescribeTrainingJob"],
         step: "DescribeTrainingJob",
         action: "sagemaker:DescribeTrainingJob",
@@ -135,6 +128,13 @@ const DENIALS: &[Denial] = &[
         step: "DescribeEndpointConfig",
         action: "sagemaker:DescribeEndpointConfig",
         enrichment: ENDPOINTS,
+        skipped: &[],
+    },
+    Denial {
+        denied: &["tagging:GetResources"],
+        step: BULK_TAGS,
+        action: "tagging:GetResources",
+        enrichment: "reading tags 100 a call where Search cannot read models",
         skipped: &[],
     },
 ];
