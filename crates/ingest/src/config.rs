@@ -100,6 +100,11 @@ pub struct MlModelMetadataConfig {
     /// Ours: seconds one AWS call may take with all its retries.
     #[serde(default = "default_operation_timeout")]
     pub operation_timeout_seconds: u64,
+    /// Ours: seconds from the start of a run that reading models may wait for the per-run
+    /// enrichment indexes (serving endpoints, feature groups, Search's pages, bulk tags); one
+    /// still loading then is skipped for the run with a warning.
+    #[serde(default = "default_enrichment_deadline")]
+    pub enrichment_deadline_seconds: u64,
 }
 
 impl Default for MlModelMetadataConfig {
@@ -115,12 +120,17 @@ impl Default for MlModelMetadataConfig {
             mark_deleted_max_fraction: default_mark_deleted_max_fraction(),
             attempt_timeout_seconds: default_attempt_timeout(),
             operation_timeout_seconds: default_operation_timeout(),
+            enrichment_deadline_seconds: default_enrichment_deadline(),
         }
     }
 }
 
 fn default_mark_deleted_max_fraction() -> f64 {
     0.5
+}
+
+fn default_enrichment_deadline() -> u64 {
+    120
 }
 
 fn default_attempt_timeout() -> u64 {
@@ -560,6 +570,9 @@ impl Validate for WorkflowConfig {
                     }
                     if c.concurrency == 0 || c.concurrency > 256 {
                         p.add("concurrency", "concurrency must be between 1 and 256");
+                    }
+                    if c.enrichment_deadline_seconds == 0 {
+                        p.add("enrichmentDeadlineSeconds", "must be at least 1");
                     }
                     if c.attempt_timeout_seconds == 0 {
                         p.add("attemptTimeoutSeconds", "must be at least 1");

@@ -356,11 +356,14 @@ impl<'a> Run<'a> {
             ..ClientOptions::bulk(10)
         };
         let clients = Clients::new(cfg.aws(), &options).await?;
-        let source = Arc::new(Source::new(
-            &clients.sdk_config,
-            cfg.aws().region(),
-            &cfg.metadata().feature_group_tag_key,
-        ));
+        let source = Arc::new(
+            Source::new(
+                &clients.sdk_config,
+                cfg.aws().region(),
+                &cfg.metadata().feature_group_tag_key,
+            )
+            .with_enrichment_deadline(Duration::from_secs(meta.enrichment_deadline_seconds)),
+        );
         let service = sink.open_service().await?;
         let run = Run {
             cfg,

@@ -56,6 +56,9 @@ use crate::facts::{
 use crate::mapping::invocation_url;
 use crate::pacing::{is_throttling, jitter, Failure, OptionalRetry, Pacer};
 
+/// The enrichment deadline of a [`Source`] that was given none.
+const NO_DEADLINE: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// Upper bound on the pages of one listing of an optional index (100 items a page).
 const MAX_PAGES: usize = 10_000;
 
@@ -249,6 +252,11 @@ pub struct Source {
     from_search: AtomicU64,
     /// Models whose tags came from the tagging API (no ListTags).
     from_tag_index: AtomicU64,
+    /// Until when model reads wait for the per-run indexes (see [`Source::by_deadline`]).
+    enrichment_deadline: tokio::time::Instant,
+    enrichment_budget: std::time::Duration,
+    /// Set once the deadline passed with an index still loading: from then on nothing waits.
+    indexes_abandoned: AtomicBool,
 }
 
 /// One entry of ListModels.
@@ -320,7 +328,62 @@ impl Source {
             notes: Mutex::new(Vec::new()),
             from_search: AtomicU64::new(0),
             from_tag_index: AtomicU64::new(0),
+            enrichment_deadline: tokio::time::Instant::now() + NO_DEADLINE,
+            enrichment_budget: NO_DEADLINE,
+            indexes_abandoned: AtomicBool::new(false),
         }
+    }
+
+    /// Model reads wait for the per-run indexes (endpoints, feature groups, Search's pages,
+    /// the tagging index) at most `budget` from now; an index still loading then is skipped
+    /// for the run with one warning, and the models are read and linked without it.
+    pub fn with_enrichment_deadline(mut self, budget: std::time::Duration) -> Self {
+        self.enrichment_deadline = tokio::time::Instant::now() + budget;
+        self.enrichment_budget = budget;
+        self
+    }
+
+    /// `load` (which fills `cell`) awaited until the enrichment deadline; after it, whatever
+    /// `cell` holds, without waiting.
+    async fn by_deadline<'a, T>(
+        &'a self,
+        cell: &'a OnceCell<T>,
+        load: impl Future<Output = &'a T>,
+    ) -> Option<&'a T> {
+        if !self.indexes_abandoned.load(Ordering::Relaxed) {
+            match tokio::time::timeout_at(self.enrichment_deadline, load).await {
+                Ok(v) => return Some(v),
+                Err(_) => self.abandon_indexes(),
+            }
+        }
+        cell.get()
+    }
+
+    fn abandon_indexes(&self) {
+        if self.indexes_abandoned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut late = Vec::new();
+        if self.endpoints.get().is_none() {
+            late.push("serving endpoints");
+        }
+        if self.feature_groups.get().is_none() {
+            late.push("ML features");
+        }
+        if self.search_models.get().is_none() {
+            late.push("Search's models (read one by one instead)");
+        }
+        if self.search_training.get().is_none() {
+            late.push("Search's training jobs (described one by one instead)");
+        }
+        if self.tag_index.get().is_none() {
+            late.push("bulk tags (ListTags per model instead)");
+        }
+        self.warn(format!(
+            "enrichments still loading after the {} s enrichment deadline were skipped for this run: {}",
+            self.enrichment_budget.as_secs(),
+            late.join(", ")
+        ));
     }
 
     /// Sends an optional enrichment call (`send` builds it on [`Source::optional_client`]),
@@ -420,13 +483,19 @@ impl Source {
         }
     }
 
-    /// Loads the per-run indexes (endpoints, feature groups, Search's models) once; later
-    /// calls are free.
+    /// Loads the per-run indexes (endpoints, feature groups, Search's models, the tagging
+    /// index) once; later calls are free. Waits no longer than the enrichment deadline.
     pub async fn load_indexes(&self) {
         let _ = tokio::join!(
-            self.endpoints.get_or_init(|| self.load_endpoints()),
-            self.feature_groups
-                .get_or_init(|| self.load_feature_groups()),
+            self.by_deadline(
+                &self.endpoints,
+                self.endpoints.get_or_init(|| self.load_endpoints())
+            ),
+            self.by_deadline(
+                &self.feature_groups,
+                self.feature_groups
+                    .get_or_init(|| self.load_feature_groups())
+            ),
             self.searched_models(),
             self.tag_index(),
         );

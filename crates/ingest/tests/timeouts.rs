@@ -1,6 +1,8 @@
 //! A half-open socket never hangs a run: against a server on 127.0.0.1 that accepts connections
 //! and never answers, each AWS call attempt ends at `attemptTimeoutSeconds` and the call at
 //! `operationTimeoutSeconds`; the run reports the listing as failed and marks nothing deleted.
+//! And an enrichment index that is still loading at `enrichmentDeadlineSeconds` is skipped for
+//! the run: the models are read and written without it.
 
 use std::sync::Arc;
 
@@ -66,6 +68,21 @@ async fn a_server_that_never_answers_ends_the_call_not_the_run() {
 }
 
 #[test]
+fn the_enrichment_deadline_is_at_least_a_second() {
+    let text = "source:
+  type: sagemaker
+  serviceName: s
+  serviceConnection: {config: {type: SageMaker, awsConfig: {awsRegion: us-east-1}}}
+  sourceConfig:
+    config: {type: MlModelMetadata, enrichmentDeadlineSeconds: 0}
+";
+    let e = WorkflowConfig::parse("wf.yaml", text, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("enrichmentDeadlineSeconds"), "{e}");
+}
+
+#[test]
 fn the_operation_covers_its_attempts() {
     let text = "source:
   type: sagemaker
@@ -78,4 +95,72 @@ fn the_operation_covers_its_attempts() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("operationTimeoutSeconds"), "{e}");
+}
+
+/// Search (models, training jobs, endpoints) answers only after ten minutes: at the 1 s
+/// enrichment deadline the run stops waiting for it, reads the models one by one, links no
+/// endpoints, and says so once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_still_loading_at_the_enrichment_deadline_is_skipped_not_awaited() {
+    use sagebridge_testkit::{FakeSageMaker, FakeSpec};
+    let fake = FakeSageMaker::start(FakeSpec {
+        endpoints: 3,
+        ..FakeSpec::with_models(20)
+    })
+    .await
+    .unwrap();
+    fake.handle()
+        .set_op_latency("Search", Some(std::time::Duration::from_secs(600)));
+    let text = format!(
+        "source:
+  type: sagemaker
+  serviceName: late
+  serviceConnection:
+    config:
+      type: SageMaker
+      awsConfig:
+        awsAccessKeyId: testing
+        awsSecretAccessKey: testing
+        awsRegion: us-east-1
+        endPointURL: {}
+  sourceConfig:
+    config:
+      type: MlModelMetadata
+      enrichmentDeadlineSeconds: 1
+      attemptTimeoutSeconds: 900
+      operationTimeoutSeconds: 900
+",
+        fake.endpoint()
+    );
+    let cfg = WorkflowConfig::parse("wf.yaml", &text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+    // A guard against a hang (the stalled calls would take ten minutes), not a timing check.
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        run_into(&cfg, catalog.clone(), &RunOptions::default()),
+    )
+    .await
+    .expect("the run waited for the stalled index")
+    .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    assert_eq!(report.counts.created, 20, "{}", report.summary());
+    assert_eq!(report.models_from_search, 0);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let w = &report.warnings[0];
+    assert!(
+        w.starts_with("enrichments still loading after the 1 s enrichment deadline were skipped")
+            && w.contains("serving endpoints")
+            && w.contains("Search's models"),
+        "{w}"
+    );
+    assert_eq!(fake.handle().calls("DescribeModel"), 20);
+    use sagebridge_catalog::{Catalog, ListQuery};
+    let models = catalog
+        .list_models(&ListQuery {
+            service: Some("late".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(models.len(), 20);
 }

@@ -247,70 +247,70 @@ impl Source {
 
     /// Models by name from Search, read once per run.
     pub(super) async fn searched_models(&self) -> Option<&HashMap<String, SearchedModel>> {
-        self.search_models
-            .get_or_init(|| async {
-                let mut by_name = HashMap::new();
-                let mut keep = |r: &SearchRecord| {
-                    let Some(m) = r.model().and_then(|d| d.model()) else {
-                        return;
-                    };
-                    let Some(name) = m.model_name() else {
-                        return;
-                    };
-                    by_name.insert(
-                        name.to_owned(),
-                        SearchedModel {
-                            described: Described::new(
-                                m.model_arn(),
-                                m.creation_time(),
-                                m.execution_role_arn(),
-                                m.primary_container(),
-                                m.containers(),
-                            ),
-                            tags: tag_pairs(m.tags()),
-                        },
-                    );
+        let load = self.search_models.get_or_init(|| async {
+            let mut by_name = HashMap::new();
+            let mut keep = |r: &SearchRecord| {
+                let Some(m) = r.model().and_then(|d| d.model()) else {
+                    return;
                 };
-                self.search_each_boxed(ResourceType::Model, &mut keep)
-                    .await?;
-                Some(by_name)
-            })
+                let Some(name) = m.model_name() else {
+                    return;
+                };
+                by_name.insert(
+                    name.to_owned(),
+                    SearchedModel {
+                        described: Described::new(
+                            m.model_arn(),
+                            m.creation_time(),
+                            m.execution_role_arn(),
+                            m.primary_container(),
+                            m.containers(),
+                        ),
+                        tags: tag_pairs(m.tags()),
+                    },
+                );
+            };
+            self.search_each_boxed(ResourceType::Model, &mut keep)
+                .await?;
+            Some(by_name)
+        });
+        self.by_deadline(&self.search_models, load)
             .await
-            .as_ref()
+            .and_then(Option::as_ref)
     }
 
     /// Training jobs by name from Search, read once per run (when a model first needs one).
     pub(super) async fn searched_training_jobs(&self) -> Option<&HashMap<String, SearchedJob>> {
-        self.search_training
-            .get_or_init(|| async {
-                let mut by_name = HashMap::new();
-                let mut keep = |r: &SearchRecord| {
-                    let Some(t) = r.training_job() else { return };
-                    let Some(name) = t.training_job_name() else {
-                        return;
-                    };
-                    by_name.insert(
-                        name.to_owned(),
-                        SearchedJob {
-                            artifacts: t
-                                .model_artifacts()
-                                .and_then(|a| a.s3_model_artifacts())
-                                .map(str::to_owned),
-                            facts: training_facts(
-                                name,
-                                t.algorithm_specification(),
-                                t.hyper_parameters(),
-                                t.input_data_config(),
-                            ),
-                        },
-                    );
+        let load = self.search_training.get_or_init(|| async {
+            let mut by_name = HashMap::new();
+            let mut keep = |r: &SearchRecord| {
+                let Some(t) = r.training_job() else { return };
+                let Some(name) = t.training_job_name() else {
+                    return;
                 };
-                self.search_each_boxed(ResourceType::TrainingJob, &mut keep)
-                    .await?;
-                Some(by_name)
-            })
+                by_name.insert(
+                    name.to_owned(),
+                    SearchedJob {
+                        artifacts: t
+                            .model_artifacts()
+                            .and_then(|a| a.s3_model_artifacts())
+                            .map(str::to_owned),
+                        facts: training_facts(
+                            name,
+                            t.algorithm_specification(),
+                            t.hyper_parameters(),
+                            t.input_data_config(),
+                        ),
+                    },
+                );
+            };
+            self.search_each_boxed(ResourceType::TrainingJob, &mut keep)
+                .await?;
+            Some(by_name)
+        });
+        self.by_deadline(&self.search_training, load)
             .await
-            .as_ref()
+            .and_then(Option::as_ref)
     }
 
     /// Every endpoint (name, status, config) through Search; `None` when not usable.

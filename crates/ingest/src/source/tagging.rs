@@ -33,8 +33,7 @@ impl Source {
     /// The tags of every tagged model, read once per run; `None` when Search reads models (it
     /// has their tags) or the tagging API cannot be used (one note).
     pub(super) async fn tag_index(&self) -> Option<&TagIndex> {
-        self.tag_index
-            .get_or_init(|| async {
+        let load = self.tag_index.get_or_init(|| async {
                 if self.searched_models().await.is_some() {
                     return None;
                 }
@@ -50,9 +49,10 @@ impl Source {
                         None
                     }
                 }
-            })
+        });
+        self.by_deadline(&self.tag_index, load)
             .await
-            .as_ref()
+            .and_then(Option::as_ref)
     }
 
     async fn read_tag_index(&self) -> Result<TagIndex, OptionalError> {
