@@ -20,6 +20,7 @@
 #                                             BENCH_STREAMS=1000 BENCH_OUT=path.json
 #                                             BENCH_PROFILE=dist|release (default dist)
 #                                             BENCH_ONLY=nginx: the side-by-side case only
+#                                             BENCH_ROUNDS=N: side-by-side rounds (default 3)
 #                                             BENCH_BIN=path/to/sagebridge: a binary already built)
 set -euo pipefail
 
@@ -36,6 +37,7 @@ key="bench-key-0123456789"
 
 profile="${BENCH_PROFILE:-dist}"
 only="${BENCH_ONLY:-}"
+rounds="${BENCH_ROUNDS:-3}"
 
 for tool in wrk:wrk hey:hey nginx:nginx-light; do
   if ! command -v "${tool%%:*}" >/dev/null 2>&1 && ! [ -x "/usr/sbin/${tool%%:*}" ]; then
@@ -114,6 +116,12 @@ tick_hz=$(getconf CLK_TCK)
 
 # run_hey NAME URL BODY KEY SERVER_PID: hey -c 16 for $seconds s; sets NAME_rps, NAME_p50 (ms),
 # NAME_ok and NAME_cpu (ms of SERVER_PID's CPU per answered request).
+# median N...: the middle value (the mean of the two middle ones for an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 run_hey() {
   local name=$1 url=$2 body=$3 k=$4 spid=$5 log c0 c1 ok
   log="$work/hey-$name.txt"
@@ -196,15 +204,31 @@ YAML
   local body='{"model":"bench-chat","messages":[{"role":"user","content":"Say hello"}]}'
   echo "== side by side: nginx (worker pid $worker) direct, then through sagebridge (pid $gwn_pid); hey -c 16, ${seconds} s each after a warm-up" >&2
   run_hey nwarm "$gwn_url/v1/chat/completions" "$body" "$key" "$gwn_pid"
-  run_hey ndirect "http://127.0.0.1:$port/endpoints/chat/invocations" "$body" "" "$worker"
-  run_hey nthrough "$gwn_url/v1/chat/completions" "$body" "$key" "$gwn_pid"
+  # Direct and through alternate, $rounds rounds: nginx's direct rate alone moves by a quarter
+  # from one 10 s window to the next on a shared 2-core machine, so one pair of windows gives
+  # a ratio anywhere from 32% to 45%. Each round's ratio pairs adjacent windows; the report
+  # gives every round and the medians.
+  local r rounds_out="" ratios="" d_rates="" t_rates="" d_p50s="" t_p50s="" d_cpus="" t_cpus=""
+  for r in $(seq 1 "$rounds"); do
+    run_hey ndirect "http://127.0.0.1:$port/endpoints/chat/invocations" "$body" "" "$worker"
+    run_hey nthrough "$gwn_url/v1/chat/completions" "$body" "$key" "$gwn_pid"
+    local rr
+    rr=$(awk -v a="$nthrough_rps" -v b="$ndirect_rps" 'BEGIN { printf "%.1f", 100 * a / b }')
+    rounds_out+="  round $r: direct $ndirect_rps req/s, through $nthrough_rps req/s: $rr%"$'\n'
+    ratios+="$rr "; d_rates+="$ndirect_rps "; t_rates+="$nthrough_rps "
+    d_p50s+="$ndirect_p50 "; t_p50s+="$nthrough_p50 "; d_cpus+="$ndirect_cpu "; t_cpus+="$nthrough_cpu "
+  done
   local ratio added
-  ratio=$(awk -v a="$nthrough_rps" -v b="$ndirect_rps" 'BEGIN { printf "%.1f", 100 * a / b }')
+  ratio=$(median $ratios)
+  ndirect_rps=$(median $d_rates); nthrough_rps=$(median $t_rates)
+  ndirect_p50=$(median $d_p50s); nthrough_p50=$(median $t_p50s)
+  ndirect_cpu=$(median $d_cpus); nthrough_cpu=$(median $t_cpus)
   added=$(awk -v a="$nthrough_p50" -v b="$ndirect_p50" 'BEGIN { printf "%.3f", a - b }')
   cat <<REPORT
 
-side by side with a fixed-reply nginx ($(nproc) cores, profile $profile, hey -c 16, ${seconds} s each)
-                                     nginx direct   through sagebridge
+side by side with a fixed-reply nginx ($(nproc) cores, profile $profile, hey -c 16, ${seconds} s
+each, $rounds rounds of direct then through; medians)
+$rounds_out                                     nginx direct   through sagebridge
 rate (req/s)                         $ndirect_rps          $nthrough_rps   ($ratio% of direct)
 latency p50 at 16 connections (ms)   $ndirect_p50          $nthrough_p50   (added $added)
 server CPU per request (ms)          $ndirect_cpu (nginx)   $nthrough_cpu (sagebridge)
