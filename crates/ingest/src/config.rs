@@ -100,9 +100,9 @@ pub struct MlModelMetadataConfig {
     /// Ours: seconds one AWS call may take with all its retries.
     #[serde(default = "default_operation_timeout")]
     pub operation_timeout_seconds: u64,
-    /// Ours: seconds from the start of a run that reading models may wait for the per-run
-    /// enrichment indexes (serving endpoints, feature groups, Search's pages, bulk tags); one
-    /// still loading then is skipped for the run with a warning.
+    /// Ours: seconds from the start of a run that linking models may wait for the enrichment
+    /// indexes (serving endpoints, feature groups); one still loading then is skipped for the
+    /// run with a warning.
     #[serde(default = "default_enrichment_deadline")]
     pub enrichment_deadline_seconds: u64,
 }

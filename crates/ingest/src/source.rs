@@ -252,7 +252,7 @@ pub struct Source {
     from_search: AtomicU64,
     /// Models whose tags came from the tagging API (no ListTags).
     from_tag_index: AtomicU64,
-    /// Until when model reads wait for the per-run indexes (see [`Source::by_deadline`]).
+    /// Until when linking waits for the enrichment indexes (see [`Source::by_deadline`]).
     enrichment_deadline: tokio::time::Instant,
     enrichment_budget: std::time::Duration,
     /// Set once the deadline passed with an index still loading: from then on nothing waits.
@@ -334,9 +334,11 @@ impl Source {
         }
     }
 
-    /// Model reads wait for the per-run indexes (endpoints, feature groups, Search's pages,
-    /// the tagging index) at most `budget` from now; an index still loading then is skipped
-    /// for the run with one warning, and the models are read and linked without it.
+    /// Linking a model waits for the enrichment indexes (serving endpoints, feature groups) at
+    /// most `budget` from now; an index still loading then is skipped for the run with one
+    /// warning, and the models are linked without it. Search's pages and the tagging index are
+    /// not enrichments but cheaper ways to facts a model needs: they have no deadline (their
+    /// calls have their timeouts), since giving up on them would describe every model.
     pub fn with_enrichment_deadline(mut self, budget: std::time::Duration) -> Self {
         self.enrichment_deadline = tokio::time::Instant::now() + budget;
         self.enrichment_budget = budget;
@@ -369,15 +371,6 @@ impl Source {
         }
         if self.feature_groups.get().is_none() {
             late.push("ML features");
-        }
-        if self.search_models.get().is_none() {
-            late.push("Search's models (read one by one instead)");
-        }
-        if self.search_training.get().is_none() {
-            late.push("Search's training jobs (described one by one instead)");
-        }
-        if self.tag_index.get().is_none() {
-            late.push("bulk tags (ListTags per model instead)");
         }
         self.warn(format!(
             "enrichments still loading after the {} s enrichment deadline were skipped for this run: {}",
@@ -484,7 +477,8 @@ impl Source {
     }
 
     /// Loads the per-run indexes (endpoints, feature groups, Search's models, the tagging
-    /// index) once; later calls are free. Waits no longer than the enrichment deadline.
+    /// index) once; later calls are free. Waits for the enrichments (endpoints, feature groups)
+    /// no longer than the enrichment deadline.
     pub async fn load_indexes(&self) {
         let _ = tokio::join!(
             self.by_deadline(

@@ -97,9 +97,8 @@ fn the_operation_covers_its_attempts() {
     assert!(e.contains("operationTimeoutSeconds"), "{e}");
 }
 
-/// Search (models, training jobs, endpoints) answers only after ten minutes: at the 1 s
-/// enrichment deadline the run stops waiting for it, reads the models one by one, links no
-/// endpoints, and says so once.
+/// ListFeatureGroups answers only after ten minutes: at the 1 s enrichment deadline the run
+/// stops waiting for it, links no features, says so once, and every model is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_still_loading_at_the_enrichment_deadline_is_skipped_not_awaited() {
     use sagebridge_testkit::{FakeSageMaker, FakeSpec};
@@ -109,8 +108,10 @@ async fn an_index_still_loading_at_the_enrichment_deadline_is_skipped_not_awaite
     })
     .await
     .unwrap();
-    fake.handle()
-        .set_op_latency("Search", Some(std::time::Duration::from_secs(600)));
+    fake.handle().set_op_latency(
+        "ListFeatureGroups",
+        Some(std::time::Duration::from_secs(600)),
+    );
     let text = format!(
         "source:
   type: sagemaker
@@ -145,16 +146,15 @@ async fn an_index_still_loading_at_the_enrichment_deadline_is_skipped_not_awaite
     .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     assert_eq!(report.counts.created, 20, "{}", report.summary());
-    assert_eq!(report.models_from_search, 0);
+    assert_eq!(report.models_from_search, 20);
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     let w = &report.warnings[0];
     assert!(
         w.starts_with("enrichments still loading after the 1 s enrichment deadline were skipped")
-            && w.contains("serving endpoints")
-            && w.contains("Search's models"),
+            && w.ends_with(": ML features"),
         "{w}"
     );
-    assert_eq!(fake.handle().calls("DescribeModel"), 20);
+    assert_eq!(fake.handle().calls("DescribeModel"), 0);
     use sagebridge_catalog::{Catalog, ListQuery};
     let models = catalog
         .list_models(&ListQuery {

@@ -274,9 +274,7 @@ impl Source {
                 .await?;
             Some(by_name)
         });
-        self.by_deadline(&self.search_models, load)
-            .await
-            .and_then(Option::as_ref)
+        load.await.as_ref()
     }
 
     /// Training jobs by name from Search, read once per run (when a model first needs one).
@@ -308,9 +306,7 @@ impl Source {
                 .await?;
             Some(by_name)
         });
-        self.by_deadline(&self.search_training, load)
-            .await
-            .and_then(Option::as_ref)
+        load.await.as_ref()
     }
 
     /// Every endpoint (name, status, config) through Search; `None` when not usable.

@@ -50,9 +50,7 @@ impl Source {
                     }
                 }
         });
-        self.by_deadline(&self.tag_index, load)
-            .await
-            .and_then(Option::as_ref)
+        load.await.as_ref()
     }
 
     async fn read_tag_index(&self) -> Result<TagIndex, OptionalError> {
