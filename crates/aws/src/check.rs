@@ -253,10 +253,17 @@ impl CheckReport {
         Self { steps, passed }
     }
 
-    /// A fixed-width table for people.
+    /// A table for people, its step column as wide as the longest step name.
     pub fn to_table(&self) -> String {
+        let w = self
+            .steps
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         let mut out = format!(
-            "{:<22} {:<9} {:<7} {:>8}  {}\n",
+            "{:<w$} {:<9} {:<7} {:>8}  {}\n",
             "STEP", "REQUIRED", "RESULT", "TIME", "DETAIL"
         );
         for s in &self.steps {
@@ -273,7 +280,7 @@ impl CheckReport {
                 (None, None) => String::new(),
             };
             out.push_str(&format!(
-                "{:<22} {:<9} {:<7} {:>6}ms  {}\n",
+                "{:<w$} {:<9} {:<7} {:>6}ms  {}\n",
                 s.name,
                 if s.mandatory { "yes" } else { "optional" },
                 result,
@@ -294,6 +301,28 @@ impl CheckReport {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_table_keeps_its_columns_for_long_step_names() {
+        let report = CheckReport::from_steps(vec![
+            Step::ok("ListModels", true, Instant::now()),
+            Step::skipped("DescribeModelPackageGroup", false, "no group"),
+            Step::ok("GetResources (bulk tags)", false, Instant::now()),
+        ]);
+        let table = report.to_table();
+        let columns: Vec<usize> = table
+            .lines()
+            .filter(|l| !l.starts_with("connection"))
+            .map(|l| {
+                l.find(" yes ")
+                    .or_else(|| l.find(" optional "))
+                    .or_else(|| l.find(" REQUIRED "))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(columns.len(), 4, "{table}");
+        assert!(columns.iter().all(|c| *c == columns[0]), "{table}");
+    }
 
     #[test]
     fn json_keeps_every_field_and_adds_status_iam_action_and_skipped_reason() {
