@@ -175,14 +175,19 @@ async fn open_connections_are_capped() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected() {
     let s = serve("  writeIdleTimeoutSeconds: 0.3").await;
-    let tokens: Vec<String> = (0..3000)
-        .map(|i| format!("{i:04}{}", "w".repeat(4000)))
+    // About 48 MB of answer, paced at 2 ms a part so it takes at least 3 s to send: the
+    // fake cannot finish however large the kernel lets loopback socket buffers grow
+    // (tcp_rmem's maximum is 32 MiB on some machines), while the 4 MiB the server may
+    // buffer towards the client fill in a fraction of that.
+    let tokens: Vec<String> = (0..12_000)
+        .map(|i| format!("{i:05}{}", "w".repeat(4000)))
         .collect();
     s.fake.set(
         "ep-tgi",
         EndpointBehaviour::new(Behaviour::TgiChat)
             .tokens(&tokens)
-            .split(Split::Coalesce(8)),
+            .split(Split::Coalesce(8))
+            .part_delay(Duration::from_millis(2)),
     );
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -197,8 +202,14 @@ async fn a_client_that_stops_reading_is_disconnected() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // The client reads no more: the gateway gives up and drops the upstream stream.
+    let fake = &s.fake;
     eventually("the stalled stream is dropped", || {
-        s.fake.streams_abandoned() == 1
+        assert_eq!(
+            fake.streams_completed(),
+            0,
+            "the whole answer fit in the socket buffers"
+        );
+        fake.streams_abandoned() == 1
     })
     .await;
     assert_eq!(s.fake.streams_completed(), 0);
