@@ -577,21 +577,22 @@ impl Catalog for SqliteCatalog {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut deleted = Vec::new();
         {
+            // Names first: a run sees almost every live model, and reading every document
+            // to delete a few cost as much memory as the catalog's whole service.
             let mut live = tx.prepare_cached(
-                "SELECT id, name, fqn, version, document FROM models
-                 WHERE service = ?1 AND deleted = 0 ORDER BY name",
+                "SELECT id, name FROM models WHERE service = ?1 AND deleted = 0 ORDER BY name",
             )?;
-            let rows = live
+            let unseen = live
                 .query_map([service], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, f64>(3)?,
-                        row.get::<_, String>(4)?,
-                    ))
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
                 })?
+                .filter(|row| {
+                    row.as_ref()
+                        .map_or(true, |(_, name)| !seen_names.contains(name))
+                })
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut read =
+                tx.prepare_cached("SELECT fqn, version, document FROM models WHERE id = ?1")?;
             let mut archive = tx.prepare_cached(
                 "INSERT INTO model_versions (fqn, version, updated_at, document)
                  SELECT fqn, version, updated_at, document FROM models WHERE id = ?1",
@@ -600,10 +601,14 @@ impl Catalog for SqliteCatalog {
                 "UPDATE models SET deleted = 1, version = ?2, updated_at = ?3, document = ?4
                  WHERE id = ?1",
             )?;
-            for (id, name, fqn, version, text) in rows {
-                if seen_names.contains(&name) {
-                    continue;
-                }
+            for (id, name) in unseen {
+                let (fqn, version, text) = read.query_row([&id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, f64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })?;
                 let what = format!("model {fqn}");
                 let mut model: MlModel = from_json(&what, &text)?;
                 let version = next_version(version);

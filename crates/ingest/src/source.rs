@@ -239,7 +239,8 @@ pub struct Source {
     endpoints: OnceCell<HashMap<String, Vec<EndpointFacts>>>,
     feature_groups: OnceCell<Vec<FeatureGroup>>,
     /// Search's indexes (`None`: Search not usable for the resource this run).
-    search_models: OnceCell<Option<HashMap<String, SearchedModel>>>,
+    /// Models leave theirs as they are read, so the index shrinks as the run goes.
+    search_models: OnceCell<Option<Mutex<HashMap<String, SearchedModel>>>>,
     search_training: OnceCell<Option<HashMap<String, SearchedJob>>>,
     search_groups: OnceCell<Option<HashMap<String, SearchedGroup>>>,
     /// Versioned model packages by group name.
@@ -734,6 +735,15 @@ impl Source {
             return None;
         }
         let job = job_name_from_artifact(model_data_url)?;
+        // Search's index is a cache of its own: a job it holds is not copied into the cache.
+        if let Some(found) = self
+            .searched_training_jobs()
+            .await
+            .and_then(|jobs| jobs.get(&job))
+        {
+            return (found.artifacts.as_deref() == Some(model_data_url))
+                .then(|| found.facts.clone());
+        }
         let cell = self
             .training_cache
             .lock()
@@ -742,14 +752,6 @@ impl Source {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            if let Some(found) = self
-                .searched_training_jobs()
-                .await
-                .and_then(|jobs| jobs.get(&job))
-            {
-                return (found.artifacts.as_deref() == Some(model_data_url))
-                    .then(|| found.facts.clone());
-            }
             match self
                 .optional("DescribeTrainingJob", || {
                     self.optional_client
@@ -801,13 +803,19 @@ impl Source {
     }
 
     /// The Search record of a listed model, when Search holds one that matches its listing
-    /// (same ARN and creation time).
+    /// (same ARN and creation time), taken out of the index: each listed name is read once,
+    /// and 10,000 models' records held to the end of the run would be memory for nothing.
     async fn searched(&self, listed: &ListedModel) -> Option<SearchedModel> {
-        let found = self.searched_models().await?.get(&listed.name)?;
-        let d = &found.described;
+        let mut index = self
+            .searched_models()
+            .await?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let d = &index.get(&listed.name)?.described;
         (listed.arn.as_deref() == Some(d.arn.as_str())
             && listed.creation_time == Some(d.creation_time))
-        .then(|| found.clone())
+        .then(|| index.remove(&listed.name))
+        .flatten()
     }
 
     /// Every fact about one listed model: from its Search record, else DescribeModel and

@@ -245,8 +245,11 @@ impl Source {
         self.notes.lock().expect("notes lock").push(note);
     }
 
-    /// Models by name from Search, read once per run.
-    pub(super) async fn searched_models(&self) -> Option<&HashMap<String, SearchedModel>> {
+    /// Models by name from Search, read once per run; a model takes its record out when it
+    /// is read ([`Source::searched`]).
+    pub(super) async fn searched_models(
+        &self,
+    ) -> Option<&std::sync::Mutex<HashMap<String, SearchedModel>>> {
         let load = self.search_models.get_or_init(|| async {
             let mut by_name = HashMap::new();
             let mut keep = |r: &SearchRecord| {
@@ -272,7 +275,7 @@ impl Source {
             };
             self.search_each_boxed(ResourceType::Model, &mut keep)
                 .await?;
-            Some(by_name)
+            Some(std::sync::Mutex::new(by_name))
         });
         load.await.as_ref()
     }
