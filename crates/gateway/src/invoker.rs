@@ -158,26 +158,29 @@ impl Invoker {
 
     async fn clients(&self, t: &InvokeTarget) -> Result<&SlotClients, GatewayError> {
         let slot = &self.slots[t.slot];
-        slot.client
-            .get_or_try_init(|| async {
-                let sdk = sagebridge_aws::sdk_config(&slot.config, &self.options)
-                    .await
-                    .map_err(|e| from_aws(e, t, &slot.config))?;
-                let endpoint = sagebridge_aws::clients::runtime_endpoint(&slot.config);
-                let direct =
-                    DirectInvoke::new(&sdk, endpoint.as_deref())
-                        .await
-                        .map_err(|message| GatewayError::Upstream {
-                            message: scrub(&message, &slot.config.secrets()),
-                            code: "aws_config",
-                        })?;
-                Ok(SlotClients {
-                    runtime: sagebridge_aws::clients::runtime_client(&sdk, &slot.config),
-                    direct,
-                    sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
-                })
+        if let Some(built) = slot.client.get() {
+            return Ok(built);
+        }
+        // Built once per slot, behind a pointer: loading an `SdkConfig` is a future of
+        // kilobytes that every request's future would otherwise carry (and copy) for nothing.
+        Box::pin(slot.client.get_or_try_init(|| async {
+            let sdk = sagebridge_aws::sdk_config(&slot.config, &self.options)
+                .await
+                .map_err(|e| from_aws(e, t, &slot.config))?;
+            let endpoint = sagebridge_aws::clients::runtime_endpoint(&slot.config);
+            let direct = DirectInvoke::new(&sdk, endpoint.as_deref())
+                .await
+                .map_err(|message| GatewayError::Upstream {
+                    message: scrub(&message, &slot.config.secrets()),
+                    code: "aws_config",
+                })?;
+            Ok(SlotClients {
+                runtime: sagebridge_aws::clients::runtime_client(&sdk, &slot.config),
+                direct,
+                sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
             })
-            .await
+        }))
+        .await
     }
 
     async fn client(
@@ -225,7 +228,9 @@ impl Invoker {
         body: Vec<u8>,
     ) -> Result<Events, GatewayError> {
         let client = self.client(t).await?;
-        let call = addressed!(client.invoke_endpoint_with_response_stream(), t, body).send();
+        // The SDK's orchestration is a large future: boxed, callers' futures stay small.
+        let call =
+            Box::pin(addressed!(client.invoke_endpoint_with_response_stream(), t, body).send());
         Ok(self.send(t, call).await?.body)
     }
 
@@ -239,7 +244,8 @@ impl Invoker {
             Err(_) => Err(self.timed_out()),
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => match validation_message(&e) {
-                Some(message) => Err(self.refused(t, message).await),
+                // Rare, and its SDK calls make a large future: boxed.
+                Some(message) => Err(Box::pin(self.refused(t, message)).await),
                 None => Err(self.map_error(&e, t)),
             },
         }
