@@ -14,6 +14,7 @@ use sagebridge_ingest::config::WorkflowConfig;
 use sagebridge_ingest::schedule::{Cron, RunOutcome};
 use sagebridge_ingest::shutdown::{self, Shutdown};
 
+mod alloc;
 mod file_kind;
 mod outcome;
 mod progress;
@@ -158,16 +159,11 @@ fn init_logging(default_level: &str) {
         .try_init();
 }
 
-/// The process allocator: mimalloc (see README, "Release build"): the gateway's hot path
-/// allocates and frees many small buffers per request, where glibc's malloc spent a tenth of
-/// the CPU of a proxied request. Built with `no_thp`: mimalloc then turns transparent huge
-/// pages off for the process, whose 2 MiB pages backed each touched arena chunk (1,000 open
-/// streams peaked at 103 MiB with them, see README "Release build").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        alloc::tune_for_batch();
+    }
     let outcome = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
