@@ -38,13 +38,14 @@ pub(crate) fn tune_for_batch() {
 
 /// The purge delay in force, in milliseconds.
 #[cfg(test)]
-fn purge_delay() -> i64 {
+fn purge_delay() -> std::ffi::c_long {
     // SAFETY: `mi_option_get` reads one entry of mimalloc's static option table; any option
     // number below `_mi_option_last` is valid, and 15 is `mi_option_purge_delay` in the v3 enum
     // this crate builds (see `PURGE_DELAY`).
     #[allow(unsafe_code)]
-    let value = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
-    i64::from(value)
+    unsafe {
+        libmimalloc_sys::mi_option_get(PURGE_DELAY)
+    }
 }
 
 fn set_purge_delay(ms: i32) {
