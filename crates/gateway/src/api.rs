@@ -209,18 +209,22 @@ fn is_base64(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
 }
 
-fn content_text(v: &Value, field: &str) -> Result<Content, GatewayError> {
+/// The `content` of message `message` (its index, named in errors). Field names are only
+/// formatted on the way to an error: this runs for every message of every chat request.
+fn content_text(v: &Value, message: usize) -> Result<Content, GatewayError> {
+    let field = || format!("messages[{message}].content");
     match v {
         Value::Null => Ok(Content::default()),
+        // No images: `with_images` is never read (see `Message::content_with_images`).
         Value::String(s) => Ok(Content {
             text: s.clone(),
             images: Vec::new(),
-            with_images: s.clone(),
+            with_images: String::new(),
         }),
         Value::Array(parts) => {
             let mut out = Content::default();
             for (i, part) in parts.iter().enumerate() {
-                let f = format!("{field}[{i}]");
+                let f = || format!("{}[{i}]", field());
                 match part {
                     Value::String(s) => {
                         out.text.push_str(s);
@@ -232,20 +236,20 @@ fn content_text(v: &Value, field: &str) -> Result<Content, GatewayError> {
                                 out.text.push_str(s);
                                 out.with_images.push_str(s);
                             }
-                            Some(v) => return Err(wrong(&format!("{f}.text"), "a string", v)),
-                            None => return Err(GatewayError::bad_request(&format!("{f}.text"), format!("`{f}.text` is required"))),
+                            Some(v) => return Err(wrong(&format!("{}.text", f()), "a string", v)),
+                            None => return Err(GatewayError::bad_request(&format!("{}.text", f()), format!("`{}.text` is required", f()))),
                         },
                         Some("image_url") => {
                             // OpenAI's shape is `{"url", "detail"}`; a bare string is also seen.
                             let (url, uf) = match o.get("image_url") {
-                                Some(Value::String(u)) => (u, format!("{f}.image_url")),
+                                Some(Value::String(u)) => (u, format!("{}.image_url", f())),
                                 Some(Value::Object(io)) => match io.get("url") {
-                                    Some(Value::String(u)) => (u, format!("{f}.image_url.url")),
-                                    Some(v) => return Err(wrong(&format!("{f}.image_url.url"), "a string", v)),
-                                    None => return Err(GatewayError::bad_request(&format!("{f}.image_url.url"), format!("`{f}.image_url.url` is required"))),
+                                    Some(Value::String(u)) => (u, format!("{}.image_url.url", f())),
+                                    Some(v) => return Err(wrong(&format!("{}.image_url.url", f()), "a string", v)),
+                                    None => return Err(GatewayError::bad_request(&format!("{}.image_url.url", f()), format!("`{}.image_url.url` is required", f()))),
                                 },
-                                Some(v) => return Err(wrong(&format!("{f}.image_url"), "an object with a `url`", v)),
-                                None => return Err(GatewayError::bad_request(&format!("{f}.image_url"), format!("`{f}.image_url` is required"))),
+                                Some(v) => return Err(wrong(&format!("{}.image_url", f()), "an object with a `url`", v)),
+                                None => return Err(GatewayError::bad_request(&format!("{}.image_url", f()), format!("`{}.image_url` is required", f()))),
                             };
                             check_image_url(url, &uf)?;
                             out.with_images.push_str(&format!("![]({url})"));
@@ -253,17 +257,17 @@ fn content_text(v: &Value, field: &str) -> Result<Content, GatewayError> {
                         }
                         Some(other) => {
                             return Err(GatewayError::bad_request(
-                                &format!("{f}.type"),
+                                &format!("{}.type", f()),
                                 format!("content parts of type `{other}` are not supported by this model; send text (or `image_url` to a vision model)"),
                             ))
                         }
                     },
-                    v => return Err(wrong(&f, "a string or a content part object", v)),
+                    v => return Err(wrong(&f(), "a string or a content part object", v)),
                 }
             }
             Ok(out)
         }
-        v => Err(wrong(field, "a string or a list of content parts", v)),
+        v => Err(wrong(&field(), "a string or a list of content parts", v)),
     }
 }
 
@@ -294,17 +298,17 @@ impl ChatRequest {
         };
         let mut parsed = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
-            let f = format!("messages[{i}]");
+            let f = || format!("messages[{i}]");
             let Value::Object(o) = m else {
-                return Err(wrong(&f, "an object", m));
+                return Err(wrong(&f(), "an object", m));
             };
             let role = match o.get("role") {
                 Some(Value::String(r)) => r.clone(),
-                Some(v) => return Err(wrong(&format!("{f}.role"), "a string", v)),
+                Some(v) => return Err(wrong(&format!("{}.role", f()), "a string", v)),
                 None => {
                     return Err(GatewayError::bad_request(
-                        &format!("{f}.role"),
-                        format!("`{f}.role` is required"),
+                        &format!("{}.role", f()),
+                        format!("`{}.role` is required", f()),
                     ))
                 }
             };
@@ -313,14 +317,11 @@ impl ChatRequest {
                 "system" | "developer" | "user" | "assistant" | "tool" | "function"
             ) {
                 return Err(GatewayError::bad_request(
-                    &format!("{f}.role"),
-                    format!("`{f}.role` must be one of system, developer, user, assistant, tool; got `{role}`"),
+                    &format!("{}.role", f()),
+                    format!("`{}.role` must be one of system, developer, user, assistant, tool; got `{role}`", f()),
                 ));
             }
-            let content = content_text(
-                o.get("content").unwrap_or(&Value::Null),
-                &format!("{f}.content"),
-            )?;
+            let content = content_text(o.get("content").unwrap_or(&Value::Null), i)?;
             parsed.push(Message {
                 role,
                 content: content.text,

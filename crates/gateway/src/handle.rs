@@ -31,9 +31,9 @@ pub struct KeyGrant {
 impl KeyGrant {
     /// A grant for every model without limits, counted under `name` (keys of
     /// `server.apiKeys`, admin sessions, callers of a gateway without keys).
-    pub fn unrestricted(name: &str) -> Self {
+    pub fn unrestricted(name: impl Into<String>) -> Self {
         Self {
-            name: name.to_owned(),
+            name: name.into(),
             ..Self::default()
         }
     }
@@ -150,7 +150,7 @@ impl GatewayHandle {
     /// its place in `server.apiKeys`), else one of the store.
     pub fn authorize(&self, presented: &str) -> Option<KeyGrant> {
         if let Some(i) = self.current().key_index(presented) {
-            return Some(KeyGrant::unrestricted(&format!("file-key-{}", i + 1)));
+            return Some(KeyGrant::unrestricted(format!("file-key-{}", i + 1)));
         }
         self.keys.as_ref().and_then(|k| k.check(presented))
     }
