@@ -220,8 +220,14 @@ impl AdminAuth {
 
     /// Whether `host` (the `Host` header without its port) may be served.
     fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        is_loopback_name(&host) || self.public_hosts.contains(&host)
+        let host = host.trim_end_matches('.');
+        // Every request passes here: lower-case (a copy) only a name that needs it.
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(host)
+        };
+        is_loopback_name(&host) || self.public_hosts.iter().any(|h| h == host.as_ref())
     }
 }
 
@@ -380,10 +386,9 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    if !host_name(&host_value).is_some_and(|h| g.auth.host_allowed(h)) {
+    if !host_name(host_value).is_some_and(|h| g.auth.host_allowed(h)) {
         let shown: String = host_value.chars().take(MAX_HOST_SHOWN).collect();
         tracing::warn!(host = %shown, path = %req.uri().path(), "request for a host that is not allowed");
         return refuse(
