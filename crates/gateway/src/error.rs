@@ -75,8 +75,10 @@ pub enum GatewayError {
         retry_after: u64,
     },
 
-    /// The container answered with an error: 502 with its status and message.
-    #[error("the model container failed{}: {message}", original_status.map(|s| format!(" with status {s}")).unwrap_or_default())]
+    /// The container answered with an error: 502 with its status and message, or, when the
+    /// container refused the request itself (a 4xx, see [`GatewayError::rejected_by_container`]),
+    /// that status with OpenAI's `invalid_request_error`.
+    #[error("{}", model_error_text(*original_status, message))]
     ModelError {
         original_status: Option<i32>,
         message: String,
@@ -146,9 +148,10 @@ impl GatewayError {
             GatewayError::Throttled { .. } | GatewayError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            GatewayError::ModelError { .. } | GatewayError::Upstream { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::ModelError { .. } => self
+                .rejected_by_container()
+                .unwrap_or(StatusCode::BAD_GATEWAY),
+            GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Unavailable { .. }
             | GatewayError::Overloaded { .. }
             | GatewayError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,6 +165,9 @@ impl GatewayError {
 
     /// OpenAI's `error.type`.
     pub fn error_type(&self) -> &'static str {
+        if self.rejected_by_container().is_some() {
+            return "invalid_request_error";
+        }
         match self {
             GatewayError::BadRequest { .. }
             | GatewayError::WrongKind { .. }
@@ -203,6 +209,9 @@ impl GatewayError {
             GatewayError::InferenceComponentNotFound { .. } => "inference_component_not_found",
             GatewayError::Throttled { .. } => "throttled",
             GatewayError::RateLimited { code, .. } => code,
+            GatewayError::ModelError { .. } if self.rejected_by_container().is_some() => {
+                "model_rejected_request"
+            }
             GatewayError::ModelError { .. } => "model_error",
             GatewayError::Upstream { code, .. } => code,
             GatewayError::Unavailable { .. } => "service_unavailable",
@@ -212,6 +221,23 @@ impl GatewayError {
             GatewayError::RequestTimeout { .. } => "request_timeout",
             GatewayError::StreamTooLong { .. } => "stream_too_long",
             GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The status of a request the model container refused as invalid: its own 4xx (an input
+    /// too long, an unknown `tool_choice` function, a field it does not take), passed on as is
+    /// so that clients see a request error they must fix, not a 502 they retry. 401, 403 and
+    /// 407 (which a client would read as about its own key), 408 and 429 (which pass) stay
+    /// 502 `model_error`.
+    pub fn rejected_by_container(&self) -> Option<StatusCode> {
+        match self {
+            GatewayError::ModelError {
+                original_status: Some(s),
+                ..
+            } if container_refused(*s) => u16::try_from(*s)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok()),
+            _ => None,
         }
     }
 
@@ -233,6 +259,23 @@ impl GatewayError {
                 "code": self.code(),
             }
         })
+    }
+}
+
+/// Whether a container's status says it refused the request itself (see
+/// [`GatewayError::rejected_by_container`]).
+fn container_refused(status: i32) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 407 | 408 | 429)
+}
+
+/// The text of a [`GatewayError::ModelError`].
+fn model_error_text(original_status: Option<i32>, message: &str) -> String {
+    match original_status {
+        Some(s) if container_refused(s) => {
+            format!("the model container rejected the request with status {s}: {message}")
+        }
+        Some(s) => format!("the model container failed with status {s}: {message}"),
+        None => format!("the model container failed: {message}"),
     }
 }
 
@@ -293,13 +336,22 @@ pub fn scrub_for_clients(text: &str) -> String {
 }
 
 impl GatewayError {
-    /// The answer a client gets for this error under `request_id`: for a refusal by AWS (403)
-    /// and for upstream failures (5xx) the message is scrubbed ([`scrub_for_clients`]) and the
-    /// request id added, so an operator finds the full detail in the log.
-    pub fn client_response(self, request_id: &str) -> Response {
+    /// Whether the answer carries text from AWS or the container: a refusal by AWS (403), an
+    /// upstream failure (5xx), a request the container refused. Those are logged with a
+    /// request id, and the client gets the text scrubbed ([`GatewayError::client_response`]).
+    pub fn from_upstream(&self) -> bool {
         let status = self.status();
-        let scrub = status == StatusCode::FORBIDDEN || status.is_server_error();
-        if !scrub {
+        status == StatusCode::FORBIDDEN
+            || status.is_server_error()
+            || self.rejected_by_container().is_some()
+    }
+
+    /// The answer a client gets for this error under `request_id`: for an error with
+    /// upstream text ([`GatewayError::from_upstream`]) the message is scrubbed
+    /// ([`scrub_for_clients`]) and the request id added, so an operator finds the full detail
+    /// in the log.
+    pub fn client_response(self, request_id: &str) -> Response {
+        if !self.from_upstream() {
             return self.into_response();
         }
         let mut body = self.body();
@@ -428,6 +480,30 @@ mod tests {
                 502,
                 "model_error",
             ),
+            (
+                GatewayError::ModelError {
+                    original_status: Some(422),
+                    message: "Input validation error: inputs too long".into(),
+                },
+                422,
+                "model_rejected_request",
+            ),
+            (
+                GatewayError::ModelError {
+                    original_status: Some(403),
+                    message: "forbidden".into(),
+                },
+                502,
+                "model_error",
+            ),
+            (
+                GatewayError::ModelError {
+                    original_status: None,
+                    message: "stream broke".into(),
+                },
+                502,
+                "model_error",
+            ),
             (GatewayError::Timeout { seconds: 3 }, 504, "timeout"),
         ];
         for (e, status, code) in cases {
@@ -451,7 +527,15 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "the model container failed with status 400: bad input"
+            "the model container rejected the request with status 400: bad input"
+        );
+        let e = GatewayError::ModelError {
+            original_status: Some(503),
+            message: "warming up".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the model container failed with status 503: warming up"
         );
     }
 

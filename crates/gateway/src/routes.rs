@@ -240,7 +240,7 @@ fn fail(gw: &Gateway, model: Option<&str>, route: &'static str, e: GatewayError)
     let class = e.code();
     gw.metrics.error(model, class);
     let request_id = response_id("req");
-    if e.status().is_server_error() || e.status() == StatusCode::FORBIDDEN {
+    if e.from_upstream() {
         tracing::warn!(route, model = model.unwrap_or(""), code = e.code(), request_id = %request_id, error = %e, "request failed");
     } else {
         tracing::debug!(route, model = model.unwrap_or(""), code = e.code(), error = %e, "request refused");

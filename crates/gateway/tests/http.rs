@@ -351,7 +351,7 @@ async fn errors_have_the_openai_shape_and_status() {
         assert!(v["error"]["type"].is_string());
         assert!(!v.to_string().contains("testing-secret-value"));
         // Refusals by AWS and upstream failures carry a request id and no account id.
-        if status == 403 || status >= 500 {
+        if status == 403 || status >= 500 || code == "model_rejected_request" {
             assert!(v["error"]["request_id"].is_string(), "{v}");
             assert!(!v.to_string().contains("123456789012"), "{v}");
         }
@@ -410,9 +410,19 @@ async fn errors_have_the_openai_shape_and_status() {
                 status: 400,
                 message: "Input validation error: inputs too long".into(),
             },
+            // The container refused the request: its status, a request error to fix.
+            400,
+            "model_rejected_request",
+            "the model container rejected the request with status 400: Input validation error: inputs too long",
+        ),
+        (
+            Fault::ModelError {
+                status: 500,
+                message: "CUDA out of memory".into(),
+            },
             502,
             "model_error",
-            "the model container failed with status 400: Input validation error: inputs too long",
+            "the model container failed with status 500: CUDA out of memory",
         ),
         (
             Fault::ServiceUnavailable,
@@ -1725,7 +1735,7 @@ async fn audio_errors_wrong_kind_and_unsupported_formats() {
         .await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
-        (502, Some("model_error")),
+        (400, Some("model_rejected_request")),
         "{v}"
     );
     assert_eq!(
@@ -2067,8 +2077,10 @@ async fn official_openai_python_client_tools_images_and_reasoning() {
     assert_eq!(v["tool_finish"], "tool_calls");
     assert_eq!(v["stream_tool_finish"], "tool_calls");
     assert_eq!(v["after_tool"], "Hello, world!");
-    // The container refused the unknown function: a model error, 502 like every other.
-    assert_eq!(v["bad_tool_choice_status"], 502);
+    // The container refused the unknown function: its 400, a request error the client's
+    // `BadRequestError` carries (and does not retry).
+    assert_eq!(v["bad_tool_choice_status"], 400, "{v}");
+    assert_eq!(v["bad_tool_choice_code"], "model_rejected_request", "{v}");
     assert_eq!(v["image"], "Hello, world!");
     assert_eq!(v["image_refused_status"], 400);
     assert_eq!(v["reasoning"], "Greeting.");

@@ -74,6 +74,10 @@ try:
         tool_choice={"type": "function", "function": {"name": "no_such_tool"}},
     )
     out["bad_tool_choice_status"] = "no error"
+except openai.BadRequestError as err:
+    # The client's own class for a request to fix (it does not retry those).
+    out["bad_tool_choice_status"] = err.status_code
+    out["bad_tool_choice_code"] = err.code
 except openai.APIStatusError as err:
     out["bad_tool_choice_status"] = err.status_code
 
