@@ -377,8 +377,16 @@ describe("sagebridge serve web UI", { timeout: 15 * 60 * 1000 }, () => {
     await go("#/playground/speech");
     await page.locator("#sp-form").waitFor();
     assert.equal(await page.inputValue("#sp-model"), "demo-speech");
-    // mp3 is not what the model produces: the gateway's 400 names what it does, and the select
-    // keeps only those.
+    // The select offers what /v1/models says the model produces: wav only.
+    assert.deepEqual(await page.locator("#sp-format option").evaluateAll((os) => os.map((o) => o.value)), ["wav"]);
+    // A format it lacks (a list that did not say, as an older gateway's): the gateway's 400
+    // names what it produces, and the select keeps only those.
+    await page.evaluate(() => {
+      const o = document.createElement("option");
+      o.value = "mp3";
+      o.textContent = "mp3";
+      document.getElementById("sp-format").append(o);
+    });
     await page.selectOption("#sp-format", "mp3");
     await page.click("#sp-form button[type=submit]");
     await page.locator("#sp-result .error").waitFor({ timeout: 20000 });

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::adapter::audio::{Transcript, TranscriptionAsk};
 use crate::adapter::embed::{base64_f32, batches, estimate_tokens, shorten};
-use crate::adapter::{now_secs, response_id, ResponseCtx};
+use crate::adapter::{now_secs, response_id, Adapter, ResponseCtx};
 use crate::api::{ChatRequest, EmbeddingsRequest, RerankRequest};
 use crate::audio::{self, Segment, SpeechRequest, TranscriptFormat, TranscriptionRequest, Wav};
 use crate::config::SAGEMAKER_MAX_PAYLOAD;
@@ -942,6 +942,11 @@ async fn list_models(
             });
             if let Some(c) = m.defaults.context_length {
                 v["context_length"] = c.into();
+            }
+            // What a speech model's container produces (`responseFormats`): the only
+            // `response_format` values it takes (the playground offers those).
+            if let Adapter::Speech(a) = &m.adapter {
+                v["response_formats"] = a.formats().into();
             }
             v
         })

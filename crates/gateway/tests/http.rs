@@ -1654,6 +1654,32 @@ async fn speech_answers_the_containers_audio() {
         json!({"model": "tts", "input": "hello there", "voice": "alloy", "response_format": "wav", "speed": 1.25})
     );
     assert_eq!(calls[1].header("accept"), Some("audio/wav"));
+    // The models list says what each speech model produces (the playground offers those).
+    let v: Value = s
+        .http
+        .get(format!("{}/v1/models", s.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let formats = |id: &str| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["response_formats"].clone())
+    };
+    assert_eq!(formats("tts"), Some(json!(["wav"])), "{v}");
+    assert_eq!(formats("tts-mp3"), Some(json!(["mp3", "wav"])), "{v}");
+    assert_eq!(
+        formats("whisper"),
+        Some(Value::Null),
+        "not a speech model: {v}"
+    );
 }
 
 #[tokio::test]

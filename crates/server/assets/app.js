@@ -2411,6 +2411,8 @@ async function modelPicker(kind, id) {
   const wanted = queryFromHash().get("model");
   try {
     const models = await playgroundModels(kind);
+    // The panels read a model's own fields (a speech model's `response_formats`) from here.
+    wrap.models = models;
     show(select, models.map((m) => el("option", { value: m.id, selected: m.id === wanted }, m.id)));
     if (!models.length) setFieldError(id, "No " + kind + " model is served: add one under Gateway models.");
   } catch (e) {
@@ -2654,7 +2656,7 @@ const SPEECH_VOICES = ["alloy", "ash", "coral", "echo", "fable", "nova", "onyx",
 
 // The formats a speech model produces, read from the gateway's 400 for a format it cannot
 // produce ("... it produces: wav, mp3 (the gateway does not transcode)"); null when the message
-// names none. /v1/models does not list them, so the select learns them from that answer.
+// names none. /v1/models lists them (`response_formats`); this covers a list that did not.
 function producedFormats(message) {
   const m = /produces: ([a-z0-9, ]+)/.exec(String(message || ""));
   if (!m) return null;
@@ -2757,11 +2759,18 @@ async function speechPanel(p, holder) {
   const out = el("div", { id: "sp-result", "aria-live": "polite" });
   const run = el("button", { type: "submit", class: "primary" }, "Speak");
   const formatOptions = (formats) => formats.map((f) => [f, f]);
+  // What model `id` produces, as /v1/models lists it; every format when the list does not say.
+  const formatsOf = (id) => {
+    const m = (picker.models || []).find((x) => x.id === id);
+    const listed = m && Array.isArray(m.response_formats) ? m.response_formats.filter((f) => SPEECH_FORMATS.includes(f)) : [];
+    return listed.length ? listed : SPEECH_FORMATS;
+  };
+  const offered = formatsOf(picker.querySelector("select").value);
   const form = el("form", { id: "sp-form", novalidate: true, autocomplete: "off" },
     el("div", { class: "grid" }, picker,
       field({ id: "sp-voice", label: "Voice", type: "select", value: "alloy", options: SPEECH_VOICES.map((v) => [v, v]) }),
-      field({ id: "sp-format", label: "Audio format", type: "select", value: "wav", options: formatOptions(SPEECH_FORMATS),
-        help: "The gateway does not transcode: a format the model does not produce is refused." }),
+      field({ id: "sp-format", label: "Audio format", type: "select", value: offered[0], options: formatOptions(offered),
+        help: "What the model's container produces (the gateway does not transcode)." }),
       field({ id: "sp-speed", label: "Speed", type: "number", min: 0.25, max: 4, step: 0.25, value: 1 })),
     field({ id: "sp-input", label: "Text", type: "textarea", rows: 3, required: true, value: "Hello from the sagebridge playground." }),
     el("div", { class: "actions" }, run), out);
@@ -2772,11 +2781,12 @@ async function speechPanel(p, holder) {
     if (url) URL.revokeObjectURL(url);
     url = null;
   };
-  // A refused format narrows the select to what the model produces, for this model only.
+  // Another model: the formats it produces, keeping the one chosen when it has it.
   document.getElementById("sp-model").addEventListener("change", () => {
     const select = document.getElementById("sp-format");
     const current = select.value;
-    show(select, formatOptions(SPEECH_FORMATS).map(([v, t]) => el("option", { value: v, selected: v === current }, t)));
+    show(select, formatOptions(formatsOf(valueOf("sp-model"))).map(([v, t]) => el("option", { value: v, selected: v === current }, t)));
+    clearFieldErrors(form);
   });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
