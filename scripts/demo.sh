@@ -4,7 +4,8 @@
 #    into the embedded catalog -> list the models;
 # 2. the gateway: the testkit's fake SageMaker runtime serves the demo account's endpoints
 #    (chat, embeddings, rerank, transcription, speech), and `sagebridge serve` puts examples/demo-gateway.yaml in
-#    front of it, with the catalog in the web UI, until Ctrl-C.
+#    front of it, with the catalog in the web UI; OpenAI's Python client asks it for a chat
+#    answer (buffered and streamed) and embeddings, then it serves until Ctrl-C.
 # Every process it starts is stopped by its PID on exit (Ctrl-C included).
 # SAGEBRIDGE_DEMO_NO_SERVE=1 stops after the ingestion half; SAGEBRIDGE_LISTEN sets the
 # gateway's address (default 127.0.0.1:8080).
@@ -94,6 +95,8 @@ if [ -z "$BASE" ]; then
 fi
 # serve prints a sign-in URL carrying its generated admin token (the catalog needs it).
 SIGN_IN="$(sed -n 's/^sign in: //p' "$WORK/serve.out")"
+echo "== the gateway's models answer OpenAI's Python client"
+"$SAGEBRIDGE_VENV/bin/python" scripts/demo_client.py "$BASE" "$SAGEBRIDGE_API_KEY"
 cat <<MSG
 == serving (pid $SERVE_PID); Ctrl-C stops everything
    web UI (catalog, gateway models, chat playground), signed in:  ${SIGN_IN:-$BASE/}

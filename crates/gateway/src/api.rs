@@ -496,6 +496,20 @@ impl Usage {
     pub fn to_json(self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+
+    /// These counts with `estimate` as the prompt's when the container counted none (a TGI
+    /// answer without `decoder_input_details`): a chat prompt is never 0 tokens, and clients
+    /// that show or bill `usage` are better served by the documented estimate than by 0.
+    pub fn or_prompt_estimate(self, estimate: u64) -> Self {
+        if self.prompt_tokens == 0 {
+            Usage {
+                prompt_tokens: estimate,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
 }
 
 /// OpenAI's `usage` object: the two counts and their sum.

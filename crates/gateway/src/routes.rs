@@ -345,6 +345,7 @@ async fn chat_inner(
             model: &model.name,
             id: &id,
             created: now_secs(),
+            prompt_estimate: prompt_estimate(&req),
         },
     )?;
     if let Some(u) = completion.usage {

@@ -422,6 +422,8 @@ pub struct ChatChunks {
     think: Vec<ThinkSplitter>,
     /// How many choices the client asked for (`n`).
     choices: usize,
+    /// The prompt's tokens as the gateway estimates them ([`ChatChunks::with_prompt_estimate`]).
+    prompt_estimate: u64,
 }
 
 impl ChatChunks {
@@ -441,7 +443,15 @@ impl ChatChunks {
             content_events: 0,
             think: Vec::new(),
             choices: 1,
+            prompt_estimate: 0,
         }
+    }
+
+    /// The gateway's estimate of the prompt's tokens, for a container that counts only the
+    /// generated ones ([`Usage::or_prompt_estimate`]).
+    pub fn with_prompt_estimate(mut self, estimate: u64) -> Self {
+        self.prompt_estimate = estimate;
+        self
     }
 
     /// The number of choices the client asked for (`n`, default 1): until each has shown
@@ -656,7 +666,9 @@ impl ChatChunks {
                     let parts = self.splitter(0).finish();
                     self.text_chunk(0, &parts, out);
                     self.finished = true;
-                    self.usage = usage.or(self.usage);
+                    self.usage = usage
+                        .map(|u| u.or_prompt_estimate(self.prompt_estimate))
+                        .or(self.usage);
                     out.push_back(self.chunk(Delta::default(), Some(reason.as_str())));
                 }
             }
@@ -757,7 +769,9 @@ pub(crate) fn chat_stream(
         .adapter()
         .stream_decoder()
         .with_max_line(gw.limits.max_stream_line_bytes);
-    let chunks = ChatChunks::new(decoder, &model.name, include_usage).with_choices(choices);
+    let chunks = ChatChunks::new(decoder, &model.name, include_usage)
+        .with_choices(choices)
+        .with_prompt_estimate(prompt_estimate);
     let now = tokio::time::Instant::now();
     let deadline = tokio::time::Instant::from_std(started) + gw.limits.max_stream;
     let state = ChatStream {
@@ -1025,7 +1039,18 @@ mod tests {
         include_usage: bool,
         parts: &[&[u8]],
     ) -> (ChatChunks, Result<(), GatewayError>, VecDeque<Bytes>) {
-        let mut chunks = ChatChunks::new(adapter.stream_decoder(), "m", include_usage);
+        stream_chunks_estimating(adapter, include_usage, parts, 0)
+    }
+
+    /// [`stream_chunks`] for a request whose prompt the gateway estimates at `estimate` tokens.
+    fn stream_chunks_estimating(
+        adapter: &dyn ChatAdapter,
+        include_usage: bool,
+        parts: &[&[u8]],
+        estimate: u64,
+    ) -> (ChatChunks, Result<(), GatewayError>, VecDeque<Bytes>) {
+        let mut chunks = ChatChunks::new(adapter.stream_decoder(), "m", include_usage)
+            .with_prompt_estimate(estimate);
         let mut out = VecDeque::new();
         for p in parts {
             let result = chunks.feed(p, &mut out);
@@ -1047,13 +1072,15 @@ mod tests {
             model: "m",
             id: "chatcmpl-1",
             created: 7,
+            // The gateway's estimate: it stands in only for a prompt the container did not count.
+            prompt_estimate: 9,
         };
         let prefill =
             json!([{"id": 1, "text": "<s>"}, {"id": 2, "text": "Hi"}, {"id": 3, "text": "!"}]);
         let cases = [
             (
                 json!({"finish_reason": "length", "generated_tokens": 2, "seed": null}),
-                0,
+                9,
                 "length",
             ),
             (
@@ -1086,7 +1113,8 @@ mod tests {
                 json!({"token": {"id": 1, "text": "Hel", "special": false}, "generated_text": null, "details": null}),
                 json!({"token": {"id": 2, "text": "lo", "special": false}, "generated_text": "Hello", "details": details}),
             );
-            let (chunks, result, out) = stream_chunks(&tgi, true, &[stream.as_bytes()]);
+            let (chunks, result, out) =
+                stream_chunks_estimating(&tgi, true, &[stream.as_bytes()], 9);
             result.unwrap();
             let (values, done) = frames(&out);
             assert!(done, "{details}");
@@ -1240,6 +1268,7 @@ mod tests {
             model: "m",
             id: "chatcmpl-1",
             created: 7,
+            prompt_estimate: 0,
         };
         let buffered = tgi
             .decode(

@@ -79,6 +79,9 @@ pub struct ResponseCtx<'a> {
     pub model: &'a str,
     pub id: &'a str,
     pub created: u64,
+    /// The gateway's estimate of the request's prompt tokens, for an answer that counts
+    /// generated tokens but not the prompt's ([`crate::api::Usage::or_prompt_estimate`]).
+    pub prompt_estimate: u64,
 }
 
 /// A chat container family.
