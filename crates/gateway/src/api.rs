@@ -5,6 +5,7 @@
 //! The raw value is kept: the `openai` format forwards it (tools, tool_choice, response_format
 //! and whatever else the container understands) unchanged apart from the model defaults.
 
+use crate::adapter::embed::estimate_tokens;
 use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
@@ -272,6 +273,15 @@ fn content_text(v: &Value, message: usize) -> Result<Content, GatewayError> {
 }
 
 impl ChatRequest {
+    /// An estimate of the tokens of the messages ([`estimate_tokens`]), for a container that
+    /// gives no count.
+    pub fn prompt_estimate(&self) -> u64 {
+        self.messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content))
+            .sum()
+    }
+
     /// Whether any message has an image; only models with `vision: true` take those.
     pub fn has_images(&self) -> bool {
         self.messages.iter().any(|m| !m.images.is_empty())
@@ -500,10 +510,10 @@ impl Usage {
     /// These counts with `estimate` as the prompt's when the container counted none (a TGI
     /// answer without `decoder_input_details`): a chat prompt is never 0 tokens, and clients
     /// that show or bill `usage` are better served by the documented estimate than by 0.
-    pub fn or_prompt_estimate(self, estimate: u64) -> Self {
+    pub fn or_prompt_estimate(self, estimate: impl FnOnce() -> u64) -> Self {
         if self.prompt_tokens == 0 {
             Usage {
-                prompt_tokens: estimate,
+                prompt_tokens: estimate(),
                 ..self
             }
         } else {

@@ -182,7 +182,7 @@ async fn invoke_once(cfg: &GatewayConfig, m: &ModelConfig, options: &ClientOptio
                         .as_bytes(),
                 )?;
                 let body = gw.invoker.invoke(&model.target, a.encode(&req, &model.defaults, false)?).await?;
-                a.decode(&body, &ResponseCtx { model: &m.name, id: "check", created: now_secs(), prompt_estimate: 0 })?;
+                a.decode(&body, &ResponseCtx { model: &m.name, id: "check", created: now_secs(), request: None })?;
                 Ok("the container answered a one-token chat request".to_owned())
             }
             Adapter::Embedding(a) => {

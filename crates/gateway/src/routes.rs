@@ -325,7 +325,7 @@ async fn chat_inner(
                 started,
                 permit: Some(permit),
                 ticket: ticket.cloned(),
-                prompt_estimate: prompt_estimate(&req),
+                prompt_estimate: req.prompt_estimate(),
             },
         )));
     }
@@ -345,7 +345,7 @@ async fn chat_inner(
             model: &model.name,
             id: &id,
             created: now_secs(),
-            prompt_estimate: prompt_estimate(&req),
+            request: Some(&req),
         },
     )?;
     if let Some(u) = completion.usage {
@@ -355,21 +355,13 @@ async fn chat_inner(
         match completion.usage {
             Some(u) => t.add_tokens(u.prompt_tokens, u.completion_tokens),
             None => t.add_tokens(
-                prompt_estimate(&req),
+                req.prompt_estimate(),
                 answer_estimate(&completion.body.to_value()),
             ),
         }
     }
     tracing::debug!(model = %model.name, ms = started.elapsed().as_millis() as u64, "chat completion");
     Ok(completion.body.into_response())
-}
-
-/// An estimate of the tokens of a chat request's messages, when the container gives no count.
-fn prompt_estimate(req: &ChatRequest) -> u64 {
-    req.messages
-        .iter()
-        .map(|m| estimate_tokens(&m.content))
-        .sum()
 }
 
 /// An estimate of the tokens of a chat answer's text, when the container gives no count.

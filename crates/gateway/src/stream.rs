@@ -667,7 +667,7 @@ impl ChatChunks {
                     self.text_chunk(0, &parts, out);
                     self.finished = true;
                     self.usage = usage
-                        .map(|u| u.or_prompt_estimate(self.prompt_estimate))
+                        .map(|u| u.or_prompt_estimate(|| self.prompt_estimate))
                         .or(self.usage);
                     out.push_back(self.chunk(Delta::default(), Some(reason.as_str())));
                 }
@@ -1068,12 +1068,18 @@ mod tests {
     #[test]
     fn streamed_and_buffered_tgi_answers_report_the_same_usage() {
         let tgi = prompt_chat(Format::Tgi);
+        // 34 ASCII characters: the gateway estimates 9 tokens, which stand in only for a
+        // prompt the container did not count.
+        let request = crate::api::ChatRequest::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"Say hello to the gateway, please!!"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.prompt_estimate(), 9);
         let ctx = ResponseCtx {
             model: "m",
             id: "chatcmpl-1",
             created: 7,
-            // The gateway's estimate: it stands in only for a prompt the container did not count.
-            prompt_estimate: 9,
+            request: Some(&request),
         };
         let prefill =
             json!([{"id": 1, "text": "<s>"}, {"id": 2, "text": "Hi"}, {"id": 3, "text": "!"}]);
@@ -1268,7 +1274,7 @@ mod tests {
             model: "m",
             id: "chatcmpl-1",
             created: 7,
-            prompt_estimate: 0,
+            request: None,
         };
         let buffered = tgi
             .decode(

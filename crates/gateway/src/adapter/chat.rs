@@ -336,7 +336,7 @@ impl ChatAdapter for PromptChat {
             return Err(bad_upstream("JSON with `generated_text`", body));
         };
         let GenerationEnd { reason, usage } = GenerationEnd::from_details(first.get("details"));
-        let usage = usage.map(|u| u.or_prompt_estimate(ctx.prompt_estimate));
+        let usage = usage.map(|u| u.or_prompt_estimate(|| ctx.prompt_estimate()));
         let (reasoning, text) = split_whole(text);
         let mut message = json!({"role": "assistant", "content": text});
         if let Some(r) = reasoning {
@@ -377,7 +377,7 @@ mod tests {
             model: "m",
             id: "chatcmpl-1",
             created: 7,
-            prompt_estimate: 0,
+            request: None,
         }
     }
 

@@ -79,9 +79,18 @@ pub struct ResponseCtx<'a> {
     pub model: &'a str,
     pub id: &'a str,
     pub created: u64,
-    /// The gateway's estimate of the request's prompt tokens, for an answer that counts
+    /// The chat request answered, whose prompt the gateway estimates for an answer that counts
     /// generated tokens but not the prompt's ([`crate::api::Usage::or_prompt_estimate`]).
-    pub prompt_estimate: u64,
+    pub request: Option<&'a crate::api::ChatRequest>,
+}
+
+impl ResponseCtx<'_> {
+    /// The gateway's estimate of the prompt's tokens (0 without a request), computed only
+    /// when an answer lacks the count.
+    pub fn prompt_estimate(&self) -> u64 {
+        self.request
+            .map_or(0, crate::api::ChatRequest::prompt_estimate)
+    }
 }
 
 /// A chat container family.
