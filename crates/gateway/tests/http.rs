@@ -125,6 +125,18 @@ impl Stack {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
         )
     }
+
+    /// `GET path` with the key: its JSON body.
+    async fn get_json(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
 }
 
 /// The `data:` payloads of an SSE body.
@@ -526,16 +538,7 @@ async fn api_keys_are_required() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = s
-        .http
-        .get(&url)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = s.get_json("/v1/models").await;
     let ids: Vec<&str> = v["data"]
         .as_array()
         .unwrap()
@@ -1655,16 +1658,7 @@ async fn speech_answers_the_containers_audio() {
     );
     assert_eq!(calls[1].header("accept"), Some("audio/wav"));
     // The models list says what each speech model produces (the playground offers those).
-    let v: Value = s
-        .http
-        .get(format!("{}/v1/models", s.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = s.get_json("/v1/models").await;
     let formats = |id: &str| {
         v["data"]
             .as_array()
