@@ -51,14 +51,16 @@ pub fn router(state: Arc<GatewayHandle>) -> Router {
 pub fn api_router(state: Arc<GatewayHandle>) -> Router {
     let max_request_bytes = state.current().max_request_bytes;
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/embeddings", post(embeddings))
         .route("/v1/rerank", post(rerank))
         .route("/v1/audio/transcriptions", post(transcriptions))
         .route("/v1/audio/translations", post(translations))
         .route("/v1/audio/speech", post(speech))
         .route("/v1/models", get(list_models))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        // The hot routes call [`admit`] themselves, the same check without a boxed middleware
+        // per request, and read their body with [`read_body`] (the same limit).
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .with_state(state)
 }
@@ -101,6 +103,36 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 /// ([`crate::usage`]) or is answered 429. For a key limited to some models, the body is read
 /// here (within the size limit) to refuse a call for another model before any handler runs.
 async fn auth(State(h): State<Arc<GatewayHandle>>, req: Request, next: Next) -> Response {
+    match admit(&h, req).await {
+        Err(refused) => refused,
+        Ok(Admitted {
+            mut req,
+            grant,
+            ticket,
+        }) => {
+            req.extensions_mut().insert(grant);
+            match ticket {
+                None => next.run(req).await,
+                Some(ticket) => {
+                    req.extensions_mut().insert(ticket.clone());
+                    counted(&ticket, next.run(req).await)
+                }
+            }
+        }
+    }
+}
+
+/// A request its API key lets through.
+struct Admitted {
+    req: Request,
+    grant: KeyGrant,
+    /// A `POST`'s usage: [`counted`] tells it how the answer ended.
+    ticket: Option<UsageTicket>,
+}
+
+/// The check of [`auth`], for the middleware and for the hot routes that call it themselves:
+/// `Err` is the refusal to answer (already counted in the key's usage).
+async fn admit(h: &GatewayHandle, req: Request) -> Result<Admitted, Response> {
     let grant = if req.extensions().get::<PreAuthorized>().is_some() {
         KeyGrant::unrestricted(ADMIN_SESSION)
     } else if !h.auth_required() {
@@ -110,28 +142,32 @@ async fn auth(State(h): State<Arc<GatewayHandle>>, req: Request, next: Next) -> 
     } else {
         h.current().metrics.error(None, "invalid_api_key");
         tracing::warn!(path = %req.uri().path(), "request without a valid API key");
-        return GatewayError::Unauthorized.into_response();
+        return Err(GatewayError::Unauthorized.into_response());
     };
     if req.method() != axum::http::Method::POST {
-        let mut req = req;
-        req.extensions_mut().insert(grant);
-        return next.run(req).await;
+        return Ok(Admitted {
+            req,
+            grant,
+            ticket: None,
+        });
     }
     let ticket = h.usage().ticket(&grant.name);
-    let mut req = match grant.allowed_models {
+    let req = match grant.allowed_models {
         Some(_) => match check_model_allowed(&h.current(), &grant, &ticket, req).await {
             Ok(req) => req,
-            Err(r) => return counted(&ticket, r),
+            Err(r) => return Err(counted(&ticket, r)),
         },
         None => req,
     };
     if let Err(e) = h.usage().admit(&grant.name, grant.limits) {
         tracing::info!(key = %grant.name, code = e.code(), "API key over its limit");
-        return counted(&ticket, fail(&h.current(), None, "auth", e));
+        return Err(counted(&ticket, fail(&h.current(), None, "auth", e)));
     }
-    req.extensions_mut().insert(grant);
-    req.extensions_mut().insert(ticket.clone());
-    counted(&ticket, next.run(req).await)
+    Ok(Admitted {
+        req,
+        grant,
+        ticket: Some(ticket),
+    })
 }
 
 /// Tells `ticket` the error class of `response`, if it failed.
@@ -155,20 +191,9 @@ async fn check_model_allowed(
         model: Option<String>,
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, gw.max_request_bytes)
+    let bytes = read_body(gw, body)
         .await
-        .map_err(|e| {
-            let e = if is_body_timeout(&e) {
-                GatewayError::RequestTimeout {
-                    seconds: gw.limits.body_read_timeout.as_secs_f64(),
-                }
-            } else {
-                GatewayError::PayloadTooLarge {
-                    limit: gw.max_request_bytes,
-                }
-            };
-            fail(gw, None, "auth", e)
-        })?;
+        .map_err(|e| fail(gw, None, "auth", e))?;
     // A body without a readable `model` goes on: its handler answers the parse error.
     let content_type = parts
         .headers
@@ -208,6 +233,43 @@ fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         if x.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
         {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
+/// The whole body of a request, up to the gateway's `maxRequestBytes` (the limit
+/// `DefaultBodyLimit` sets for the extractors of the other routes).
+async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, GatewayError> {
+    axum::body::to_bytes(body, gw.max_request_bytes)
+        .await
+        .map_err(|e| {
+            if is_body_timeout(&e) {
+                GatewayError::RequestTimeout {
+                    seconds: gw.limits.body_read_timeout.as_secs_f64(),
+                }
+            } else if is_over_limit(&e) {
+                GatewayError::PayloadTooLarge {
+                    limit: gw.max_request_bytes,
+                }
+            } else {
+                GatewayError::BadRequest {
+                    message: format!("cannot read the request body: {e}"),
+                    param: None,
+                }
+            }
+        })
+}
+
+/// Whether reading a body failed because it passed the size limit.
+fn is_over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    // Bounded as in `is_body_timeout`.
+    for _ in 0..16 {
+        let Some(x) = cur else { return false };
+        if x.is::<http_body_util::LengthLimitError>() {
             return true;
         }
         cur = x.source();
@@ -262,20 +324,24 @@ fn set_model(ticket: &Option<UsageTicket>, model: &Option<String>) {
     }
 }
 
-async fn chat(
-    State(h): State<Arc<GatewayHandle>>,
-    ticket: Option<Extension<UsageTicket>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn chat(State(h): State<Arc<GatewayHandle>>, req: Request) -> Response {
+    let Admitted { req, ticket, .. } = match admit(&h, req).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
     let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
-    let ticket = ticket_of(ticket);
+    let body = read_body(&gw, req.into_body()).await;
     let result = chat_inner(&h, &gw, body, started, &mut model_name, ticket.as_ref()).await;
     set_model(&ticket, &model_name);
-    match result {
+    let response = match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "chat", e),
+    };
+    match &ticket {
+        Some(t) => counted(t, response),
+        None => response,
     }
 }
 
@@ -285,12 +351,12 @@ async fn chat(
 async fn chat_inner(
     h: &GatewayHandle,
     gw: &Arc<Gateway>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, GatewayError>,
     started: Instant,
     model_name: &mut Option<String>,
     ticket: Option<&UsageTicket>,
 ) -> Result<Response, GatewayError> {
-    let body = body_bytes(body, gw)?;
+    let body = body?;
     let req = ChatRequest::parse(&body)?;
     let model = gw.chat_model(&req.model)?.clone();
     *model_name = Some(model.name.clone());
@@ -396,15 +462,15 @@ fn sse_response(body: Body) -> Response {
     r
 }
 
-async fn embeddings(
-    State(h): State<Arc<GatewayHandle>>,
-    ticket: Option<Extension<UsageTicket>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn embeddings(State(h): State<Arc<GatewayHandle>>, req: Request) -> Response {
+    let Admitted { req, ticket, .. } = match admit(&h, req).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
     let gw = h.current();
     let started = Instant::now();
     let mut model_name = None;
-    let ticket = ticket_of(ticket);
+    let body = read_body(&gw, req.into_body()).await;
     let result = embeddings_inner(&h, &gw, body, started, &mut model_name).await;
     set_model(&ticket, &model_name);
     let result = result.map(|(response, tokens)| {
@@ -413,9 +479,13 @@ async fn embeddings(
         }
         response
     });
-    match result {
+    let response = match result {
         Ok(r) => r,
         Err(e) => fail(&gw, model_name.as_deref(), "embeddings", e),
+    };
+    match &ticket {
+        Some(t) => counted(t, response),
+        None => response,
     }
 }
 
@@ -433,11 +503,11 @@ async fn embeddings(
 async fn embeddings_inner(
     h: &GatewayHandle,
     gw: &Arc<Gateway>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, GatewayError>,
     started: Instant,
     model_name: &mut Option<String>,
 ) -> Result<(Response, u64), GatewayError> {
-    let body = body_bytes(body, gw)?;
+    let body = body?;
     let req = EmbeddingsRequest::parse(&body)?;
     drop(body);
     check_embedding_limits(&req, gw)?;
@@ -964,7 +1034,8 @@ mod tests {
         let gw = Arc::new(Gateway::new(&cfg).unwrap());
         let h = Arc::new(GatewayHandle::new(gw.clone()));
         let limit = 8 * 1024;
-        let chat = chat(State(h), None, Ok(Bytes::new()));
+        let chat = chat(State(h), Request::new(Body::empty()));
+        eprintln!("chat future: {} bytes", size_of_val(&chat));
         assert!(size_of_val(&chat) < limit, "chat: {}", size_of_val(&chat));
         let model = gw.chat_model("c").unwrap().clone();
         let invoke = gw.invoker.invoke(&model.target, Bytes::new());

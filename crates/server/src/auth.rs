@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -374,14 +373,62 @@ struct Guard {
 
 /// Wraps every route of `router` (including its fallback) in the host guard and the admin
 /// check. Call it last, on the whole app.
+///
+/// A plain tower layer, not `axum::middleware::from_fn`: the check is synchronous, so a request
+/// it lets through goes straight to the route's own future (no boxed future, no clone of the
+/// inner service per request). This wraps every request, the gateway's hot path included.
 pub fn protect(router: Router, auth: Arc<AdminAuth>, gateway: Arc<GatewayHandle>) -> Router {
-    router.layer(middleware::from_fn_with_state(
-        Guard { auth, gateway },
-        guard,
-    ))
+    router.layer(GuardLayer(Guard { auth, gateway }))
 }
 
-async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+#[derive(Clone)]
+struct GuardLayer(Guard);
+
+impl<S> tower::Layer<S> for GuardLayer {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            inner,
+            guard: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct GuardService<S> {
+    inner: S,
+    guard: Guard,
+}
+
+impl<S> tower::Service<Request> for GuardService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future =
+        futures::future::Either<std::future::Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        match check(&self.guard, &mut req) {
+            Ok(()) => futures::future::Either::Right(self.inner.call(req)),
+            Err(refused) => futures::future::Either::Left(std::future::ready(Ok(refused))),
+        }
+    }
+}
+
+/// The host guard and the admin check of one request: `Ok` lets it through (with its
+/// [`AdminCredential`], or [`PreAuthorized`] for a signed-in browser calling the gateway, in
+/// its extensions), `Err` is the refusal to answer.
+fn check(g: &Guard, req: &mut Request) -> Result<(), Response> {
     let host_value = req
         .headers()
         .get(header::HOST)
@@ -391,28 +438,28 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
     if !host_name(host_value).is_some_and(|h| g.auth.host_allowed(h)) {
         let shown: String = host_value.chars().take(MAX_HOST_SHOWN).collect();
         tracing::warn!(host = %shown, path = %req.uri().path(), "request for a host that is not allowed");
-        return refuse(
+        return Err(refuse(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
                 "host `{shown}` is not served here: use 127.0.0.1 or localhost, or add the name \
                  to server.publicHosts"
             ),
-        );
+        ));
     }
     if access(req.uri().path(), g.auth.metrics_public) == Access::Public {
-        if req.uri().path().starts_with("/v1/") && session_may_call_gateway(&g, &req) {
+        if req.uri().path().starts_with("/v1/") && session_may_call_gateway(g, req) {
             req.extensions_mut().insert(PreAuthorized);
         }
-        return next.run(req).await;
+        return Ok(());
     }
-    match admin_credential(&g, req.method(), req.headers()) {
+    match admin_credential(g, req.method(), req.headers()) {
         Ok(credential) => {
             req.extensions_mut().insert(credential);
-            next.run(req).await
+            Ok(())
         }
         Err((status, message)) => {
             tracing::debug!(path = %req.uri().path(), status = status.as_u16(), "admin request refused");
-            refuse(status, message)
+            Err(refuse(status, message))
         }
     }
 }

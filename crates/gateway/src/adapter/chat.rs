@@ -1,6 +1,9 @@
 //! Chat adapters: `openai` (the request passed through) and the prompt-only families `tgi` and
 //! `lmi` (messages rendered with a chat template, `{"inputs","parameters","stream"}`).
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::template::ChatTemplate;
@@ -131,66 +134,143 @@ impl serde::Serialize for Overridden<'_> {
 
 /// The fast path of an `openai` answer: when nothing below the top level needs a change (no
 /// reasoning to surface), the answer is checked and re-serialized with its `choices`, `usage`
-/// and every other value copied as raw JSON, setting only `model` (and `object`, `id`,
-/// `created` when the container leaves them out). `None` sends the answer down the tree path,
-/// which also words the errors.
+/// and every other value copied as raw JSON, in the container's order, setting only `model`
+/// (and `object`, `id`, `created` when the container leaves them out). `None` sends the answer
+/// down the tree path, which also words the errors.
 fn passthrough(body: &[u8], ctx: &ResponseCtx<'_>) -> Option<Completion> {
-    use serde_json::value::RawValue;
-    use std::borrow::Cow;
-    use std::collections::BTreeMap;
-
     // `reasoning` (vLLM's field, and `reasoning_content`) and `<think>` are what
     // `surface_reasoning` looks for; either one anywhere takes the tree path.
-    let finder = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    if finder(b"reasoning") || finder(b"think>") {
+    if memchr::memmem::find(body, b"reasoning").is_some()
+        || memchr::memmem::find(body, b"think>").is_some()
+    {
         return None;
     }
-    // Duplicate keys keep the last, as `Value` does.
-    let top: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(body).ok()?;
-    if !top.get("choices")?.get().starts_with('[') {
+    let TopLevel(top) = serde_json::from_slice(body).ok()?;
+    let get = |key: &str| top.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+    if !get("choices")?.get().starts_with('[') {
         return None;
     }
-    let usage = match top.get("usage") {
-        Some(raw) => Usage::from_object(&serde_json::from_str(raw.get()).ok()?),
+    let usage = match get("usage") {
         None => None,
+        Some(raw) if raw.get() == "null" => None,
+        // Counts that are not whole numbers (or a `usage` that is not an object) take the tree
+        // path, which reads them as 0 (or no usage).
+        Some(raw) => {
+            let c: UsageCounts = serde_json::from_str(raw.get()).ok()?;
+            Some(Usage {
+                prompt_tokens: c.prompt_tokens.unwrap_or(0),
+                completion_tokens: c.completion_tokens.unwrap_or(0),
+            })
+        }
     };
     let mut out = Vec::with_capacity(body.len() + ctx.model.len() + 64);
     out.push(b'{');
     let mut first = true;
-    let mut entry = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
+    let mut key = |out: &mut Vec<u8>, key: &str| {
         if !first {
             out.push(b',');
         }
         first = false;
         serde_json::to_writer(&mut *out, key).expect("a string serializes");
         out.push(b':');
-        out.extend_from_slice(value);
     };
-    let json = |s: &str| serde_json::to_vec(s).expect("a string serializes");
+    let mut has = [false; 4];
     for (k, v) in &top {
-        if k == "model" {
-            entry(&mut out, k, &json(ctx.model));
-        } else {
-            entry(&mut out, k, v.get().as_bytes());
+        key(&mut out, k);
+        match &**k {
+            "model" => {
+                has[0] = true;
+                serde_json::to_writer(&mut out, ctx.model).expect("a string serializes");
+                continue;
+            }
+            "object" => has[1] = true,
+            "id" => has[2] = true,
+            "created" => has[3] = true,
+            _ => {}
         }
+        out.extend_from_slice(v.get().as_bytes());
     }
-    if !top.contains_key("model") {
-        entry(&mut out, "model", &json(ctx.model));
+    if !has[0] {
+        key(&mut out, "model");
+        serde_json::to_writer(&mut out, ctx.model).expect("a string serializes");
     }
-    if !top.contains_key("object") {
-        entry(&mut out, "object", b"\"chat.completion\"");
+    if !has[1] {
+        key(&mut out, "object");
+        out.extend_from_slice(b"\"chat.completion\"");
     }
-    if !top.contains_key("id") {
-        entry(&mut out, "id", &json(ctx.id));
+    if !has[2] {
+        key(&mut out, "id");
+        serde_json::to_writer(&mut out, ctx.id).expect("a string serializes");
     }
-    if !top.contains_key("created") {
-        entry(&mut out, "created", ctx.created.to_string().as_bytes());
+    if !has[3] {
+        key(&mut out, "created");
+        serde_json::to_writer(&mut out, &ctx.created).expect("a number serializes");
     }
     out.push(b'}');
     Some(Completion {
         body: AnswerBody::Serialized(out),
         usage,
     })
+}
+
+/// The counts of an OpenAI `usage` object, read without building a tree.
+#[derive(serde::Deserialize)]
+struct UsageCounts {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+/// A JSON object's members as raw JSON, in order; a repeated key keeps its last value (as
+/// `serde_json::Value` does), at its first place. Keys are borrowed from the body unless they
+/// hold escapes.
+struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for TopLevel<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+                while let Some((Key(k), v)) = m.next_entry::<Key<'de>, &'de RawValue>()? {
+                    match members.iter_mut().find(|(seen, _)| *seen == k) {
+                        Some(slot) => slot.1 = v,
+                        None => members.push((k, v)),
+                    }
+                }
+                Ok(TopLevel(members))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// An object key, borrowed when it has no escapes (serde's own `Cow<str>` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 /// Puts a message's (or a delta's) reasoning where OpenAI clients read it, `reasoning_content`:
@@ -441,6 +521,9 @@ mod tests {
             br#"{"object":"x"}"#,
             b"[1]",
             b"{\"choices\":[",
+            // Counts the fast path does not read as numbers: the tree path reads them as 0.
+            br#"{"choices":[],"usage":{"prompt_tokens":1.5}}"#,
+            br#"{"choices":[],"usage":[]}"#,
         ] {
             assert!(
                 passthrough(a, &ctx()).is_none(),
@@ -448,6 +531,26 @@ mod tests {
                 String::from_utf8_lossy(a)
             );
         }
+    }
+
+    #[test]
+    fn openai_answers_passed_through_keep_the_container_order() {
+        let a = br#"{"z":1,"choices":[],"model":"x","model":"y","a\u0062":[1, 2],"usage":{"prompt_tokens":2,"completion_tokens":3}}"#;
+        let fast = passthrough(a, &ctx()).expect("takes the fast path");
+        let AnswerBody::Serialized(out) = &fast.body else {
+            panic!("not serialized")
+        };
+        assert_eq!(
+            std::str::from_utf8(out).unwrap(),
+            r#"{"z":1,"choices":[],"model":"m","ab":[1, 2],"usage":{"prompt_tokens":2,"completion_tokens":3},"object":"chat.completion","id":"chatcmpl-1","created":7}"#
+        );
+        assert_eq!(
+            fast.usage,
+            Some(Usage {
+                prompt_tokens: 2,
+                completion_tokens: 3
+            })
+        );
     }
 
     #[test]
