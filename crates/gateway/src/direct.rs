@@ -38,6 +38,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -51,6 +52,12 @@ const SIGNING_NAME: &str = "sagemaker";
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(10);
 /// What the SDK sends as its user agent, so logs on the AWS side tell the caller.
 const USER_AGENT: &str = concat!("sagebridge/", env!("CARGO_PKG_VERSION"), " (direct invoke)");
+
+/// InvokeEndpoint's optional headers (lowercase, as `HeaderName::from_static` wants them).
+const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+const TARGET_MODEL: &str = "x-amzn-sagemaker-target-model";
+const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+const INFERENCE_COMPONENT: &str = "x-amzn-sagemaker-inference-component";
 
 /// The error of one direct invocation: the SDK's type, so one mapping serves both paths.
 pub type InvokeFailure = SdkError<InvokeEndpointError, HttpResponse>;
@@ -235,18 +242,18 @@ impl DirectInvoke {
             .uri(&uri)
             .header(hyper::header::CONTENT_TYPE, call.content_type)
             .header(hyper::header::ACCEPT, call.accept)
-            .header(hyper::header::USER_AGENT, USER_AGENT);
+            .header(
+                hyper::header::USER_AGENT,
+                HeaderValue::from_static(USER_AGENT),
+            );
         for (name, value) in [
-            ("x-amzn-sagemaker-custom-attributes", call.custom_attributes),
-            ("x-amzn-sagemaker-target-model", call.target_model),
-            ("x-amzn-sagemaker-target-variant", call.target_variant),
-            (
-                "x-amzn-sagemaker-inference-component",
-                call.inference_component,
-            ),
+            (CUSTOM_ATTRIBUTES, call.custom_attributes),
+            (TARGET_MODEL, call.target_model),
+            (TARGET_VARIANT, call.target_variant),
+            (INFERENCE_COMPONENT, call.inference_component),
         ] {
             if let Some(value) = value {
-                builder = builder.header(name, value);
+                builder = builder.header(HeaderName::from_static(name), value);
             }
         }
         let mut request = builder

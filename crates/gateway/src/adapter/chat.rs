@@ -140,9 +140,12 @@ impl serde::Serialize for Overridden<'_> {
 fn passthrough(body: &[u8], ctx: &ResponseCtx<'_>) -> Option<Completion> {
     // `reasoning` (vLLM's field, and `reasoning_content`) and `<think>` are what
     // `surface_reasoning` looks for; either one anywhere takes the tree path.
-    if memchr::memmem::find(body, b"reasoning").is_some()
-        || memchr::memmem::find(body, b"think>").is_some()
-    {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a finder's setup costs more than the search of a short answer.
+    static REASONING: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"reasoning"));
+    static THINK: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"think>"));
+    if REASONING.find(body).is_some() || THINK.find(body).is_some() {
         return None;
     }
     let TopLevel(top) = serde_json::from_slice(body).ok()?;
