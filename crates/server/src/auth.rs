@@ -419,16 +419,16 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         match check(&self.guard, &mut req) {
-            Ok(()) => futures::future::Either::Right(self.inner.call(req)),
-            Err(refused) => futures::future::Either::Left(std::future::ready(Ok(refused))),
+            None => futures::future::Either::Right(self.inner.call(req)),
+            Some(refused) => futures::future::Either::Left(std::future::ready(Ok(refused))),
         }
     }
 }
 
-/// The host guard and the admin check of one request: `Ok` lets it through (with its
-/// [`AdminCredential`], or [`PreAuthorized`] for a signed-in browser calling the gateway, in
-/// its extensions), `Err` is the refusal to answer.
-fn check(g: &Guard, req: &mut Request) -> Result<(), Response> {
+/// The host guard and the admin check of one request: the refusal to answer, or `None` to let
+/// it through (with its [`AdminCredential`], or [`PreAuthorized`] for a signed-in browser
+/// calling the gateway, in its extensions).
+fn check(g: &Guard, req: &mut Request) -> Option<Response> {
     let host_value = req
         .headers()
         .get(header::HOST)
@@ -438,7 +438,7 @@ fn check(g: &Guard, req: &mut Request) -> Result<(), Response> {
     if !host_name(host_value).is_some_and(|h| g.auth.host_allowed(h)) {
         let shown: String = host_value.chars().take(MAX_HOST_SHOWN).collect();
         tracing::warn!(host = %shown, path = %req.uri().path(), "request for a host that is not allowed");
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
                 "host `{shown}` is not served here: use 127.0.0.1 or localhost, or add the name \
@@ -450,16 +450,16 @@ fn check(g: &Guard, req: &mut Request) -> Result<(), Response> {
         if req.uri().path().starts_with("/v1/") && session_may_call_gateway(g, req) {
             req.extensions_mut().insert(PreAuthorized);
         }
-        return Ok(());
+        return None;
     }
     match admin_credential(g, req.method(), req.headers()) {
         Ok(credential) => {
             req.extensions_mut().insert(credential);
-            Ok(())
+            None
         }
         Err((status, message)) => {
             tracing::debug!(path = %req.uri().path(), status = status.as_u16(), "admin request refused");
-            Err(refuse(status, message))
+            Some(refuse(status, message))
         }
     }
 }
