@@ -20,7 +20,7 @@
 #                                             BENCH_STREAMS=1000 BENCH_OUT=path.json
 #                                             BENCH_PROFILE=dist|release (default dist)
 #                                             BENCH_ONLY=nginx: the side-by-side case only
-#                                             BENCH_ROUNDS=N: side-by-side rounds (default 3)
+#                                             BENCH_ROUNDS=N: side-by-side rounds (default 5)
 #                                             BENCH_BIN=path/to/sagebridge: a binary already built)
 set -euo pipefail
 
@@ -37,7 +37,7 @@ key="bench-key-0123456789"
 
 profile="${BENCH_PROFILE:-dist}"
 only="${BENCH_ONLY:-}"
-rounds="${BENCH_ROUNDS:-3}"
+rounds="${BENCH_ROUNDS:-5}"
 
 for tool in wrk:wrk hey:hey nginx:nginx-light; do
   if ! command -v "${tool%%:*}" >/dev/null 2>&1 && ! [ -x "/usr/sbin/${tool%%:*}" ]; then

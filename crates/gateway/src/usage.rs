@@ -138,11 +138,55 @@ impl Window {
     }
 }
 
+/// Values by API key name, then model: nested so that a request's names look their entry up as
+/// `&str` (a map keyed by a pair of `String`s can only be asked with owned copies, two
+/// allocations per request). Iterates in the order of the pair.
+type ByKeyModel<V> = BTreeMap<String, BTreeMap<String, V>>;
+
+/// The entry of `key` and `model`, made (with `V::default()`) when missing.
+fn slot<'m, V: Default>(map: &'m mut ByKeyModel<V>, key: &str, model: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), BTreeMap::new());
+    }
+    let models = map.get_mut(key).expect("inserted above");
+    if !models.contains_key(model) {
+        models.insert(model.to_owned(), V::default());
+    }
+    models.get_mut(model).expect("inserted above")
+}
+
 #[derive(Debug, Default)]
 struct State {
-    counters: BTreeMap<(String, String), Counters>,
-    pending: BTreeMap<(String, String, String), UsageDelta>,
+    counters: ByKeyModel<Counters>,
+    /// By day (`YYYY-MM-DD`), then key and model.
+    pending: BTreeMap<String, ByKeyModel<UsageDelta>>,
     windows: HashMap<String, Window>,
+}
+
+impl State {
+    /// The pending delta of `day`, `key` and `model`, made when missing.
+    fn pending(&mut self, day: &str, key: &str, model: &str) -> &mut UsageDelta {
+        if !self.pending.contains_key(day) {
+            self.pending.insert(day.to_owned(), BTreeMap::new());
+        }
+        let d = slot(
+            self.pending.get_mut(day).expect("inserted above"),
+            key,
+            model,
+        );
+        if d.day.is_empty() {
+            d.day = day.to_owned();
+            d.key = key.to_owned();
+            d.model = model.to_owned();
+        }
+        d
+    }
+}
+
+/// The entries of `map` with their key and model, in order.
+fn by_key_model<V>(map: &ByKeyModel<V>) -> impl Iterator<Item = (&String, &String, &V)> {
+    map.iter()
+        .flat_map(|(key, models)| models.iter().map(move |(model, v)| (key, model, v)))
 }
 
 /// Usage per key and model, and the keys' limit windows. See the module docs.
@@ -210,12 +254,24 @@ impl Usage {
 
     /// Adds one finished request.
     fn record(&self, key: &str, r: &TicketState, latency: Duration) {
-        let day = sagebridge_aws::clock::utc_day(sagebridge_aws::clock::now_millis());
-        self.record_at(key, r, latency, &day, self.second());
+        // The day's name is made once a day per thread, not once per request.
+        thread_local! {
+            static TODAY: std::cell::RefCell<(i64, String)> =
+                const { std::cell::RefCell::new((-1, String::new())) };
+        }
+        let now_ms = sagebridge_aws::clock::now_millis();
+        let day_number = now_ms.max(0) / 86_400_000;
+        TODAY.with_borrow_mut(|(number, day)| {
+            if *number != day_number {
+                *day = sagebridge_aws::clock::utc_day(now_ms);
+                *number = day_number;
+            }
+            self.record_at(key, r, latency, day, self.second());
+        });
     }
 
     fn record_at(&self, key: &str, r: &TicketState, latency: Duration, day: &str, now: u64) {
-        let model = r.model.clone().unwrap_or_default();
+        let model = r.model.as_deref().unwrap_or_default();
         let tokens = r.prompt_tokens + r.completion_tokens;
         let mut state = self.lock();
         if tokens > 0 {
@@ -223,10 +279,7 @@ impl Usage {
                 w.slot(now).tokens += tokens;
             }
         }
-        let c = state
-            .counters
-            .entry((key.to_owned(), model.clone()))
-            .or_default();
+        let c = slot(&mut state.counters, key, model);
         c.requests += 1;
         c.prompt_tokens += r.prompt_tokens;
         c.completion_tokens += r.completion_tokens;
@@ -234,21 +287,17 @@ impl Usage {
         if let Some(class) = r.error {
             *c.errors.entry(class).or_insert(0) += 1;
         }
-        let d = state
-            .pending
-            .entry((day.to_owned(), key.to_owned(), model.clone()))
-            .or_insert_with(|| UsageDelta {
-                day: day.to_owned(),
-                key: key.to_owned(),
-                model,
-                ..UsageDelta::default()
-            });
+        let d = state.pending(day, key, model);
         d.requests += 1;
         d.prompt_tokens += r.prompt_tokens;
         d.completion_tokens += r.completion_tokens;
         d.latency_ms += u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         if let Some(class) = r.error {
-            *d.errors.entry(class.to_owned()).or_insert(0) += 1;
+            if let Some(n) = d.errors.get_mut(class) {
+                *n += 1;
+            } else {
+                d.errors.insert(class.to_owned(), 1);
+            }
         }
     }
 
@@ -256,6 +305,8 @@ impl Usage {
     pub fn take_pending(&self) -> Vec<UsageDelta> {
         std::mem::take(&mut self.lock().pending)
             .into_values()
+            .flat_map(BTreeMap::into_values)
+            .flat_map(BTreeMap::into_values)
             .collect()
     }
 
@@ -263,15 +314,7 @@ impl Usage {
     pub fn restore_pending(&self, deltas: Vec<UsageDelta>) {
         let mut state = self.lock();
         for d in deltas {
-            let slot = state
-                .pending
-                .entry((d.day.clone(), d.key.clone(), d.model.clone()))
-                .or_insert_with(|| UsageDelta {
-                    day: d.day.clone(),
-                    key: d.key.clone(),
-                    model: d.model.clone(),
-                    ..UsageDelta::default()
-                });
+            let slot = state.pending(&d.day, &d.key, &d.model);
             slot.requests += d.requests;
             slot.prompt_tokens += d.prompt_tokens;
             slot.completion_tokens += d.completion_tokens;
@@ -299,7 +342,7 @@ impl Usage {
             |key: &str, model: &str| format!("key=\"{}\",model=\"{}\"", label(key), label(model));
         out.push_str("# HELP sagebridge_gateway_key_requests_total Requests per API key (by name) and model.\n");
         out.push_str("# TYPE sagebridge_gateway_key_requests_total counter\n");
-        for ((key, model), c) in &state.counters {
+        for (key, model, c) in by_key_model(&state.counters) {
             let _ = writeln!(
                 out,
                 "sagebridge_gateway_key_requests_total{{{}}} {}",
@@ -309,7 +352,7 @@ impl Usage {
         }
         out.push_str("# HELP sagebridge_gateway_key_errors_total Failed requests per API key, model and error class.\n");
         out.push_str("# TYPE sagebridge_gateway_key_errors_total counter\n");
-        for ((key, model), c) in &state.counters {
+        for (key, model, c) in by_key_model(&state.counters) {
             for (class, n) in &c.errors {
                 let _ = writeln!(
                     out,
@@ -320,7 +363,7 @@ impl Usage {
         }
         out.push_str("# HELP sagebridge_gateway_key_tokens_total Tokens per API key and model (the container's counts, else the gateway's estimate).\n");
         out.push_str("# TYPE sagebridge_gateway_key_tokens_total counter\n");
-        for ((key, model), c) in &state.counters {
+        for (key, model, c) in by_key_model(&state.counters) {
             let l = labels(key, model);
             let _ = writeln!(
                 out,
@@ -335,7 +378,7 @@ impl Usage {
         }
         out.push_str("# HELP sagebridge_gateway_key_request_duration_seconds Time from a request to the end of its answer, per API key and model.\n");
         out.push_str("# TYPE sagebridge_gateway_key_request_duration_seconds histogram\n");
-        for ((key, model), c) in &state.counters {
+        for (key, model, c) in by_key_model(&state.counters) {
             c.latency.render(
                 out,
                 "sagebridge_gateway_key_request_duration_seconds",
