@@ -228,8 +228,12 @@ struct LimitedIo {
     state: Arc<ConnState>,
     header_read: Duration,
     write_idle: Duration,
-    /// The header deadline, armed at a head's first byte, with the head count it belongs to.
-    head_timer: Option<(Pin<Box<Sleep>>, u64)>,
+    /// When the first byte of a head arrived, with the head count it belongs to: the header
+    /// deadline counts from it.
+    head_started: Option<(tokio::time::Instant, u64)>,
+    /// The header deadline's timer, made only when a read waits in the middle of a head (a
+    /// head that arrives whole, the usual case, needs none).
+    head_timer: Option<Pin<Box<Sleep>>>,
     /// Armed while a write is blocked.
     write_timer: Option<Pin<Box<Sleep>>>,
 }
@@ -246,6 +250,7 @@ impl LimitedIo {
             state,
             header_read,
             write_idle,
+            head_started: None,
             head_timer: None,
             write_timer: None,
         }
@@ -288,26 +293,32 @@ impl AsyncRead for LimitedIo {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let heads = this.state.heads.load(Ordering::Relaxed);
-        if this.head_timer.as_ref().is_some_and(|(_, h)| *h != heads)
+        if this.head_started.is_some_and(|(_, h)| h != heads)
             || !this.state.awaiting_head.load(Ordering::Relaxed)
         {
+            this.head_started = None;
             this.head_timer = None;
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before
-                    && this.head_timer.is_none()
+                    && this.head_started.is_none()
                     && this.state.awaiting_head.load(Ordering::Relaxed)
                 {
-                    this.head_timer = Some((Box::pin(tokio::time::sleep(this.header_read)), heads));
+                    this.head_started = Some((tokio::time::Instant::now(), heads));
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if let Some((timer, _)) = this.head_timer.as_mut() {
+                if let Some((started, _)) = this.head_started {
+                    let deadline = started + this.header_read;
+                    let timer = this
+                        .head_timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                     if timer.as_mut().poll(cx).is_ready() {
+                        this.head_started = None;
                         this.head_timer = None;
                         tracing::debug!(
                             "request head not complete in time: closing the connection"
