@@ -462,3 +462,69 @@ async fn per_key_limits_answer_429_with_retry_after_and_follow_a_change() {
         }
     }
 }
+
+/// `/v1/chat/completions` and `/v1/embeddings` check the API key themselves (no boxed
+/// middleware on the hot path); the other `/v1` routes go through the `auth` middleware. The
+/// same refusal must read the same on both kinds of route.
+#[tokio::test]
+async fn hot_routes_and_middleware_routes_refuse_alike() {
+    let fake = fake().await;
+    let cfg = config(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&cfg, &dir.path().join("catalog.db")).await;
+    let (_, only_chat) = s
+        .create_key(json!({"name": "only-chat", "allowedModels": ["chat"]}))
+        .await;
+    let (_, one_a_minute) = s
+        .create_key(json!({"name": "one-a-minute", "requestsPerMinute": 1}))
+        .await;
+    let routes = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "embed", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        ("/v1/embeddings", json!({"model": "embed", "input": "hi"})),
+        (
+            "/v1/rerank",
+            json!({"model": "embed", "query": "q", "documents": ["d"]}),
+        ),
+    ];
+    // The one request `one-a-minute` may start: every later one, on any route, is over.
+    let first = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/models",
+            &one_a_minute,
+            None::<Value>,
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(s.chat(&one_a_minute, "chat").await.status, 200);
+    let mut answers: Vec<Vec<(u16, Value)>> = Vec::new();
+    for (path, body) in &routes {
+        let mut seen = Vec::new();
+        for (key, want_status, want_code) in [
+            ("", 401, "invalid_api_key"),
+            ("sk-not-a-key-of-this-gateway", 401, "invalid_api_key"),
+            (only_chat.as_str(), 403, "model_not_allowed"),
+            (one_a_minute.as_str(), 429, "rate_limited"),
+        ] {
+            let a = s
+                .call(reqwest::Method::POST, path, key, Some(body.clone()))
+                .await;
+            assert_eq!(a.status, want_status, "{path} with {want_code}: {}", a.body);
+            assert_eq!(a.json()["error"]["code"], want_code, "{path}: {}", a.body);
+            seen.push((a.status, a.json()));
+        }
+        answers.push(seen);
+    }
+    // The middleware's answers (rerank) and the hot routes' are alike, status, type and code.
+    for (route, seen) in routes.iter().zip(&answers).skip(1) {
+        for ((status, v), (chat_status, chat_v)) in seen.iter().zip(&answers[0]) {
+            assert_eq!(status, chat_status, "{}", route.0);
+            assert_eq!(v["error"]["type"], chat_v["error"]["type"], "{}", route.0);
+            assert_eq!(v["error"]["code"], chat_v["error"]["code"], "{}", route.0);
+        }
+    }
+    s.stop().await;
+}
