@@ -8,8 +8,8 @@
 //! `X-Amzn-SageMaker-*` headers), signs it with the official [`aws_sigv4`] signer, takes its
 //! credentials from the SDK's credential provider of the slot's `SdkConfig` (static keys,
 //! profile, AssumeRole, the default chain: the same providers as every SDK client), cached
-//! until shortly before they expire, and sends it on a pooled hyper client over the same rustls
-//! stack. Retries, backoff, the connect timeout and the attempt timeout follow the slot's
+//! until shortly before they expire, and sends it on a keep-alive connection of its own pool
+//! ([`Pool`], over hyper's HTTP/1.1 connection API) and the same rustls stack. Retries, backoff, the connect timeout and the attempt timeout follow the slot's
 //! `SdkConfig` (the SDK's standard mode: throttling and transient failures, full jitter).
 //!
 //! Failures are returned as the SDK's own [`SdkError<InvokeEndpointError>`] (a `ModelError`
@@ -38,12 +38,12 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue};
+use hyper::Uri;
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::RwLock;
 
 /// The SigV4 signing name of the SageMaker runtime.
@@ -83,7 +83,7 @@ pub struct Answer {
 
 /// A signed, pooled InvokeEndpoint client for one AWS configuration.
 pub struct DirectInvoke {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Pool,
     /// `scheme://host[:port]` of the runtime, without a trailing slash.
     base: String,
     region: String,
@@ -142,9 +142,7 @@ impl DirectInvoke {
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https);
+        let http = Pool::new(https, &base)?;
         Ok(Self {
             http,
             base,
@@ -195,11 +193,7 @@ impl DirectInvoke {
 
     async fn attempt(&self, call: &Call<'_>, body: &Bytes) -> Result<Answer, InvokeFailure> {
         let request = self.signed_request(call, body).await?;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| SdkError::dispatch_failure(connector_error(e)))?;
+        let (response, connection) = self.http.send(request).await?;
         let (parts, incoming) = response.into_parts();
         let body = incoming
             .collect()
@@ -210,6 +204,8 @@ impl DirectInvoke {
                 ))))
             })?
             .to_bytes();
+        // Read to its end, the answer leaves the connection free for the next request.
+        self.http.put(connection);
         if parts.status.is_success() {
             let content_type = parts
                 .headers
@@ -232,14 +228,17 @@ impl DirectInvoke {
         body: &Bytes,
     ) -> Result<Request<Full<Bytes>>, InvokeFailure> {
         let credentials = self.credentials.get().await?;
-        let uri = format!(
-            "{}/endpoints/{}/invocations",
-            self.base,
+        let path = format!(
+            "/endpoints/{}/invocations",
             path_segment(call.endpoint_name)
         );
+        let uri = format!("{}{path}", self.base);
+        // The connection is the runtime's: the request line carries the path (origin form),
+        // `Host` the authority; the signer signs the whole URL.
         let mut builder = Request::builder()
             .method(Method::POST)
-            .uri(&uri)
+            .uri(path)
+            .header(hyper::header::HOST, self.http.host.clone())
             .header(hyper::header::CONTENT_TYPE, call.content_type)
             .header(hyper::header::ACCEPT, call.accept)
             .header(
@@ -324,12 +323,131 @@ fn path_segment(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-fn connector_error(e: hyper_util::client::legacy::Error) -> ConnectorError {
-    if e.is_connect() {
-        ConnectorError::io(Box::new(e))
-    } else {
-        ConnectorError::other(Box::new(e), None)
+/// How long a connection may wait in the pool: one idle longer is closed, not used (the
+/// timeout hyper_util's pooled client had here).
+const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle connections kept at most; more are closed as their requests end.
+const POOL_MAX_IDLE: usize = 512;
+
+/// Keep-alive HTTP/1.1 connections to the runtime, one request at a time each, over hyper's
+/// connection API. It replaced hyper_util's pooled client, whose per-request bookkeeping (a
+/// SipHash-keyed map of pools, a connect future built and dropped on every checkout, the
+/// origin-form rewrite and `Host`) cost as many instructions as the HTTP exchange: this path
+/// talks to one authority, so its pool is a stack.
+struct Pool {
+    connector: HttpsConnector<HttpConnector>,
+    /// `scheme://authority` of the runtime, what the connector dials.
+    target: Uri,
+    /// The `Host` of every request (the target's authority).
+    host: HeaderValue,
+    /// Newest last; a connection is taken from the end, and expires from the front.
+    idle: std::sync::Mutex<Vec<(SendRequest<Full<Bytes>>, std::time::Instant)>>,
+}
+
+impl Pool {
+    fn new(connector: HttpsConnector<HttpConnector>, base: &str) -> Result<Self, String> {
+        let target: Uri = base
+            .parse()
+            .map_err(|e| format!("invalid SageMaker runtime URL `{base}`: {e}"))?;
+        let authority = target
+            .authority()
+            .ok_or_else(|| format!("the SageMaker runtime URL `{base}` has no host"))?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| format!("invalid SageMaker runtime host `{authority}`: {e}"))?;
+        Ok(Self {
+            connector,
+            target,
+            host,
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
     }
+
+    fn idle(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(SendRequest<Full<Bytes>>, std::time::Instant)>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `req` on an idle connection, or a new one. A request an idle connection did not
+    /// take (the runtime closed it while it waited) goes to the next one: it was never sent.
+    /// Returns the connection with the answer, for [`Pool::put`] once the answer is read.
+    async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            SendRequest<Full<Bytes>>,
+        ),
+        InvokeFailure,
+    > {
+        loop {
+            let taken = self.idle().pop();
+            let Some((mut sender, since)) = taken else {
+                break;
+            };
+            if since.elapsed() > POOL_IDLE || sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(response) => return Ok((response, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(send_failure(e.into_error())),
+                },
+            }
+        }
+        // Boxed: a new connection (TCP, TLS, the handshake) is the rare path, and its future
+        // would otherwise make every request's future larger (`request_futures_stay_small`).
+        Box::pin(async move {
+            let mut sender = self.connect().await?;
+            let response = sender.send_request(req).await.map_err(send_failure)?;
+            Ok((response, sender))
+        })
+        .await
+    }
+
+    /// Puts a connection whose answer was read back for the next request.
+    fn put(&self, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut idle = self.idle();
+        let expired = idle
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) > POOL_IDLE)
+            .count();
+        idle.drain(..expired);
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push((sender, now));
+        }
+    }
+
+    /// A new connection (TCP, TLS for `https`), its I/O driven by a task of its own that ends
+    /// when the connection closes or its sender is dropped.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, InvokeFailure> {
+        use tower::ServiceExt;
+        let io = self
+            .connector
+            .clone()
+            .oneshot(self.target.clone())
+            .await
+            .map_err(|e| SdkError::dispatch_failure(ConnectorError::io(e)))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| SdkError::dispatch_failure(ConnectorError::io(Box::new(e))))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "SageMaker runtime connection closed with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+fn send_failure(e: hyper::Error) -> InvokeFailure {
+    SdkError::dispatch_failure(ConnectorError::other(Box::new(e), None))
 }
 
 /// The SDK's reading of a REST-JSON error answer: the code from `X-Amzn-ErrorType` (before any
@@ -465,6 +583,115 @@ impl CredentialsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTP/1.1 server on 127.0.0.1 that answers every request `{}` and, when
+    /// `close_after_answer`, closes the connection after each answer without saying so (as a
+    /// runtime's idle timeout does). Returns its URL and its count of accepted connections.
+    async fn answering_server(
+        close_after_answer: bool,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: its head, then `content-length` bytes of body.
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < end + 4 + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..end + 4 + length);
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                      content-length: 2\r\n\r\n{}";
+                        if socket.write_all(answer.as_bytes()).await.is_err() || close_after_answer
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    async fn client(url: &str) -> DirectInvoke {
+        let sdk = SdkConfig::builder()
+            .region(aws_types::region::Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .build();
+        DirectInvoke::new(&sdk, Some(url)).await.unwrap()
+    }
+
+    fn call() -> Call<'static> {
+        Call {
+            endpoint_name: "ep",
+            content_type: "application/json",
+            accept: "application/json",
+            inference_component: None,
+            target_variant: None,
+            target_model: None,
+            custom_attributes: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_requests_one_after_another() {
+        let (url, accepted) = answering_server(false).await;
+        let direct = client(&url).await;
+        for _ in 0..5 {
+            let answer = direct
+                .invoke(call(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+            assert_eq!(&answer.body[..], b"{}");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_the_runtime_closed_are_replaced() {
+        let (url, accepted) = answering_server(true).await;
+        let direct = client(&url).await;
+        for _ in 0..5 {
+            let answer = direct
+                .invoke(call(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+            assert_eq!(&answer.body[..], b"{}");
+        }
+        // Each answer ended its connection: every request after the first dialled anew.
+        assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+    }
 
     #[test]
     fn a_model_error_keeps_the_containers_status_and_message() {
