@@ -16,7 +16,8 @@
 # failed to run.
 #
 # Usage: scripts/bench/gateway-instructions.sh [BIN...]
-#   BIN: sagebridge binaries to compare (default: the `release` build, built first).
+#   BIN: sagebridge binaries to compare (default: the `release` build, built first). A stripped
+#        binary (`dist`) is counted too, but without names for its functions or SHA-256.
 #   env: BENCH_REQUESTS=3200 (a multiple of 16), BENCH_TOP=25 (functions listed per binary).
 set -euo pipefail
 
@@ -24,6 +25,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=../env.sh
 source "$root/scripts/env.sh"
+# shellcheck source=fixed-nginx.sh
+source "$here/fixed-nginx.sh"
 
 requests="${BENCH_REQUESTS:-3200}"
 top="${BENCH_TOP:-25}"
@@ -60,46 +63,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx"
-answer='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}'
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      default_type application/json;
-      return 200 '$answer';
-    }
-  }
-}
-NGINX
-"$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out" 2>&1 &
-nginx_pid=$!
-
-cat >"$work/gw.yaml" <<YAML
-server:
-  apiKeys: ["$key"]
-awsConfig:
-  awsRegion: us-east-1
-  awsAccessKeyId: bench
-  awsSecretAccessKey: bench-secret
-  endPointURL: http://127.0.0.1:$port
-models:
-  - {name: bench-chat, kind: chat, endpointName: chat, format: openai}
-YAML
+start_fixed_nginx "$work/nginx" "$nginx_bin"
+fixed_nginx_gateway_yaml "$key" "$nginx_port" >"$work/gw.yaml"
 
 body='{"model":"bench-chat","messages":[{"role":"user","content":"Say hello"}]}'
 load() {

@@ -28,6 +28,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=../env.sh
 source "$root/scripts/env.sh"
+# shellcheck source=fixed-nginx.sh
+source "$here/fixed-nginx.sh"
 
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-64}"
@@ -106,10 +108,6 @@ wait_for_line() {
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "MISSED"; fi; }
 
 # ---- side by side with nginx (issue 13) ----
-# A free port on 127.0.0.1 for nginx (its config needs a number).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # CPU time (utime + stime, in clock ticks) of a process so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tick_hz=$(getconf CLK_TCK)
@@ -146,57 +144,11 @@ run_hey() {
 # nginx (one worker) answering every request with a fixed chat completion; sagebridge in front
 # of it (nginx is its "SageMaker runtime" endpoint URL); hey -c 16 on each.
 nginx_side_by_side() {
-  local port answer worker="" gwn_url
-  port=$(free_port)
-  mkdir -p "$work/nginx"
-  answer='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}'
-  cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      default_type application/json;
-      return 200 '$answer';
-    }
-  }
-}
-NGINX
-  "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out" 2>&1 &
-  nginx_pid=$!
-  for _ in $(seq 1 100); do
-    worker=$(pgrep -P "$nginx_pid" | head -1 || true)
-    if [ -n "$worker" ]; then break; fi
-    sleep 0.1
-  done
-  if [ -z "$worker" ]; then
-    echo "nginx did not start:" >&2
-    cat "$work/nginx/out" >&2
-    return 1
-  fi
-
-  cat >"$work/gw-nginx.yaml" <<YAML
-server:
-  apiKeys: ["$key"]
-awsConfig:
-  awsRegion: us-east-1
-  awsAccessKeyId: bench
-  awsSecretAccessKey: bench-secret
-  endPointURL: http://127.0.0.1:$port
-models:
-  - {name: bench-chat, kind: chat, endpointName: chat, format: openai}
-YAML
+  local port worker gwn_url
+  start_fixed_nginx "$work/nginx" "$nginx_bin"
+  port=$nginx_port
+  worker=$nginx_worker
+  fixed_nginx_gateway_yaml "$key" "$port" >"$work/gw-nginx.yaml"
   SAGEBRIDGE_LOG=warn "$bin/sagebridge" serve -c "$work/gw-nginx.yaml" --listen 127.0.0.1:0 \
     --catalog "$work/nginx-catalog.db" >"$work/gwn.out" 2>"$work/gwn.out.err" &
   gwn_pid=$!

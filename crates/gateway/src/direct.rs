@@ -664,9 +664,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn one_connection_serves_requests_one_after_another() {
-        let (url, accepted) = answering_server(false).await;
+    /// Five invocations one after another, each answered `{}`; returns the connections the
+    /// server accepted.
+    async fn five_in_a_row(close_after_answer: bool) -> usize {
+        let (url, accepted) = answering_server(close_after_answer).await;
         let direct = client(&url).await;
         for _ in 0..5 {
             let answer = direct
@@ -675,22 +676,18 @@ mod tests {
                 .unwrap();
             assert_eq!(&answer.body[..], b"{}");
         }
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_requests_one_after_another() {
+        assert_eq!(five_in_a_row(false).await, 1);
     }
 
     #[tokio::test]
     async fn connections_the_runtime_closed_are_replaced() {
-        let (url, accepted) = answering_server(true).await;
-        let direct = client(&url).await;
-        for _ in 0..5 {
-            let answer = direct
-                .invoke(call(), Bytes::from_static(b"{}"))
-                .await
-                .unwrap();
-            assert_eq!(&answer.body[..], b"{}");
-        }
         // Each answer ended its connection: every request after the first dialled anew.
-        assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+        assert!(five_in_a_row(true).await >= 5);
     }
 
     #[test]
