@@ -228,11 +228,13 @@ impl DirectInvoke {
         body: &Bytes,
     ) -> Result<Request<Full<Bytes>>, InvokeFailure> {
         let credentials = self.credentials.get().await?;
-        let path = format!(
+        let operation = format!(
             "/endpoints/{}/invocations",
             path_segment(call.endpoint_name)
         );
-        let uri = format!("{}{path}", self.base);
+        // `base` ends with the runtime URL's path, if it has one.
+        let uri = format!("{}{operation}", self.base);
+        let path = format!("{}{operation}", self.http.path_prefix);
         // The connection is the runtime's: the request line carries the path (origin form),
         // `Host` the authority; the signer signs the whole URL.
         let mut builder = Request::builder()
@@ -340,6 +342,9 @@ struct Pool {
     target: Uri,
     /// The `Host` of every request (the target's authority).
     host: HeaderValue,
+    /// The path of the runtime URL, without a trailing slash (usually empty): operation paths
+    /// go under it, as the SDK puts them under an endpoint URL's path.
+    path_prefix: String,
     /// Newest last; a connection is taken from the end, and expires from the front.
     idle: std::sync::Mutex<Vec<(SendRequest<Full<Bytes>>, std::time::Instant)>>,
 }
@@ -354,10 +359,12 @@ impl Pool {
             .ok_or_else(|| format!("the SageMaker runtime URL `{base}` has no host"))?;
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|e| format!("invalid SageMaker runtime host `{authority}`: {e}"))?;
+        let path_prefix = target.path().trim_end_matches('/').to_owned();
         Ok(Self {
             connector,
             target,
             host,
+            path_prefix,
             idle: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -587,20 +594,21 @@ mod tests {
     /// An HTTP/1.1 server on 127.0.0.1 that answers every request `{}` and, when
     /// `close_after_answer`, closes the connection after each answer without saying so (as a
     /// runtime's idle timeout does). Returns its URL and its count of accepted connections.
-    async fn answering_server(
-        close_after_answer: bool,
-    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    async fn answering_server(close_after_answer: bool) -> (String, Arc<Served>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = Arc::clone(&accepted);
+        let served = Arc::new(Served::default());
+        let count = Arc::clone(&served);
         tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
                 };
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                count
+                    .accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let lines = Arc::clone(&count);
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -614,6 +622,8 @@ mod tests {
                             continue;
                         };
                         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let line = head.lines().next().unwrap_or_default().to_owned();
+                        lines.request_lines.lock().unwrap().push(line);
                         let length: usize = head
                             .lines()
                             .find_map(|l| l.strip_prefix("content-length:"))
@@ -635,7 +645,15 @@ mod tests {
                 });
             }
         });
-        (url, accepted)
+        (url, served)
+    }
+
+    /// What [`answering_server`] saw.
+    #[derive(Default)]
+    struct Served {
+        accepted: std::sync::atomic::AtomicUsize,
+        /// Lowercased.
+        request_lines: std::sync::Mutex<Vec<String>>,
     }
 
     async fn client(url: &str) -> DirectInvoke {
@@ -667,7 +685,7 @@ mod tests {
     /// Five invocations one after another, each answered `{}`; returns the connections the
     /// server accepted.
     async fn five_in_a_row(close_after_answer: bool) -> usize {
-        let (url, accepted) = answering_server(close_after_answer).await;
+        let (url, served) = answering_server(close_after_answer).await;
         let direct = client(&url).await;
         for _ in 0..5 {
             let answer = direct
@@ -676,7 +694,21 @@ mod tests {
                 .unwrap();
             assert_eq!(&answer.body[..], b"{}");
         }
-        accepted.load(std::sync::atomic::Ordering::SeqCst)
+        served.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn the_runtime_urls_path_prefixes_the_operation() {
+        let (url, served) = answering_server(false).await;
+        let direct = client(&format!("{url}/behind/a/proxy/")).await;
+        direct
+            .invoke(call(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            served.request_lines.lock().unwrap().as_slice(),
+            ["post /behind/a/proxy/endpoints/ep/invocations http/1.1"]
+        );
     }
 
     #[tokio::test]
